@@ -1,0 +1,72 @@
+"""The `mmgen` command.
+
+Sub-commands live in `mmgen/commands/<name>.py`, each with `add_arguments(parser)` and
+`run(args) -> int`; they are imported only when called so `mmgen --help` stays fast. `fit`,
+`validate` and `test` hand the rest of the command line to LightningCLI (`mmgen.train.cli`).
+Every error a user can cause becomes one line on stderr and exit code 2; set MMGEN_DEBUG=1 for
+the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from mmgen.errors import MmgenError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "toydance": ("mmgen.commands.toydance", "make or report on the synthetic ToyDance data set"),
+}
+LIGHTNING_COMMANDS = ("fit", "validate", "test")
+USER_ERRORS = (MmgenError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmgen", description="Joint generation of music, dance and video.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in LIGHTNING_COMMANDS:
+        sub.add_parser(name, help=f"LightningCLI {name} (mmgen {name} -c configs/....yaml)", add_help=False)
+    for name, (module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    verbose = "-v" in argv[:1] or "--verbose" in argv[:1]
+    if verbose:
+        argv = argv[1:]
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    try:
+        if command in LIGHTNING_COMMANDS:
+            from mmgen.train.cli import run_lightning
+
+            return run_lightning(command, rest)
+        if command not in COMMANDS:
+            parser.error(f"unknown command {command!r}")
+        module = importlib.import_module(COMMANDS[command][0])
+        sub_parser = argparse.ArgumentParser(prog=f"mmgen {command}", description=COMMANDS[command][1])
+        module.add_arguments(sub_parser)
+        return int(module.run(sub_parser.parse_args(rest)) or 0)
+    except USER_ERRORS as err:
+        if os.environ.get("MMGEN_DEBUG"):
+            raise
+        print(f"mmgen {command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mmgen {command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Per-modality codecs (raw media <-> features) and VAEs (features <-> latents)."""

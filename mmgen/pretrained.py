@@ -1,0 +1,157 @@
+"""`save_pretrained` / `from_pretrained` for every mmgen module: `config.yaml` + `model.safetensors`.
+
+The constructor signature is the config: a module records the arguments it was built with, and
+`config.yaml` stores them as jsonargparse-style `class_path` + `init_args`, the same form the
+YAML files under `configs/` use. Weights are safetensors only; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import inspect
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from mmgen.fileio import atomic_dir
+
+CONFIG_NAME = "config.yaml"
+WEIGHTS_NAME = "model.safetensors"
+_TRUSTED_PREFIX = "mmgen."
+
+M = TypeVar("M", bound="PretrainedMixin")
+
+
+def _to_yaml_value(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            "class_path": f"{type(value).__module__}.{type(value).__qualname__}",
+            "init_args": {f.name: _to_yaml_value(getattr(value, f.name)) for f in dataclasses.fields(value)},
+        }
+    if isinstance(value, dict):
+        return {str(k): _to_yaml_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_yaml_value(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    raise TypeError(
+        f"cannot store constructor argument of type {type(value).__name__} in {CONFIG_NAME}; "
+        "use plain numbers, strings, lists, dicts or dataclasses"
+    )
+
+
+def import_class(class_path: str) -> type:
+    """Import `package.module.Class`, refusing anything outside mmgen (configs are data, not code)."""
+    if not class_path.startswith(_TRUSTED_PREFIX):
+        raise ValueError(f"refusing to import {class_path!r}: only classes under 'mmgen.' can be loaded")
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"unknown class_path {class_path!r}: {err}") from err
+
+
+def from_yaml_value(value: Any) -> Any:
+    """Inverse of the dataclass encoding used in config.yaml."""
+    if isinstance(value, dict) and set(value) == {"class_path", "init_args"}:
+        cls = import_class(value["class_path"])
+        return cls(**{k: from_yaml_value(v) for k, v in value["init_args"].items()})
+    if isinstance(value, dict):
+        return {k: from_yaml_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_yaml_value(v) for v in value]
+    return value
+
+
+def _known_subclass(cls: type, class_path: str) -> type | None:
+    """`cls` or an already-imported subclass named `class_path` (no import needed, so always safe)."""
+    stack = [cls]
+    while stack:
+        c = stack.pop()
+        if f"{c.__module__}.{c.__qualname__}" == class_path:
+            return c
+        stack.extend(c.__subclasses__())
+    return None
+
+
+class PretrainedMixin:
+    """Mixin for `nn.Module`s that records constructor arguments and saves/loads itself.
+
+    Subclasses need nothing special: the outermost `__init__` call is recorded automatically.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            return
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def recording_init(self: PretrainedMixin, *args: Any, **kw: Any) -> None:
+            if not self.__dict__.get("_recording_init", False):
+                bound = inspect.signature(init).bind(self, *args, **kw)
+                bound.apply_defaults()
+                params = dict(bound.arguments)
+                params.pop("self")
+                for name, p in inspect.signature(init).parameters.items():
+                    if p.kind is inspect.Parameter.VAR_KEYWORD:
+                        params.update(params.pop(name, {}))
+                    elif p.kind is inspect.Parameter.VAR_POSITIONAL:
+                        raise TypeError(f"{cls.__name__}: *args constructors cannot be saved as a config")
+                object.__setattr__(self, "_init_config", params)
+                object.__setattr__(self, "_recording_init", True)
+                try:
+                    init(self, *args, **kw)
+                finally:
+                    object.__setattr__(self, "_recording_init", False)
+            else:
+                init(self, *args, **kw)
+
+        cls.__init__ = recording_init  # type: ignore[method-assign]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments this module was built with."""
+        return dict(self.__dict__.get("_init_config", {}))
+
+    def config_yaml(self) -> dict[str, Any]:
+        cls = type(self)
+        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": _to_yaml_value(self.config)}
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write `config.yaml` and `model.safetensors` into `directory` (atomically)."""
+        assert isinstance(self, torch.nn.Module)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        with atomic_dir(directory) as tmp:
+            (tmp / CONFIG_NAME).write_text(yaml.safe_dump(self.config_yaml(), sort_keys=False))
+            save_file(state, str(tmp / WEIGHTS_NAME))
+        return Path(directory)
+
+    @classmethod
+    def from_pretrained(
+        cls: type[M], directory: str | os.PathLike, device: torch.device | str = "cpu", strict: bool = True
+    ) -> M:
+        """Build the module from `config.yaml` and load `model.safetensors`; returns it in eval mode."""
+        directory = Path(directory)
+        config_file, weights_file = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        for f in (config_file, weights_file):
+            if not f.is_file():
+                raise FileNotFoundError(f"{f}: missing (a pretrained directory holds {CONFIG_NAME} and {WEIGHTS_NAME})")
+        spec = yaml.safe_load(config_file.read_text())
+        if not isinstance(spec, dict) or "class_path" not in spec:
+            raise ValueError(f"{config_file}: expected a mapping with 'class_path' and 'init_args'")
+        target = _known_subclass(cls, spec["class_path"]) or import_class(spec["class_path"])
+        if not (isinstance(target, type) and issubclass(target, cls)):
+            raise ValueError(f"{config_file}: holds a {spec['class_path']}, not a {cls.__name__}")
+        module = target(**from_yaml_value(spec.get("init_args") or {}))
+        state = load_file(str(weights_file), device=str(device))
+        missing, unexpected = module.load_state_dict(state, strict=False)  # type: ignore[attr-defined]
+        if strict and (missing or unexpected):
+            raise ValueError(f"{weights_file}: weights do not match the config (missing {missing}, unexpected {unexpected})")
+        return module.to(device).eval()  # type: ignore[attr-defined,return-value]

@@ -1,0 +1,93 @@
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from mmgen.modalities.base import DiagonalGaussian, LatentStats
+from mmgen.pretrained import PretrainedMixin
+from mmgen.timeline import ModalitySpec
+
+
+class TinyNet(PretrainedMixin, nn.Module):
+    def __init__(self, width: int, spec: ModalitySpec, scale: float = 2.0) -> None:
+        super().__init__()
+        self.proj = nn.Linear(width, width)
+        self.stats = LatentStats(width)
+        self.scale = scale
+
+
+class TinyChild(TinyNet):
+    def __init__(self, width: int = 3, extra: int = 5) -> None:
+        super().__init__(width, ModalitySpec(width, 7.5))
+        self.extra = extra
+
+
+def test_save_load_round_trip_is_bit_exact(tmp_path):
+    net = TinyNet(4, ModalitySpec(4, 7.5, (2, 2)), scale=3.0)
+    net.stats.mean.fill_(0.25)
+    net.save_pretrained(tmp_path / "net")
+    cfg = yaml.safe_load((tmp_path / "net" / "config.yaml").read_text())
+    assert cfg["class_path"] == f"{__name__}.TinyNet"
+    assert cfg["init_args"]["scale"] == 3.0
+    loaded = TinyNet.from_pretrained(tmp_path / "net")
+    assert loaded.scale == 3.0 and loaded.config["spec"] == ModalitySpec(4, 7.5, (2, 2))
+    for (k, a), (_, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert not loaded.training
+
+
+def test_subclass_records_only_its_own_signature(tmp_path):
+    child = TinyChild(extra=7)
+    assert child.config == {"width": 3, "extra": 7}
+    child.save_pretrained(tmp_path / "c")
+    assert TinyChild.from_pretrained(tmp_path / "c").extra == 7
+
+
+def test_loading_refuses_foreign_classes_and_missing_files(tmp_path):
+    net = TinyNet(2, ModalitySpec(2, 1.0))
+    net.save_pretrained(tmp_path / "n")
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        (tmp_path / "n" / "model.safetensors").rename(tmp_path / "w")
+        TinyNet.from_pretrained(tmp_path / "n")
+    (tmp_path / "w").rename(tmp_path / "n" / "model.safetensors")
+    (tmp_path / "n" / "config.yaml").write_text("class_path: os.system\ninit_args: {}\n")
+    with pytest.raises(ValueError, match="only classes under 'mmgen.'"):
+        TinyNet.from_pretrained(tmp_path / "n")
+
+
+def test_failed_save_leaves_nothing_behind(tmp_path):
+    class Unsaveable(PretrainedMixin, nn.Module):
+        def __init__(self, thing: object) -> None:
+            super().__init__()
+
+    with pytest.raises(TypeError, match="cannot store"):
+        Unsaveable(object()).save_pretrained(tmp_path / "u")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_latent_stats_fit_normalizes_to_unit_variance():
+    z = torch.randn(64, 10, 3) * torch.tensor([1.0, 5.0, 0.1]) + torch.tensor([2.0, -1.0, 0.0])
+    stats = LatentStats(3).fit([z[:32], z[32:]])
+    flat = z.reshape(-1, 3)
+    assert torch.allclose(stats.mean, flat.mean(0), atol=1e-5)
+    assert torch.allclose(stats.std, flat.std(0), atol=1e-4)
+    n = stats.normalize(z)
+    assert torch.allclose(n.reshape(-1, 3).std(0), torch.ones(3), atol=1e-4)
+    assert torch.allclose(stats.denormalize(n), z, atol=1e-5)
+    with pytest.raises(ValueError, match="channels"):
+        stats.fit([torch.zeros(4, 2)])
+
+
+def test_gaussian_kl_matches_closed_form():
+    mean, logvar = torch.tensor([[0.5, -1.0]]), torch.tensor([[0.2, -0.7]])
+    q = DiagonalGaussian(mean, logvar)
+    var = logvar.exp()
+    expected = 0.5 * (mean**2 + var - 1 - logvar).sum()
+    assert torch.allclose(q.kl(), expected.reshape(1))
+    ref = torch.distributions.kl_divergence(
+        torch.distributions.Normal(mean, var.sqrt()), torch.distributions.Normal(0.0, 1.0)
+    ).sum()
+    assert torch.allclose(q.kl(), ref.reshape(1), atol=1e-6)
+    g = torch.Generator().manual_seed(0)
+    s = DiagonalGaussian(torch.zeros(20000), torch.full((20000,), 2 * torch.tensor(3.0).log())).sample(g)
+    assert abs(s.std().item() - 3.0) < 0.1
