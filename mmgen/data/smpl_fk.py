@@ -1,0 +1,134 @@
+"""SMPL forward kinematics through `smplx`: axis-angle poses + root translation -> 24 joints.
+
+    poses   [N, 72]   axis-angle, joint 0 = global orientation, joints 1..23 = body (SMPL order)
+    transl  [N, 3]    root translation in SMPL units (metres); for AIST++ `smpl_trans / smpl_scaling`
+    joints  [N, 24, 3] the first 24 smplx joints (`output.joints[:, :24]`), same frame as the input
+
+Betas are zero (AIST++ stores none: body shape is absorbed by `smpl_scaling`). The SMPL model
+files are licensed and never shipped: the user downloads them from the SMPL website and points
+`model_path` at either the file itself, a folder holding `SMPL_<GENDER>.pkl`, or a folder with a
+`smpl/` sub-folder (smplx's own layout). The published AIST++ scripts all use the MALE model.
+
+The official v1.0 pickles hold `chumpy` arrays; smplx cannot unpickle those without chumpy.
+Convert them once with smplx's `tools/clean_ch.py` (the error message says so).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mmgen.errors import MmgenError
+
+logger = logging.getLogger(__name__)
+
+SMPL_GENDERS = ("neutral", "male", "female")
+NUM_SMPL_JOINTS = 24
+
+
+def find_smpl_model(model_path: str | os.PathLike, gender: str = "male") -> Path:
+    """Resolve a user-given SMPL location to the model file (see the module docstring)."""
+    if gender not in SMPL_GENDERS:
+        raise ValueError(f"SMPL gender must be one of {SMPL_GENDERS}, got {gender!r}")
+    path = Path(model_path).expanduser()
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: SMPL model path does not exist")
+    name = f"SMPL_{gender.upper()}"
+    candidates = [path / f"{name}.{ext}" for ext in ("pkl", "npz")]
+    candidates += [path / "smpl" / f"{name}.{ext}" for ext in ("pkl", "npz")]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise FileNotFoundError(
+        f"{path}: no {name}.pkl here or in {path / 'smpl'} (download the SMPL model from "
+        "https://smpl.is.tue.mpg.de and point --smpl-dir at its folder)"
+    )
+
+
+def load_smpl_model(model_path: str | os.PathLike, gender: str = "male") -> nn.Module:
+    """Load an `smplx.SMPL` body model (buffers only: no per-instance pose parameters).
+
+    Raises MmgenError with the file name when the pickle needs chumpy or lacks SMPL arrays.
+    """
+    import smplx  # imported here: only SMPL users pay for it
+
+    file = find_smpl_model(model_path, gender)
+    kwargs = dict(
+        model_type="smpl",
+        gender=gender,
+        create_betas=False,
+        create_global_orient=False,
+        create_body_pose=False,
+        create_transl=False,
+        batch_size=1,
+    )
+    # smplx prints a warning about 10 shape components; the library must not print
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            model = smplx.create(str(file), **kwargs)
+    except ModuleNotFoundError as err:
+        if "chumpy" in str(err):
+            raise MmgenError(
+                f"{file}: this SMPL pickle stores chumpy objects; convert it once with smplx's "
+                "tools/clean_ch.py (pip install chumpy for that step only)"
+            ) from err
+        raise
+    except (AttributeError, KeyError, TypeError) as err:
+        raise MmgenError(f"{file}: not a valid SMPL model file ({type(err).__name__}: {err})") from err
+    if captured.getvalue().strip():
+        logger.info("smplx: %s", captured.getvalue().strip())
+    if model.J_regressor.shape[0] < NUM_SMPL_JOINTS:
+        raise MmgenError(f"{file}: J_regressor has {model.J_regressor.shape[0]} joints, SMPL needs {NUM_SMPL_JOINTS}")
+    return model
+
+
+class SMPLForwardKinematics(nn.Module):
+    """Batched SMPL FK on any device: `forward(poses [N, 72], transl [N, 3]) -> [N, 24, 3]`.
+
+    Frames are processed in chunks of `chunk_size` so a long sequence does not allocate
+    N x 6890 x 3 vertices at once. Gradients flow (no `no_grad` inside).
+    """
+
+    def __init__(self, model_path: str | os.PathLike, gender: str = "male", chunk_size: int = 1024) -> None:
+        super().__init__()
+        if chunk_size <= 0:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        self.body = load_smpl_model(model_path, gender)
+        self.chunk_size = chunk_size
+
+    @property
+    def num_betas(self) -> int:
+        return int(self.body.shapedirs.shape[-1])
+
+    def forward(self, poses: torch.Tensor, transl: torch.Tensor | None = None) -> torch.Tensor:
+        ref = self.body.v_template
+        if poses.ndim != 2 or poses.shape[1] != 3 * NUM_SMPL_JOINTS:
+            raise ValueError(f"poses must be [N, 72] axis-angle, got {tuple(poses.shape)}")
+        if transl is not None and (transl.ndim != 2 or transl.shape != (poses.shape[0], 3)):
+            raise ValueError(f"transl must be [N, 3] = [{poses.shape[0]}, 3], got {tuple(transl.shape)}")
+        poses = poses.to(device=ref.device, dtype=ref.dtype)
+        transl = None if transl is None else transl.to(device=ref.device, dtype=ref.dtype)
+        out = []
+        for start in range(0, poses.shape[0], self.chunk_size):
+            p = poses[start : start + self.chunk_size]  # [n, 72]
+            n = p.shape[0]
+            result = self.body(
+                betas=p.new_zeros(n, self.num_betas),
+                global_orient=p[:, :3],
+                body_pose=p[:, 3:],
+                transl=None if transl is None else transl[start : start + n],
+                return_verts=False,
+            )
+            out.append(result.joints[:, :NUM_SMPL_JOINTS])  # [n, 24, 3]
+        if not out:
+            return poses.new_zeros(0, NUM_SMPL_JOINTS, 3)
+        return torch.cat(out)  # [N, 24, 3]
