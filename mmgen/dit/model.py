@@ -1,0 +1,298 @@
+"""MultimodalDiT: one diffusion transformer over the latent tokens of every modality, a noise level per token.
+
+    x[m] [B, T_m, C_m] or [B, T_m, h, w, C_m]  --in_proj[m] (video: patchify p x p)--> tokens [B, N_m, D]
+    + modality embedding; prefix tokens (Cond.prefix) prepended; all modalities concatenated -> [B, N, D]
+    t[m] [B, T_m] -> one level per (modality, segment) row -> c_rows [B, R, D] (level MLP + modality embedding)
+    blocks: self-attn with RoPE on time in seconds (+ y/x for video), optional cross-attn to Cond.context,
+            MLP; AdaLN-Zero shift/scale/gate per token, gathered from the R rows (see blocks.py)
+    final layer (per-token AdaLN) -> out_proj[m] -> same shapes as x
+
+Assumption: noise levels are constant within each (modality, segment) (segments of
+`segment_seconds` on the shared time axis, `mmgen.timeline.segment_ids`). Every MoNL draw and
+every task satisfies it; with `check_levels` (default) the forward verifies it and the [0, 1]
+range in one host sync, set `model.check_levels = False` for sync-free training loops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from mmgen.cond import Cond
+from mmgen.dit.blocks import DiTBlock, FinalLayer
+from mmgen.dit.checks import check_inputs, check_level_values
+from mmgen.dit.embeddings import LevelEmbedder
+from mmgen.dit.masking import kept_token_index, restore_tokens, take_tokens
+from mmgen.dit.rope import rope_angles, rope_frequencies
+from mmgen.dit.tokens import TokenLayout, patchify, unpatchify
+from mmgen.pretrained import PretrainedMixin
+from mmgen.timeline import ModalitySpec
+
+_MAX_CACHED_LAYOUTS = 64
+
+
+class MultimodalDiT(PretrainedMixin, nn.Module):
+    """Diffusion transformer over all modalities' latent tokens with per-token AdaLN-Zero.
+
+    Args:
+        modalities: {name: ModalitySpec}; the order is the token order.
+        d_model, depth, num_heads, mlp_ratio: transformer size.
+        segment_seconds: length of a noise-level segment on the time axis.
+        patch_size: spatial patch (p x p) for video latents; odd h/w are zero-padded.
+        context_dim: width of Cond.context; enables cross-attention in every block.
+        prefix_dim: width of Cond.prefix; enables prepended prefix tokens (outputs discarded).
+        adaln: "block" (a modulation Linear per block, DiT) or "sola" (one shared Linear plus a
+            rank-`sola_rank` adapter per block, EzAudio's AdaLN-SOLA).
+        long_skip: U-ViT long skips: block i's output is concatenated to the input of block
+            depth-1-i (i < depth // 2) and fused by a Linear(2D, D) (initialised to pass h through).
+        qk_norm: RMS-normalise queries and keys per head.
+        gradient_checkpointing: recompute each block in backward (torch.utils.checkpoint).
+        mask_decoder_depth: None disables masked-token training; k >= 0 enables `token_mask`
+            in forward, the last k blocks then see every position (see masking.py).
+        check_levels: check t values (range, constant per segment) in forward: one host sync.
+        rope_min_period, rope_max_period: shortest/longest RoPE period on the time axis, seconds.
+    """
+
+    def __init__(
+        self,
+        modalities: Mapping[str, ModalitySpec],
+        d_model: int = 256,
+        depth: int = 4,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        segment_seconds: float = 0.5,
+        patch_size: int = 2,
+        context_dim: int | None = None,
+        prefix_dim: int | None = None,
+        adaln: str = "block",
+        sola_rank: int = 32,
+        long_skip: bool = False,
+        qk_norm: bool = True,
+        gradient_checkpointing: bool = False,
+        mask_decoder_depth: int | None = None,
+        check_levels: bool = True,
+        rope_min_period: float = 0.1,
+        rope_max_period: float = 1000.0,
+    ) -> None:
+        super().__init__()
+        specs = {n: s if isinstance(s, ModalitySpec) else ModalitySpec(**s) for n, s in dict(modalities).items()}
+        _check_config(specs, d_model, depth, num_heads, segment_seconds, patch_size, adaln, sola_rank, mask_decoder_depth)
+        self.specs = specs
+        self.modality_ids = {name: i for i, name in enumerate(specs)}
+        self.d_model, self.depth, self.patch_size = d_model, depth, patch_size
+        self.segment_seconds = segment_seconds
+        self.context_dim, self.prefix_dim = context_dim, prefix_dim
+        self.adaln, self.long_skip = adaln, long_skip
+        self.mask_decoder_depth = mask_decoder_depth
+        self.gradient_checkpointing, self.check_levels = gradient_checkpointing, check_levels
+
+        def token_dim(spec: ModalitySpec) -> int:
+            return spec.channels * (patch_size**2 if spec.spatial is not None else 1)
+
+        self.in_proj = nn.ModuleDict({n: nn.Linear(token_dim(s), d_model) for n, s in specs.items()})
+        self.out_proj = nn.ModuleDict({n: nn.Linear(d_model, token_dim(s)) for n, s in specs.items()})
+        self.modality_embed = nn.Parameter(torch.zeros(len(specs), d_model))  # added to tokens
+        self.level_modality_embed = nn.Parameter(torch.zeros(len(specs), d_model))  # added to level rows
+        self.level_embed = LevelEmbedder(d_model)
+        self.context_proj = nn.Linear(context_dim, d_model) if context_dim is not None else None
+        self.prefix_proj = nn.Linear(prefix_dim, d_model) if prefix_dim is not None else None
+        self.prefix_cond = nn.Parameter(torch.zeros(d_model)) if prefix_dim is not None else None
+        self.shared_ada = nn.Linear(d_model, 6 * d_model) if adaln == "sola" else None
+        self.blocks = nn.ModuleList(
+            DiTBlock(d_model, num_heads, mlp_ratio, context_dim is not None, adaln, sola_rank, qk_norm) for _ in range(depth)
+        )
+        self.skip_fuse = nn.ModuleList(nn.Linear(2 * d_model, d_model) for _ in range(depth // 2)) if long_skip else None
+        self.mask_token = nn.Parameter(torch.zeros(d_model)) if mask_decoder_depth is not None else None
+        self.final = FinalLayer(d_model)
+        has_video = any(s.spatial is not None for s in specs.values())
+        self._omega = rope_frequencies(d_model // num_heads, has_video, rope_min_period, rope_max_period)
+        self._layouts: dict[tuple, tuple[TokenLayout, torch.Tensor, torch.Tensor]] = {}
+        self.initialize_weights()
+
+    # ------------------------------------------------------------------ init
+    def initialize_weights(self) -> None:
+        """All initialisation in one place; every residual branch and the output start at exactly zero."""
+
+        def basic(module: nn.Module) -> None:
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+        self.apply(basic)
+        for p in (self.modality_embed, self.level_modality_embed, self.prefix_cond, self.mask_token):
+            if p is not None:
+                nn.init.normal_(p, std=0.02)
+        for layer in (self.level_embed.mlp[0], self.level_embed.mlp[2]):
+            nn.init.normal_(layer.weight, std=0.02)
+        for block in self.blocks:
+            if block.adaln == "block":
+                nn.init.zeros_(block.ada.weight)
+                nn.init.zeros_(block.ada.bias)
+            else:
+                nn.init.kaiming_uniform_(block.ada_down.weight, a=5**0.5)
+                nn.init.zeros_(block.ada_up.weight)
+            if block.cross is not None:
+                nn.init.zeros_(block.cross.proj.weight)
+                nn.init.zeros_(block.cross.proj.bias)
+        if self.shared_ada is not None:
+            nn.init.zeros_(self.shared_ada.weight)
+            nn.init.zeros_(self.shared_ada.bias)
+        if self.skip_fuse is not None:
+            for fuse in self.skip_fuse:  # [I | 0]: pass the main path through, learn the skip
+                nn.init.zeros_(fuse.weight)
+                nn.init.zeros_(fuse.bias)
+                with torch.no_grad():
+                    fuse.weight[:, : self.d_model].copy_(torch.eye(self.d_model))
+        nn.init.zeros_(self.final.ada.weight)
+        nn.init.zeros_(self.final.ada.bias)
+        for proj in self.out_proj.values():
+            nn.init.zeros_(proj.weight)
+            nn.init.zeros_(proj.bias)
+
+    # --------------------------------------------------------------- forward
+    def forward(
+        self,
+        x: dict[str, torch.Tensor],
+        t: dict[str, torch.Tensor],
+        cond: Cond | None = None,
+        token_mask: dict[str, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Predict, for every modality in x, a tensor of the same shape (in the process's target space).
+
+        Args:
+            x: {modality: [B, T_m, C_m] or [B, T_m, h, w, C_m]}, any subset of the model's modalities.
+            t: {modality: [B, T_m]} noise levels in [0, 1], constant within each segment.
+            cond: Cond with `context` (required iff context_dim is set) and `prefix` (iff prefix_dim).
+            token_mask: {modality: [B, T_m] bool}, True = keep (needs mask_decoder_depth; training only).
+        """
+        batch = check_inputs(self.specs, x, t, cond, token_mask, self.context_dim, self.prefix_dim)
+        if token_mask is not None and self.mask_decoder_depth is None:
+            raise ValueError("MultimodalDiT: token_mask given but the model was built with mask_decoder_depth=None")
+        prefix = cond.prefix if cond is not None else None
+        device = next(iter(x.values())).device
+        layout, cos, sin = self.layout({n: z.shape[1] for n, z in x.items()}, 0 if prefix is None else prefix.shape[1], device)
+        if self.check_levels:
+            check_level_values(t, layout)
+        h = self._embed_tokens(x, prefix, layout)  # [B, N, D]
+        c_rows, row = self._embed_levels(t, layout, batch)  # [B, R, D], [N]
+        context = context_mask = None
+        if self.context_proj is not None:
+            assert cond is not None and cond.context is not None
+            context, context_mask = self.context_proj(cond.context), cond.context_mask  # [B, L, D], [B, L]
+        h = self._backbone(h, c_rows, row, cos, sin, context, context_mask, layout, token_mask)
+        h = self.final(h, c_rows, row)  # [B, N, D]
+        return self._unembed(h, layout, x)
+
+    def layout(self, num_frames: dict[str, int], num_prefix: int, device: torch.device) -> tuple[TokenLayout, torch.Tensor, torch.Tensor]:
+        """(TokenLayout, cos, sin) for these lengths, cached per (lengths, prefix, device); cos/sin [N, Dh/2]."""
+        key = (tuple((n, int(num_frames[n])) for n in self.specs if n in num_frames), num_prefix, str(device))
+        hit = self._layouts.get(key)
+        if hit is None:
+            layout = TokenLayout.build(
+                self.specs, num_frames, segment_seconds=self.segment_seconds, patch_size=self.patch_size,
+                num_prefix=num_prefix, modality_ids=self.modality_ids,
+            )
+            angles = rope_angles(layout.seconds, layout.y, layout.x, *self._omega)  # [N, Dh/2] float64
+            hit = (layout.to(device), angles.cos().float().to(device), angles.sin().float().to(device))
+            if len(self._layouts) >= _MAX_CACHED_LAYOUTS:
+                self._layouts.pop(next(iter(self._layouts)))
+            self._layouts[key] = hit
+        return hit
+
+    def _embed_tokens(self, x: dict[str, torch.Tensor], prefix: torch.Tensor | None, layout: TokenLayout) -> torch.Tensor:
+        parts = [] if prefix is None else [self.prefix_proj(prefix)]  # type: ignore[misc]
+        for name in layout.names:
+            z = x[name]
+            tokens = patchify(z, self.patch_size) if self.specs[name].spatial is not None else z  # [B, N_m, C_tok]
+            parts.append(self.in_proj[name](tokens) + self.modality_embed[self.modality_ids[name]])
+        return torch.cat(parts, dim=1)  # [B, N, D]
+
+    def _embed_levels(self, t: dict[str, torch.Tensor], layout: TokenLayout, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Conditioning rows SiLU(level MLP(t_row) + modality embedding): [B, R, D], and each token's row [N]."""
+        levels = layout.level_rows(t)  # [B, R_latent]
+        c = self.level_embed(levels) + self.level_modality_embed[layout.row_modality]  # [B, R_latent, D]
+        if layout.num_prefix:
+            c = torch.cat([self.prefix_cond.expand(batch, 1, -1).to(c.dtype), c], dim=1)  # type: ignore[union-attr]
+        return F.silu(c), layout.row
+
+    def _backbone(
+        self,
+        h: torch.Tensor,
+        c_rows: torch.Tensor,
+        row: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        context: torch.Tensor | None,
+        context_mask: torch.Tensor | None,
+        layout: TokenLayout,
+        token_mask: dict[str, torch.Tensor] | None,
+    ) -> torch.Tensor:
+        """Run the blocks (long skips, token dropping and restoring) on h [B, N, D] -> [B, N, D]."""
+        shared = self.shared_ada(c_rows) if self.shared_ada is not None else None  # [B, R, 6D]
+        n_skip = self.depth // 2 if self.long_skip else 0
+        keep = full = None
+        restore_at = self.depth
+        if token_mask is not None:
+            keep = kept_token_index(layout, token_mask, h.shape[0])  # [B, K]
+            full = (row, cos, sin)
+            h, row, cos, sin = take_tokens(h, keep), row[keep], cos[keep], sin[keep]  # [B, K, D], [B, K], [B, K, P]
+            restore_at = self.depth - self.mask_decoder_depth  # type: ignore[operator]
+        skips: list[torch.Tensor] = []
+        for i, block in enumerate(self.blocks):
+            if keep is not None and i == restore_at:
+                h, skips = self._restore(h, skips, keep, layout)
+                row, cos, sin = full  # type: ignore[misc]
+            if i >= self.depth - n_skip:
+                fuse = self.skip_fuse[i - (self.depth - n_skip)]  # type: ignore[index]
+                h = fuse(torch.cat([h, skips.pop()], dim=-1))  # [B, N, D]
+            args = (h, c_rows, row, cos, sin, context, context_mask, shared)
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                h = checkpoint(block, *args, use_reentrant=False)
+            else:
+                h = block(*args)
+            if i < n_skip:
+                skips.append(h)
+        if keep is not None and restore_at == self.depth:
+            h, _ = self._restore(h, [], keep, layout)
+        return h
+
+    def _restore(
+        self, h: torch.Tensor, skips: list[torch.Tensor], keep: torch.Tensor, layout: TokenLayout
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Kept tokens [B, K, D] (and pending long skips) back to all N positions; dropped ones = mask token."""
+        fill = self.mask_token + self.modality_embed[layout.modality.clamp(min=0)]  # [N, D] (prefix: always kept)
+        fill = fill.expand(h.shape[0], -1, -1).contiguous()  # [B, N, D]
+        return restore_tokens(h, keep, fill), [restore_tokens(s, keep, fill) for s in skips]
+
+    def _unembed(self, h: torch.Tensor, layout: TokenLayout, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, tokens in layout.split(h).items():
+            pred = self.out_proj[name](tokens)  # [B, N_m, C_tok]
+            spec = self.specs[name]
+            if spec.spatial is not None:
+                pred = unpatchify(pred, layout.num_frames[name], spec.spatial, self.patch_size)  # [B, T, h, w, C]
+            out[name] = pred
+        return {name: out[name] for name in x}
+
+
+def _check_config(
+    specs: dict[str, ModalitySpec], d_model: int, depth: int, num_heads: int, segment_seconds: float,
+    patch_size: int, adaln: str, sola_rank: int, mask_decoder_depth: int | None,
+) -> None:
+    if not specs:
+        raise ValueError("MultimodalDiT: modalities must name at least one modality")
+    for name in specs:
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"MultimodalDiT: modality names must be non-empty strings without '.', got {name!r}")
+    if depth < 1 or num_heads < 1 or d_model % num_heads:
+        raise ValueError(f"MultimodalDiT: need depth >= 1 and d_model divisible by num_heads, got {depth}, {d_model}, {num_heads}")
+    if patch_size < 1 or segment_seconds <= 0:
+        raise ValueError(f"MultimodalDiT: need patch_size >= 1 and segment_seconds > 0, got {patch_size}, {segment_seconds}")
+    if adaln not in ("block", "sola") or sola_rank < 1:
+        raise ValueError(f"MultimodalDiT: adaln must be 'block' or 'sola' with sola_rank >= 1, got {adaln!r}, {sola_rank}")
+    if mask_decoder_depth is not None and not 0 <= mask_decoder_depth <= depth:
+        raise ValueError(f"MultimodalDiT: mask_decoder_depth must be None or in [0, depth={depth}], got {mask_decoder_depth}")
