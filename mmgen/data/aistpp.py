@@ -175,10 +175,10 @@ def resample_frames(x: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray
     """
     if not (src_fps > 0 and dst_fps > 0):
         raise ValueError(f"fps must be positive, got {src_fps} -> {dst_fps}")
-    if dst_fps > src_fps:
-        raise ValueError(f"upsampling {src_fps} -> {dst_fps} fps is not supported")
+    if x.shape[0] == 0:
+        raise ValueError("cannot resample an empty sequence")
     ratio = src_fps / dst_fps
-    if abs(ratio - round(ratio)) < 1e-9:
+    if ratio >= 1 and abs(ratio - round(ratio)) < 1e-9:
         return x[:: int(round(ratio))]
     n_out = int(math.floor((x.shape[0] - 1) / ratio + 1e-9)) + 1
     t = np.arange(n_out) * ratio  # positions in source frames
