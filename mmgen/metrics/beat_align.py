@@ -23,7 +23,8 @@ does not truncate the music side; that only differs for motion beats within a fe
 The sigma of both is 3 frames, i.e. 0.05 s at 60 fps but 0.1 s at 30 fps: numbers at different fps
 are not comparable. Not reproduced, noted: the motion-to-music peer vtan05/dmd `bas_cdcd.py` compares
 librosa beat frames of the audio (hop 512 at 22,050 Hz = 43.07 fps) with 30-fps motion frame indices
-without converting; pass beat times in seconds here instead. Final numbers in the papers are the mean over test sequences (`mean_bas`).
+without converting; pass beat times in seconds here instead. Final numbers in the papers are the
+mean over test sequences (`mean_bas`).
 """
 
 from __future__ import annotations
