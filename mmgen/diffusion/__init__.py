@@ -1,0 +1,31 @@
+"""Diffusion maths, model-agnostic and per token: processes, MoNL levels, tasks, samplers.
+
+Takes any callable `model_fn(x_t: dict[str, Tensor], t: dict[str, Tensor], cond) -> dict`;
+never imports `mmgen.dit` (or modalities / data / train).
+"""
+
+from mmgen.diffusion.guidance import CrossGuidance, GuidedDenoiser
+from mmgen.diffusion.longform import sample_long, window_bounds
+from mmgen.diffusion.loss import denoising_loss
+from mmgen.diffusion.noise_levels import MoNLConfig, NoiseLevels, apply_null_text, sample_levels
+from mmgen.diffusion.process import DiscreteVP, Process, RectifiedFlow, VPCosine
+from mmgen.diffusion.samplers import SAMPLERS, check_grid, prepare_task, sample, sample_masked, uniform_grid
+from mmgen.diffusion.tasks import (
+    ABSENT,
+    EDIT,
+    GEN,
+    GIVEN,
+    PRESETS,
+    Role,
+    Span,
+    Task,
+    get_task,
+)
+
+__all__ = [
+    "ABSENT", "EDIT", "GEN", "GIVEN", "PRESETS", "SAMPLERS",
+    "CrossGuidance", "DiscreteVP", "GuidedDenoiser", "MoNLConfig", "NoiseLevels", "Process",
+    "RectifiedFlow", "Role", "Span", "Task", "VPCosine",
+    "apply_null_text", "check_grid", "denoising_loss", "get_task", "prepare_task", "sample",
+    "sample_levels", "sample_long", "sample_masked", "uniform_grid", "window_bounds",
+]

@@ -1,0 +1,311 @@
+"""Per-token samplers: a global clock tau runs over a grid from 1 to 0; every token follows it.
+
+    token level at clock tau = min(tau, start)     start: GEN 1, EDIT t0, GIVEN 0
+
+    grid (tau)       1.0   0.8   0.6   0.4   0.2   0.0
+    GEN  token       1.0   0.8   0.6   0.4   0.2   0.0    moves every step
+    EDIT(0.5) token  0.5   0.5   0.5   0.4   0.2   0.0    waits (noised input), joins 0.6 -> 0.4
+    GIVEN token      0     0     0     0     0     0      never updated, returned bit-identical
+
+A token that joins late takes a first-order step first (DPM-Solver++ has no history for it).
+Samplers are stateless functions: `sample_masked` works on raw per-token start levels, `sample`
+resolves a Task first. Long windows live in `longform.py`, CFG / cross-guidance in `guidance.py`.
+The loop never reads tensor values on the host (no .item(), no branching on tensors); the grid
+is a list of host floats.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from mmgen.cond import Cond
+from mmgen.diffusion.guidance import CrossGuidance, GuidedDenoiser, Latents, Levels, ModelFn
+from mmgen.diffusion.process import Process, VPCosine, check_unit_interval, expand_like
+from mmgen.diffusion.solvers import MultistepState, ddim_step, dpmpp2m_step, euler_step, heun_correct
+from mmgen.diffusion.tasks import Task, get_task
+from mmgen.timeline import ModalitySpec
+
+logger = logging.getLogger(__name__)
+
+SAMPLERS = ("ddpm", "ddim", "dpmpp2m", "euler", "heun")
+Callback = Callable[[int, float, Latents], None]
+
+
+def uniform_grid(steps: int, shift: float = 1.0) -> list[float]:
+    """`steps` + 1 clock values from 1 to 0, uniform in t, optionally shifted towards noise
+    (SD3's t' = s t / (1 + (s - 1) t); shift > 1 spends more steps at high noise)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if shift <= 0:
+        raise ValueError(f"grid shift must be positive, got {shift}")
+    taus = [1.0 - i / steps for i in range(steps)] + [0.0]
+    return [shift * t / (1.0 + (shift - 1.0) * t) for t in taus]
+
+
+def check_grid(grid: Sequence[float]) -> list[float]:
+    """A clock grid: host floats, strictly decreasing, within [0, 1], ending at 0."""
+    grid = [float(g) for g in grid]
+    if len(grid) < 2:
+        raise ValueError(f"a grid needs at least 2 points, got {grid}")
+    if not all(0.0 <= g <= 1.0 for g in grid):
+        raise ValueError(f"grid values must lie in [0, 1], got {grid}")
+    if any(b >= a for a, b in zip(grid, grid[1:])):
+        raise ValueError(f"grid must be strictly decreasing, got {grid}")
+    if grid[-1] != 0.0:
+        raise ValueError(f"grid must end at 0 (clean), got {grid[-1]}")
+    return grid
+
+
+def _check_latents(start: Levels, values: Latents) -> None:
+    if set(start) != set(values):
+        raise ValueError(f"start levels name {sorted(start)} but values name {sorted(values)}")
+    for m, s in start.items():
+        v = values[m]
+        if v.ndim not in (3, 5):
+            raise ValueError(f"{m!r}: latents must be [B, T, C] or [B, T, h, w, C], got shape {tuple(v.shape)}")
+        if s.shape != v.shape[:2]:
+            raise ValueError(f"{m!r}: start levels {tuple(s.shape)} do not match latents {tuple(v.shape)}")
+        check_unit_interval(s, f"start levels of {m!r}")
+
+
+def sample_masked(
+    model_fn: ModelFn,
+    process: Process,
+    start: Levels,
+    values: Latents,
+    grid: Sequence[float],
+    *,
+    sampler: str = "dpmpp2m",
+    eta: float | None = None,
+    cond: Cond | None = None,
+    uncond: Cond | None = None,
+    guidance: Mapping[str, float] | None = None,
+    cross_guidance: CrossGuidance | None = None,
+    noise: Latents | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+    callback: Callback | None = None,
+) -> Latents:
+    """Sample every token from its start level to 0.
+
+    Args:
+        start: [B, T_m] start level per token (0 GIVEN, 1 GEN, t0 EDIT).
+        values: clean inputs like the latents; used where start < 1 (GEN tokens should hold 0).
+        grid: clock values from high to 0 (`uniform_grid`, `DiscreteVP.timesteps_to_grid`).
+        sampler: "ddpm" (ancestral), "ddim" (eta, default 0), "dpmpp2m", "euler" or "heun".
+        noise: initial noise per modality (drawn from `generator` in sorted modality order if None).
+        callback: called as callback(step, tau_after, x) after every step.
+    Returns:
+        the sampled latents (float32 or wider); GIVEN tokens bit-identical to `values`.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose from {SAMPLERS}")
+    if eta is None:
+        eta = 1.0 if sampler == "ddpm" else 0.0
+    if eta < 0 or (eta != 0 and sampler not in ("ddim", "ddpm")):
+        raise ValueError(f"eta must be >= 0 and is only used by ddim/ddpm, got {eta} for {sampler!r}")
+    grid = check_grid(grid)
+    _check_latents(start, values)
+    values = {m: v.to(torch.promote_types(v.dtype, torch.float32)) for m, v in values.items()}
+    if noise is None:
+        noise = {
+            m: torch.randn(values[m].shape, generator=generator, device=values[m].device, dtype=values[m].dtype)
+            for m in sorted(values)
+        }
+    elif set(noise) != set(values) or any(noise[m].shape != values[m].shape for m in values):
+        raise ValueError(f"noise must match the latents: {sorted(noise)} vs {sorted(values)}")
+    denoise = GuidedDenoiser(model_fn, process, start, values, cond, uncond, guidance, cross_guidance, generator)
+
+    x = {}
+    for m, v in values.items():  # every token enters at level min(grid[0], start)
+        lv = start[m].clamp(max=grid[0])
+        alpha, sigma = (expand_like(c, v) for c in process.alpha_sigma(lv))
+        x[m] = torch.where(expand_like(lv == 0, v), v, alpha * v + sigma * noise[m].to(v.dtype))
+
+    state: dict[str, MultistepState] = {}
+    x0_prev: Latents | None = None
+    calls = 0
+    for i in tqdm(range(len(grid) - 1), desc=f"sampling ({sampler})", disable=not progress, leave=False):
+        tau_s, tau_t = grid[i], grid[i + 1]
+        s = {m: st.clamp(max=tau_s) for m, st in start.items()}  # [B, T]
+        t = {m: st.clamp(max=tau_t) for m, st in start.items()}
+        x0, eps, n = denoise(x, s, tau_s, x0_prev)
+        calls += n
+        if sampler in ("ddim", "ddpm"):
+            for m in sorted(x):
+                z = None
+                if eta > 0:
+                    z = torch.randn(x[m].shape, generator=generator, device=x[m].device, dtype=x[m].dtype)
+                x[m] = ddim_step(process, x[m], x0[m], eps[m], s[m], t[m], eta=eta, noise=z)
+        elif sampler == "dpmpp2m":
+            for m in x:
+                x[m], state[m] = dpmpp2m_step(process, x[m], x0[m], s[m], t[m], state.get(m))
+        else:
+            proposal, slope = {}, {}
+            for m in x:
+                proposal[m], slope[m] = euler_step(process, x[m], x0[m], eps[m], s[m], t[m])
+            if sampler == "heun" and tau_t > 0:
+                x0, eps, n = denoise(proposal, t, tau_s, x0)
+                calls += n
+                proposal = {m: heun_correct(process, x[m], slope[m], x0[m], eps[m], s[m], t[m]) for m in x}
+            x = proposal
+        x0_prev = x0
+        if callback is not None:
+            callback(i, tau_t, x)
+    logger.debug("sampled %d steps with %s: %d branch evaluations", len(grid) - 1, sampler, calls)
+    return x
+
+
+def _broadcast_cond(cond: Cond | None, batch: int, what: str) -> Cond | None:
+    if cond is None or cond.batch_size in (None, batch):
+        return cond
+    if cond.batch_size == 1:
+        return cond.map(lambda v: v.expand(batch, *v.shape[1:]))
+    raise ValueError(f"{what} has batch size {cond.batch_size}, the sample has {batch}")
+
+
+def _lengths(
+    task: Task,
+    specs: Mapping[str, ModalitySpec],
+    given: Latents,
+    seconds: float | None,
+    num_frames: Mapping[str, int] | None,
+) -> dict[str, int]:
+    if num_frames is not None:
+        return {m: int(num_frames[m]) for m in task.modalities if m in num_frames} | {
+            m: given[m].shape[1] for m in task.modalities if m not in num_frames and m in given
+        }
+    if seconds is None:
+        if not given:
+            raise ValueError("give `seconds`, `num_frames` or input latents to fix the length")
+        seconds = max(given[m].shape[1] / specs[m].rate_hz for m in given)
+    return {m: specs[m].num_frames(seconds) for m in task.modalities}
+
+
+def prepare_task(
+    task: Task | str,
+    specs: Mapping[str, ModalitySpec],
+    given: Latents | None = None,
+    *,
+    seconds: float | None = None,
+    num_frames: Mapping[str, int] | None = None,
+    segment_seconds: float = 0.5,
+    batch_size: int | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[Levels, Latents]:
+    """Validate inputs and lay the task over the clip: ([B, T_m] start levels, values per modality).
+
+    Values hold the input where the task GIVEs or EDITs and 0 where it GENerates
+    (EDIT(1.0) therefore behaves as GEN).
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    task.check_modalities(list(specs))
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(specs))
+    if unknown:
+        raise ValueError(f"given latents name modalities {unknown} that the model lacks (has {sorted(specs)})")
+    for m, v in given.items():
+        spec = specs[m]
+        if v.ndim != spec.latent_rank or tuple(v.shape[2:]) != spec.latent_shape(1)[1:]:
+            raise ValueError(
+                f"given {m!r} must be [B, T, {', '.join(map(str, spec.latent_shape(1)[1:]))}], got {tuple(v.shape)}"
+            )
+    frames = _lengths(task, specs, given, seconds, num_frames)
+    resolved = task.resolve(specs, frames, segment_seconds)
+    for m in task.modalities:
+        if resolved.needs_input[m] and m not in given:
+            raise ValueError(f"task {task.name!r} has GIVEN/EDIT frames of {m!r} but no input latents for it")
+        if m in given and given[m].shape[1] != frames[m]:
+            raise ValueError(f"given {m!r} has {given[m].shape[1]} frames, the clip needs {frames[m]}")
+    batches = {v.shape[0] for m, v in given.items() if m in resolved.start}
+    if batch_size is not None:
+        batches.add(int(batch_size))
+    if len(batches) > 1:
+        raise ValueError(f"inconsistent batch sizes: {sorted(batches)}")
+    batch = batches.pop() if batches else 1
+    if device is None:
+        device = next((v.device for v in given.values()), torch.device("cpu"))
+    start, values = {}, {}
+    for m, st in resolved.start.items():
+        start[m] = st.to(device).expand(batch, -1).contiguous()  # [B, T]
+        if m in given:
+            v = given[m].to(device=device, dtype=torch.promote_types(given[m].dtype, torch.float32))
+        else:
+            v = torch.zeros((batch, *specs[m].latent_shape(frames[m])), device=device)
+        values[m] = torch.where(expand_like(start[m] == 1.0, v), torch.zeros_like(v), v)  # GEN ignores input
+    return start, values
+
+
+def as_cross_guidance(cross_guidance: CrossGuidance | float | None) -> CrossGuidance | None:
+    """A float is the switch level (MoMu's T_c / T)."""
+    if isinstance(cross_guidance, (int, float)) and not isinstance(cross_guidance, bool):
+        return CrossGuidance(switch=float(cross_guidance))
+    return cross_guidance
+
+
+def sample(
+    model_fn: ModelFn,
+    task: Task | str,
+    specs: Mapping[str, ModalitySpec],
+    given: Latents | None = None,
+    *,
+    seconds: float | None = None,
+    num_frames: Mapping[str, int] | None = None,
+    steps: int = 50,
+    sampler: str = "dpmpp2m",
+    process: Process | None = None,
+    grid: Sequence[float] | None = None,
+    eta: float | None = None,
+    guidance: Mapping[str, float] | None = None,
+    cross_guidance: CrossGuidance | float | None = None,
+    cond: Cond | None = None,
+    uncond: Cond | None = None,
+    segment_seconds: float = 0.5,
+    batch_size: int | None = None,
+    noise: Latents | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    callback: Callback | None = None,
+) -> Latents:
+    """Run a task: resolve its mask over the clip, then `sample_masked`.
+
+    Args:
+        task: a Task or a preset name (`tasks.PRESETS`).
+        specs: the model's modalities; the task may only name these.
+        given: input latents for GIVEN / EDIT modalities, [B, T_m, C] or [B, T_m, h, w, C].
+        seconds / num_frames: clip length (default: the longest given input).
+        steps / grid: a uniform grid of `steps` steps unless `grid` is given.
+        guidance: ordered {group: scale}, groups = condition modalities or "text" (guidance.py).
+        cross_guidance: CrossGuidance, or a float switch level (MoMu's T_c / T, default 0.5).
+        segment_seconds: must equal the model's (levels are constant within a segment).
+    Returns:
+        latents of every present modality; GIVEN frames bit-identical to `given`.
+    """
+    start, values = prepare_task(
+        task, specs, given, seconds=seconds, num_frames=num_frames, segment_seconds=segment_seconds,
+        batch_size=batch_size, device=device,
+    )
+    batch = next(iter(start.values())).shape[0]
+    return sample_masked(
+        model_fn,
+        process or VPCosine(),
+        start,
+        values,
+        grid if grid is not None else uniform_grid(steps),
+        sampler=sampler,
+        eta=eta,
+        cond=_broadcast_cond(cond, batch, "cond"),
+        uncond=_broadcast_cond(uncond, batch, "uncond"),
+        guidance=guidance,
+        cross_guidance=as_cross_guidance(cross_guidance),
+        noise=noise,
+        generator=generator,
+        progress=progress,
+        callback=callback,
+    )
