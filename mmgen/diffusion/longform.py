@@ -1,10 +1,10 @@
 """Long-form sampling: windows of W seconds slide with hop H over a clip of any length.
 
-    clip (s)   0 . . . . 4 . . . . 8 . . . . 12 . 14
-    window 0   [N N N N N N N N]                          W = 4, H = 3
-    window 1         [G G N N N N N N]                   the overlap with what is done: GIVEN
-    window 2               [G G N N N N N N]
-    window 3 (shifted)           [G G G G G N N N]        ends at the clip end, starts on a segment
+    clip (s)    0   1   2   3   4   5   6   7   8   9  10  11        W = 4 s, H = 3 s, 12 s clip
+    window 0    N   N   N   N
+    window 1                G   N   N   N                        overlap with what is done: GIVEN
+    window 2                            G   N   N   N
+    window 3                                    G   G   N   N    shifted back to end at 12 s
 
 Inside each window the task's own roles hold (condition modalities, e.g. the dance of
 dance2music, are GIVEN throughout; a GIVEN prefix stays GIVEN); frames an earlier window

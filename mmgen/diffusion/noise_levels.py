@@ -15,7 +15,7 @@ example's size allows:
     modality  one whole modality clean              (dance2music, audio2video; needs M >= 2)
     prefix    segments [0, k) clean, k in [1, S-1]  (continuation; S >= 2)
     ends      [0, g0) and [g1, S) clean, gap >= 1   (interpolation; S >= 3)
-    random    each segment clean w.p. 1/2, at least one left noisy  (inpainting; S >= 2)
+    random    each segment clean w.p. 1/2, at least one clean and one noisy  (inpainting; S >= 2)
 
 and, with probability p_drop, one modality is DROPPED (the unconditional state CFG uses):
 drop_mode "noise" puts it at t = 1 in that example (exactly CFG-by-masking's uncond branch,
@@ -140,7 +140,7 @@ def _clean_masks(batch: int, m_count: int, s_count: int, kinds: list[str], gener
     """[B, M, S] bool: the clean tokens of each example for a kind drawn per example from `kinds`."""
     seg = torch.arange(s_count, device=device).view(1, 1, s_count)  # [1, 1, S]
     mod = torch.arange(m_count, device=device).view(1, m_count, 1)  # [1, M, 1]
-    u = torch.rand(batch, 5, generator=generator, device=device)  # one column per random choice
+    u = torch.rand(batch, 6, generator=generator, device=device)  # one column per random choice
     masks = []
     for kind in kinds:
         if kind == "modality":
@@ -154,10 +154,12 @@ def _clean_masks(batch: int, m_count: int, s_count: int, kinds: list[str], gener
             span = s_count - 1 - g0  # number of choices for g1 in [g0 + 1, S - 1], >= 1
             g1 = g0 + 1 + torch.minimum((u[:, 3] * span).long(), span - 1)
             masks.append(((seg < g0.view(-1, 1, 1)) | (seg >= g1.view(-1, 1, 1))).expand(batch, m_count, s_count))
-        else:  # random segments, one of them kept noisy
+        else:  # random segments; one kept noisy, another forced clean
             coin = torch.rand(batch, 1, s_count, generator=generator, device=device) < 0.5
             keep = (u[:, 4] * s_count).long().clamp(max=s_count - 1)
-            masks.append((coin & (seg != keep.view(-1, 1, 1))).expand(batch, m_count, s_count))
+            force = (keep + 1 + (u[:, 5] * (s_count - 1)).long().clamp(max=s_count - 2)) % s_count
+            chosen = (coin | (seg == force.view(-1, 1, 1))) & (seg != keep.view(-1, 1, 1))
+            masks.append(chosen.expand(batch, m_count, s_count))
     which = torch.randint(len(kinds), (batch,), generator=generator, device=device)
     stacked = torch.stack(masks)  # [K, B, M, S]
     return stacked[which, torch.arange(batch, device=device)]  # [B, M, S]
