@@ -59,10 +59,12 @@ def write_fake_smpl(model_dir: Path, gender: str = "male", seed: int = 0) -> Pat
     data = {
         "v_template": v_template,
         "shapedirs": 0.01 * rng.standard_normal((NUM_VERTS, 3, 10)),
-        "posedirs": 0.01 * rng.standard_normal((NUM_VERTS, 3, 207)),
+        "posedirs": (0.01 * rng.standard_normal((NUM_VERTS, 3, 207))).astype(np.float32),
         "J_regressor": scipy.sparse.csc_matrix(regressor),
         "weights": weights,
-        "kintree_table": np.stack([np.where(parents < 0, 4294967295, parents), np.arange(24)]).astype(np.int64),
+        "kintree_table": np.stack([np.where(parents < 0, 4294967295, parents), np.arange(24)]).astype(
+            np.int64
+        ),
         "f": rng.integers(0, NUM_VERTS, size=(13776, 3)).astype(np.uint32),
     }
     path = model_dir / "smpl" / f"SMPL_{gender.upper()}.pkl"
@@ -76,7 +78,9 @@ def fake_motion(num_frames: int, seed: int) -> dict:
     t = np.arange(num_frames)[:, None] / 60.0
     poses = 0.4 * np.sin(2 * np.pi * (0.5 + rng.random((1, 72))) * t + rng.random((1, 72)) * 6)
     scaling = np.array([93.77886], dtype=np.float32)
-    trans = np.stack([30 * np.sin(t[:, 0]), 160 + 5 * np.cos(3 * t[:, 0]), -20 * t[:, 0]], axis=1) + rng.normal(0, 1, 3)
+    trans = np.stack(
+        [30 * np.sin(t[:, 0]), 160 + 5 * np.cos(3 * t[:, 0]), -20 * t[:, 0]], axis=1
+    ) + rng.normal(0, 1, 3)
     return {
         "smpl_poses": poses.astype(np.float32),
         "smpl_trans": trans.astype(np.float32),
@@ -99,7 +103,9 @@ def write_aistpp_tree(root: Path, num_frames: int = 90, music_seconds: float = 2
         (root / "motions" / f"{seq}.pkl").write_bytes(pickle.dumps(m, protocol=pickle.HIGHEST_PROTOCOL))
         kp = np.random.default_rng(i).normal(0, 50, (m["smpl_poses"].shape[0], 17, 3)).astype(np.float32)
         kp_data = {"keypoints3d": kp, "keypoints3d_optim": kp + 1.0}
-        (root / "keypoints3d" / f"{seq}.pkl").write_bytes(pickle.dumps(kp_data, protocol=pickle.HIGHEST_PROTOCOL))
+        (root / "keypoints3d" / f"{seq}.pkl").write_bytes(
+            pickle.dumps(kp_data, protocol=pickle.HIGHEST_PROTOCOL)
+        )
         wav = music / f"{music_id(seq)}.wav"
         if not wav.exists():
             tt = np.arange(int(music_seconds * sr)) / sr
@@ -186,20 +192,24 @@ def test_fps_units_and_axis(smpl_dir, tree):
     zero = dict(m, smpl_poses=np.zeros_like(m["smpl_poses"]))
     (root / "motions" / "gBR_sBM_cAll_d04_mBR0_ch02.pkl").write_bytes(pickle.dumps(zero))
     j = AISTPP(root, smpl_dir=smpl_dir, fps=60).joints("gBR_sBM_cAll_d04_mBR0_ch02")
-    np.testing.assert_allclose(j[:, 0] - j[0, 0], (m["smpl_trans"] - m["smpl_trans"][0]) / 93.77886, atol=1e-5)
+    np.testing.assert_allclose(
+        j[:, 0] - j[0, 0], (m["smpl_trans"] - m["smpl_trans"][0]) / 93.77886, atol=1e-5
+    )
     # y-up, not rotated: in the zero pose the head is above the pelvis by the template's height
     assert np.all(j[:, 15, 1] - j[:, 0, 1] > 0.4)
     np.testing.assert_allclose(j[:, 15, 2] - j[:, 0, 2], j[0, 15, 2] - j[0, 0, 2], atol=1e-6)
 
 
-def test_fk_batched_chunks_equal_single_pass(smpl_dir):
-    poses = torch.randn(7, 72) * 0.3
+def test_fk_chain_equals_full_smplx_forward_and_chunks(smpl_dir):
+    poses = torch.randn(7, 72) * 0.5
     transl = torch.randn(7, 3)
-    whole = SMPLForwardKinematics(smpl_dir, chunk_size=100)(poses, transl)
-    chunked = SMPLForwardKinematics(smpl_dir, chunk_size=3)(poses, transl)
-    torch.testing.assert_close(whole, chunked, atol=1e-6, rtol=0)
-    no_transl = SMPLForwardKinematics(smpl_dir)(poses)
-    torch.testing.assert_close(whole - transl[:, None], no_transl, atol=1e-5, rtol=0)
+    fk = SMPLForwardKinematics(smpl_dir, chunk_size=100)
+    whole = fk(poses, transl)
+    full = SMPLForwardKinematics(smpl_dir, full_forward=True)(poses, transl)  # SMPL.forward().joints[:, :24]
+    torch.testing.assert_close(whole, full, atol=1e-5, rtol=0)
+    fk.chunk_size = 3
+    torch.testing.assert_close(fk(poses, transl), whole, atol=1e-6, rtol=0)
+    torch.testing.assert_close(whole - transl[:, None], fk(poses), atol=1e-5, rtol=0)
 
 
 def test_splits_ignore_list_names_and_tempo(tree):

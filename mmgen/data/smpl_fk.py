@@ -4,7 +4,11 @@
     transl  [N, 3]    root translation in SMPL units (metres); for AIST++ `smpl_trans / smpl_scaling`
     joints  [N, 24, 3] the first 24 smplx joints (`output.joints[:, :24]`), same frame as the input
 
-Betas are zero (AIST++ stores none: body shape is absorbed by `smpl_scaling`). The SMPL model
+Betas are zero (AIST++ stores none: body shape is absorbed by `smpl_scaling`). Joints do not
+depend on the posed vertices, so by default only smplx's kinematic chain runs
+(`batch_rodrigues` + `batch_rigid_transform` on the model's rest joints `J_regressor @ v_template`):
+the same numbers as the full `SMPL.forward(...).joints[:, :24]` (`full_forward=True`, tested), at
+a fraction of the cost (no 6890-vertex pose blend shapes and skinning per frame). The SMPL model
 files are licensed and never shipped: the user downloads them from the SMPL website and points
 `model_path` at either the file itself, a folder holding `SMPL_<GENDER>.pkl`, or a folder with a
 `smpl/` sub-folder (smplx's own layout). The published AIST++ scripts all use the MALE model.
@@ -61,15 +65,15 @@ def load_smpl_model(model_path: str | os.PathLike, gender: str = "male") -> nn.M
     import smplx  # imported here: only SMPL users pay for it
 
     file = find_smpl_model(model_path, gender)
-    kwargs = dict(
-        model_type="smpl",
-        gender=gender,
-        create_betas=False,
-        create_global_orient=False,
-        create_body_pose=False,
-        create_transl=False,
-        batch_size=1,
-    )
+    kwargs = {
+        "model_type": "smpl",
+        "gender": gender,
+        "create_betas": False,
+        "create_global_orient": False,
+        "create_body_pose": False,
+        "create_transl": False,
+        "batch_size": 1,
+    }
     # smplx prints a warning about 10 shape components; the library must not print
     captured = io.StringIO()
     try:
@@ -87,7 +91,9 @@ def load_smpl_model(model_path: str | os.PathLike, gender: str = "male") -> nn.M
     if captured.getvalue().strip():
         logger.info("smplx: %s", captured.getvalue().strip())
     if model.J_regressor.shape[0] < NUM_SMPL_JOINTS:
-        raise MmgenError(f"{file}: J_regressor has {model.J_regressor.shape[0]} joints, SMPL needs {NUM_SMPL_JOINTS}")
+        raise MmgenError(
+            f"{file}: J_regressor has {model.J_regressor.shape[0]} joints, SMPL needs {NUM_SMPL_JOINTS}"
+        )
     return model
 
 
@@ -98,12 +104,21 @@ class SMPLForwardKinematics(nn.Module):
     N x 6890 x 3 vertices at once. Gradients flow (no `no_grad` inside).
     """
 
-    def __init__(self, model_path: str | os.PathLike, gender: str = "male", chunk_size: int = 1024) -> None:
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        gender: str = "male",
+        chunk_size: int = 1024,
+        full_forward: bool = False,
+    ) -> None:
         super().__init__()
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         self.body = load_smpl_model(model_path, gender)
-        self.chunk_size = chunk_size
+        self.chunk_size, self.full_forward = chunk_size, full_forward
+        with torch.no_grad():  # rest-pose joints at betas = 0: [24, 3]
+            rest = self.body.J_regressor[:NUM_SMPL_JOINTS] @ self.body.v_template
+        self.register_buffer("rest_joints", rest, persistent=False)
 
     @property
     def num_betas(self) -> int:
@@ -117,18 +132,26 @@ class SMPLForwardKinematics(nn.Module):
             raise ValueError(f"transl must be [N, 3] = [{poses.shape[0]}, 3], got {tuple(transl.shape)}")
         poses = poses.to(device=ref.device, dtype=ref.dtype)
         transl = None if transl is None else transl.to(device=ref.device, dtype=ref.dtype)
+        from smplx.lbs import batch_rigid_transform, batch_rodrigues
+
+        parents = self.body.parents[:NUM_SMPL_JOINTS]
         out = []
         for start in range(0, poses.shape[0], self.chunk_size):
             p = poses[start : start + self.chunk_size]  # [n, 72]
             n = p.shape[0]
-            result = self.body(
-                betas=p.new_zeros(n, self.num_betas),
-                global_orient=p[:, :3],
-                body_pose=p[:, 3:],
-                transl=None if transl is None else transl[start : start + n],
-                return_verts=False,
-            )
-            out.append(result.joints[:, :NUM_SMPL_JOINTS])  # [n, 24, 3]
+            tr = None if transl is None else transl[start : start + n]
+            if self.full_forward:
+                result = self.body(
+                    betas=p.new_zeros(n, self.num_betas),
+                    global_orient=p[:, :3],
+                    body_pose=p[:, 3:],
+                    transl=tr,
+                )
+                out.append(result.joints[:, :NUM_SMPL_JOINTS])  # [n, 24, 3]
+                continue
+            rot = batch_rodrigues(p.reshape(-1, 3)).reshape(n, NUM_SMPL_JOINTS, 3, 3)  # [n, 24, 3, 3]
+            joints, _ = batch_rigid_transform(rot, self.rest_joints.expand(n, -1, -1), parents, dtype=p.dtype)
+            out.append(joints if tr is None else joints + tr[:, None])  # [n, 24, 3]
         if not out:
             return poses.new_zeros(0, NUM_SMPL_JOINTS, 3)
         return torch.cat(out)  # [N, 24, 3]
