@@ -20,6 +20,7 @@ from mmgen.errors import MmgenError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "toydance": ("mmgen.commands.toydance", "make or report on the synthetic ToyDance data set"),
+    "preprocess": ("mmgen.commands.preprocess", "AIST++ / LORIS 2-D pose / a video folder -> manifest + features"),
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 USER_ERRORS = (MmgenError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
