@@ -26,7 +26,11 @@ def write_loris_set(root: Path, seconds: float = 2.0, pose_fps: float = 20.0, sr
         kp[..., 2] = 0.9
         poses[name] = kp
         np.save(root / "pose2d_s25" / f"{name}.npy", kp)
-        sf.write(root / "audio_s25" / f"{name}.wav", 0.2 * np.sin(2 * np.pi * 330 * np.arange(int(seconds * sr)) / sr), sr)
+        sf.write(
+            root / "audio_s25" / f"{name}.wav",
+            0.2 * np.sin(2 * np.pi * 330 * np.arange(int(seconds * sr)) / sr),
+            sr,
+        )
     np.save(root / "pose2d_s25" / "orphan.npy", poses[NAMES[0]])
     lists = root / "lists"
     lists.mkdir()
@@ -75,7 +79,10 @@ def test_two_column_pose_gets_unit_confidence(tmp_path):
     [
         (np.zeros((10, 24, 3)), r"expected \(T >= 2, 17, 2 or 3\)"),
         (np.zeros((10, 17)), "expected"),
-        (np.where(np.arange(10 * 17 * 3).reshape(10, 17, 3) == 7, np.nan, 1.0), "NaN or infinite values \\(1 bad frames\\)"),
+        (
+            np.where(np.arange(10 * 17 * 3).reshape(10, 17, 3) == 7, np.nan, 1.0),
+            "NaN or infinite values \\(1 bad frames\\)",
+        ),
     ],
 )
 def test_bad_pose_files(tmp_path, array, message):

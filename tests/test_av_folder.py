@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmgen.data.av_folder import AVFolder, frame_indices, probe, read_av, scan_folder
 from mmgen.data.audio_file import resample_audio
+from mmgen.data.av_folder import AVFolder, frame_indices, probe, read_av, scan_folder
 from mmgen.errors import MmgenError
 
 SR = 16000
@@ -38,7 +38,7 @@ def make_video(
         if audio:
             a = c.add_stream(codecs[1], rate=SR)
             a.layout = "mono"
-        for i in range(int(round(seconds * fps))):
+        for i in range(round(seconds * fps)):
             img = np.full((h, w, 3), 4 * i % 256, np.uint8)
             img[:, : w // 2] = (200, 30, 30)
             for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
@@ -48,7 +48,9 @@ def make_video(
         if a is None:
             return None
         rng = np.random.default_rng(seed)
-        y = np.convolve(rng.standard_normal(int(seconds * SR)), np.ones(8) / 8, mode="same").astype(np.float32)
+        y = np.convolve(rng.standard_normal(int(seconds * SR)), np.ones(8) / 8, mode="same").astype(
+            np.float32
+        )
         y *= 0.5 / np.abs(y).max()
         hop = a.codec_context.frame_size or 1024
         for s in range(0, y.size, hop):

@@ -41,7 +41,9 @@ def make_tiny_t5(directory: Path) -> Path:
     from transformers import ByT5Tokenizer, T5Config, T5EncoderModel
 
     torch.manual_seed(1)
-    cfg = T5Config(vocab_size=384, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, decoder_start_token_id=0)
+    cfg = T5Config(
+        vocab_size=384, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, decoder_start_token_id=0
+    )
     T5EncoderModel(cfg).save_pretrained(directory)
     ByT5Tokenizer().save_pretrained(directory)
     return directory
@@ -87,7 +89,10 @@ def test_t5_features_match_transformers(t5_dir):
     enc = tok(CAPTIONS, padding="max_length", max_length=24, truncation=True, return_tensors="pt")
     ref = T5EncoderModel.from_pretrained(t5_dir)(**enc).last_hidden_state
     mask = enc["attention_mask"].bool()
-    assert torch.equal(feats.mask, mask) and mask.sum(1).tolist() == [24, len(CAPTIONS[1]) + 1]  # bytes + </s>
+    assert torch.equal(feats.mask, mask) and mask.sum(1).tolist() == [
+        24,
+        len(CAPTIONS[1]) + 1,
+    ]  # bytes + </s>
     torch.testing.assert_close(feats.values, ref * mask[..., None], atol=1e-5, rtol=1e-5)
     tokens, out_mask = cond({"caption": CAPTIONS})
     torch.testing.assert_close(tokens, cond.proj(feats.values))
@@ -111,12 +116,16 @@ def test_clip_text_and_image_features_match_open_clip(clip_name):
     image = CLIPImageConditioner(dim=8, model=clip_name, pretrained=None, frames_per_clip=3)
     feats = image.encode({"frames": frames})
     picked = frames[:, [0, 2, 4]].reshape(6, 32, 32, 3)  # evenly spaced: 0, 2, 4
-    ref = ref_model.encode_image(torch.stack([preprocess(Image.fromarray(f)) for f in picked]), normalize=True)
+    ref = ref_model.encode_image(
+        torch.stack([preprocess(Image.fromarray(f)) for f in picked]), normalize=True
+    )
     assert feats.values.shape == (2, 3, 16) and feats.mask.all()
     torch.testing.assert_close(feats.values.reshape(6, 16), ref, atol=1e-4, rtol=1e-4)
     # frames of another size are resized (short side) and centre-cropped like open_clip's transform
     big = np.kron(frames[:, :1], np.ones((1, 1, 2, 3, 1), np.uint8))  # [2, 1, 64, 96, 3]
-    ref = ref_model.encode_image(torch.stack([preprocess(Image.fromarray(f)) for f in big[:, 0]]), normalize=True)
+    ref = ref_model.encode_image(
+        torch.stack([preprocess(Image.fromarray(f)) for f in big[:, 0]]), normalize=True
+    )
     ours = CLIPImageConditioner(dim=8, model=clip_name, pretrained=None).encode({"frames": big}).values[:, 0]
     assert torch.nn.functional.cosine_similarity(ours, ref).min() > 0.99
 
@@ -128,9 +137,14 @@ def test_timing_tokens_follow_the_formula():
     emb = cond.embedders[0]
     u = torch.tensor([0.1, 1.0])  # 10 / 100 and 250 clamped to 100
     w = emb.weights.detach()
-    phi = torch.cat([u[:, None], torch.sin(2 * math.pi * u[:, None] * w), torch.cos(2 * math.pi * u[:, None] * w)], 1)
+    phi = torch.cat(
+        [u[:, None], torch.sin(2 * math.pi * u[:, None] * w), torch.cos(2 * math.pi * u[:, None] * w)], 1
+    )
     torch.testing.assert_close(tokens[:, 0], phi @ emb.linear.weight.T + emb.linear.bias)
-    torch.testing.assert_close(cond.encode({"seconds_start": [0, 0], "seconds_total": [50.0, -3.0]}).values[:, 1, 0], torch.tensor([0.5, 0.0]))
+    torch.testing.assert_close(
+        cond.encode({"seconds_start": [0, 0], "seconds_total": [50.0, -3.0]}).values[:, 1, 0],
+        torch.tensor([0.5, 0.0]),
+    )
     with pytest.raises(ValueError, match="NaN"):
         cond({"seconds_start": [float("nan"), 1.0], "seconds_total": [1.0, 1.0]})
     with pytest.raises(ValueError, match="no 'seconds_total'"):
@@ -141,8 +155,12 @@ def test_chroma_matches_librosa_and_the_bottleneck_keeps_only_pitch():
     sr, n_fft, hop = 22050, 2048, 512
     t = np.arange(sr) / sr
     rng = np.random.default_rng(0)
-    y = (np.sin(2 * np.pi * 261.63 * t) * (t < 0.5) + 0.7 * np.sin(2 * np.pi * 392.0 * t) * (t >= 0.5)
-         + 0.4 * np.sin(2 * np.pi * 440.0 * t) + 0.01 * rng.standard_normal(sr)).astype(np.float32)
+    y = (
+        np.sin(2 * np.pi * 261.63 * t) * (t < 0.5)
+        + 0.7 * np.sin(2 * np.pi * 392.0 * t) * (t >= 0.5)
+        + 0.4 * np.sin(2 * np.pi * 440.0 * t)
+        + 0.01 * rng.standard_normal(sr)
+    ).astype(np.float32)
     cond = MelodyConditioner(dim=8, sample_rate=sr, n_fft=n_fft, hop_length=hop, argmax=False)
     ours = cond.encode({"melody": y[None]}).values[0].numpy()  # [T, 12]
     ref = librosa.feature.chroma_stft(y=y, sr=sr, n_fft=n_fft, hop_length=hop, tuning=0.0, norm=np.inf).T
@@ -159,7 +177,15 @@ def test_chroma_matches_librosa_and_the_bottleneck_keeps_only_pitch():
 
 
 def test_quality_levels_caption_and_token():
-    assert quality_level(torch.tensor([1.0, 1.79, 1.81, 3.0, 4.99, 5.0, 7.0])).tolist() == [0, 0, 1, 2, 4, 4, 4]
+    assert quality_level(torch.tensor([1.0, 1.79, 1.81, 3.0, 4.99, 5.0, 7.0])).tolist() == [
+        0,
+        0,
+        1,
+        2,
+        4,
+        4,
+        4,
+    ]
     assert quality_caption("a house dance", 4.6) == "high quality, a house dance"
     assert quality_caption("a house dance", 3.1) == "medium quality, a house dance"
     assert quality_caption("", 1.2) == "low quality"
@@ -169,8 +195,12 @@ def test_quality_levels_caption_and_token():
 
 
 def test_structure_captions():
-    s = [{"instrument": "kick", "start": 0.0, "end": 8.0}, {"instrument": "bass", "start": 0.0, "end": 2.1},
-         {"instrument": "chords", "start": 3.0, "end": 5.0}, {"instrument": "hat", "start": 6.0, "end": 8.0}]
+    s = [
+        {"instrument": "kick", "start": 0.0, "end": 8.0},
+        {"instrument": "bass", "start": 0.0, "end": 2.1},
+        {"instrument": "chords", "start": 3.0, "end": 5.0},
+        {"instrument": "hat", "start": 6.0, "end": 8.0},
+    ]
     assert structure_caption(s, 8.0) == "<bass @ start>, <kick @ all>, <chords @ mid>, <hat @ end>"
     assert event_place(0.3, 7.9, 8.0) == "all"
     with pytest.raises(ValueError, match="structure\\[0\\]"):
@@ -199,15 +229,22 @@ def make_encoder(t5_dir: Path) -> ConditionEncoder:
 def raw_batch() -> dict:
     rng = np.random.default_rng(0)
     return {
-        "caption": CAPTIONS, "melody": rng.standard_normal((2, 2048)).astype(np.float32),
-        "seconds_start": [0.0, 3.0], "seconds_total": [10.0, 30.0], "quality": [4.5, 2.0],
+        "caption": CAPTIONS,
+        "melody": rng.standard_normal((2, 2048)).astype(np.float32),
+        "seconds_start": [0.0, 3.0],
+        "seconds_total": [10.0, 30.0],
+        "quality": [4.5, 2.0],
     }
 
 
 def test_encoder_assembles_drops_to_null_and_caches(t5_dir, tmp_path):
     enc = make_encoder(t5_dir)
     cond = enc(raw_batch())
-    assert cond.context.shape == (2, 12 + 9, 16) and cond.context_mask.shape == (2, 21) and cond.prefix.shape == (2, 3, 8)
+    assert (
+        cond.context.shape == (2, 12 + 9, 16)
+        and cond.context_mask.shape == (2, 21)
+        and cond.prefix.shape == (2, 3, 8)
+    )
     null = enc.null_cond(2, context_length=21)
     dropped = enc(raw_batch(), drop=torch.tensor([True, True]))
     # the same real (unmasked) tokens: one learned null per context conditioner; padding differs only
@@ -215,9 +252,13 @@ def test_encoder_assembles_drops_to_null_and_caches(t5_dir, tmp_path):
     assert torch.equal(dropped.context[dropped.context_mask], null.context[null.context_mask])
     assert torch.equal(dropped.prefix, null.prefix) and null.context.shape == cond.context.shape
     partial = enc(raw_batch(), drop={"text": torch.tensor([True, False])})
-    assert torch.equal(partial.context[1], cond.context[1]) and torch.equal(partial.context[0, 12:], cond.context[0, 12:])
+    assert torch.equal(partial.context[1], cond.context[1]) and torch.equal(
+        partial.context[0, 12:], cond.context[0, 12:]
+    )
     text_null, text_null_mask = enc.conditioners["text"].null(1, 12)
-    assert torch.equal(partial.context[0, :12], text_null[0]) and torch.equal(partial.context_mask[0, :12], text_null_mask[0])
+    assert torch.equal(partial.context[0, :12], text_null[0]) and torch.equal(
+        partial.context_mask[0, :12], text_null_mask[0]
+    )
     assert torch.equal(partial.prefix, cond.prefix)
     # frozen features saved and reloaded give the same Cond without touching the encoders
     save_features(tmp_path / "f.safetensors", enc.encode(raw_batch()))

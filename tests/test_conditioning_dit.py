@@ -36,14 +36,19 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict:
-    return {"t5": str(make_tiny_t5(tmp_path_factory.mktemp("t5"))), "clip": make_tiny_clip(tmp_path_factory.mktemp("clip"))}
+    return {
+        "t5": str(make_tiny_t5(tmp_path_factory.mktemp("t5"))),
+        "clip": make_tiny_clip(tmp_path_factory.mktemp("clip")),
+    }
 
 
 def perturbed_dit(context_dim: int | None, prefix_dim: int | None) -> MultimodalDiT:
     """A fresh DiT ignores conditions (AdaLN-Zero, zero cross-attn out): give the zero-init weights
     small random values so a condition's effect is measurable without training."""
     torch.manual_seed(0)
-    dit = MultimodalDiT(SPEC, d_model=32, depth=1, num_heads=2, context_dim=context_dim, prefix_dim=prefix_dim)
+    dit = MultimodalDiT(
+        SPEC, d_model=32, depth=1, num_heads=2, context_dim=context_dim, prefix_dim=prefix_dim
+    )
     with torch.no_grad():
         for p in dit.parameters():
             if (p == 0).all():
@@ -55,8 +60,16 @@ def cases(models: dict) -> dict:
     rng = np.random.default_rng(0)
     t = np.arange(4000) / 8000
     return {
-        "t5": (T5TextConditioner(16, model=models["t5"], max_length=16), {"caption": ["a fast dance"]}, {"caption": ["slow"]}),
-        "clip_text": (CLIPTextConditioner(16, model=models["clip"], pretrained=None), {"caption": ["a fast dance"]}, {"caption": ["slow"]}),
+        "t5": (
+            T5TextConditioner(16, model=models["t5"], max_length=16),
+            {"caption": ["a fast dance"]},
+            {"caption": ["slow"]},
+        ),
+        "clip_text": (
+            CLIPTextConditioner(16, model=models["clip"], pretrained=None),
+            {"caption": ["a fast dance"]},
+            {"caption": ["slow"]},
+        ),
         "clip_image": (
             CLIPImageConditioner(16, model=models["clip"], pretrained=None, frames_per_clip=2),
             {"frames": rng.integers(0, 256, (1, 4, 32, 32, 3), dtype=np.uint8)},
@@ -67,8 +80,11 @@ def cases(models: dict) -> dict:
             {"melody": np.sin(2 * np.pi * 440 * t)[None]},
             {"melody": np.sin(2 * np.pi * 330 * t)[None]},
         ),
-        "timing": (TimingConditioner(8, fourier_dim=8), {"seconds_start": [0.0], "seconds_total": [10.0]},
-                   {"seconds_start": [40.0], "seconds_total": [200.0]}),
+        "timing": (
+            TimingConditioner(8, fourier_dim=8),
+            {"seconds_start": [0.0], "seconds_total": [10.0]},
+            {"seconds_start": [40.0], "seconds_total": [200.0]},
+        ),
         "quality": (QualityConditioner(8), {"quality": [5.0]}, {"quality": [1.0]}),
     }
 
@@ -77,7 +93,9 @@ def cases(models: dict) -> dict:
 def test_each_condition_changes_the_dit_output(models, name, one_thread):
     conditioner, batch_a, batch_b = cases(models)[name]
     is_context = conditioner.target == "context"
-    enc = ConditionEncoder({name: conditioner}, context_dim=16 if is_context else None, prefix_dim=None if is_context else 8)
+    enc = ConditionEncoder(
+        {name: conditioner}, context_dim=16 if is_context else None, prefix_dim=None if is_context else 8
+    )
     dit = perturbed_dit(enc.context_dim, enc.prefix_dim)
     x = {"audio": torch.randn(1, 8, 4)}
     t = {"audio": torch.full((1, 8), 0.5)}
@@ -113,7 +131,9 @@ def test_cfg_with_the_learned_null_embedding(models, one_thread):
         sign = 1.0 - 2.0 * label.float()  # up -> +1, down -> -1
         x0 = sign[:, None, None] * pattern + 0.1 * torch.randn(n, 8, 4)
         t = torch.rand(n) * 0.5 + 0.5 if t_level is None else t_level.expand(n)
-        xt = torch.cos(math.pi * t / 2)[:, None, None] * x0 + torch.sin(math.pi * t / 2)[:, None, None] * torch.randn_like(x0)
+        xt = torch.cos(math.pi * t / 2)[:, None, None] * x0 + torch.sin(math.pi * t / 2)[
+            :, None, None
+        ] * torch.randn_like(x0)
         return label, sign, x0, xt, t[:, None].expand(n, 8)
 
     for _ in range(120):
@@ -134,6 +154,8 @@ def test_cfg_with_the_learned_null_embedding(models, one_thread):
         return float((pred * sign[:, None, None] * pattern).mean() / pattern.pow(2).mean())
 
     err_c, err_u = float((c - x0).pow(2).mean()), float((u - x0).pow(2).mean())
-    print(f"\nCFG test: mse cond {err_c:.3f} null {err_u:.3f}; margin null {margin(u):.2f} cond {margin(c):.2f} cfg3 {margin(g):.2f}")
+    print(
+        f"\nCFG test: mse cond {err_c:.3f} null {err_u:.3f}; margin null {margin(u):.2f} cond {margin(c):.2f} cfg3 {margin(g):.2f}"
+    )
     assert err_c < 0.2 * err_u
     assert margin(c) > 0.8 and margin(u) < margin(c) - 0.3 and margin(g) > margin(c) + 0.5

@@ -117,7 +117,9 @@ class Conditioner(PretrainedMixin, nn.Module, metaclass=abc.ABCMeta):
     def __init__(self, dim: int, num_null_tokens: int = 1) -> None:
         super().__init__()
         if dim <= 0 or num_null_tokens <= 0:
-            raise ValueError(f"{type(self).__name__}: dim and num_null_tokens must be positive, got {dim}, {num_null_tokens}")
+            raise ValueError(
+                f"{type(self).__name__}: dim and num_null_tokens must be positive, got {dim}, {num_null_tokens}"
+            )
         self.dim = dim
         self.null_embedding = nn.Parameter(torch.randn(num_null_tokens, dim) * 0.02)
 
@@ -165,11 +167,15 @@ class Conditioner(PretrainedMixin, nn.Module, metaclass=abc.ABCMeta):
         length = length or g
         if length < g:
             raise ValueError(f"{type(self).__name__}: context null needs length >= {g}, got {length}")
-        tokens = torch.cat([self.null_embedding, self.null_embedding.new_zeros(length - g, self.dim)])  # [L, dim]
+        tokens = torch.cat(
+            [self.null_embedding, self.null_embedding.new_zeros(length - g, self.dim)]
+        )  # [L, dim]
         mask = torch.arange(length, device=self.device) < g  # [L]
         return tokens.unsqueeze(0).expand(batch_size, -1, -1), mask.unsqueeze(0).expand(batch_size, -1)
 
-    def apply_drop(self, tokens: torch.Tensor, mask: torch.Tensor, drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def apply_drop(
+        self, tokens: torch.Tensor, mask: torch.Tensor, drop: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Replace examples where drop [B] is True by the null embedding (same shapes)."""
         null_tokens, null_mask = self.null(tokens.shape[0], tokens.shape[1])
         drop = drop.to(device=tokens.device, dtype=torch.bool)

@@ -31,7 +31,9 @@ def event_place(start: float, end: float, seconds: float, all_fraction: float = 
     return "start" if centre < 1 / 3 else "end" if centre >= 2 / 3 else "mid"
 
 
-def structure_caption(structure: Iterable[Mapping[str, Any]], seconds: float, all_fraction: float = 0.9) -> str:
+def structure_caption(
+    structure: Iterable[Mapping[str, Any]], seconds: float, all_fraction: float = 0.9
+) -> str:
     """The "<name @ place>, ..." caption of a structure list of {"instrument", "start", "end"}."""
     events = []
     for i, ev in enumerate(structure):

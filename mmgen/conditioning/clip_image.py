@@ -49,8 +49,13 @@ class CLIPImageConditioner(_OpenCLIPBase):
     """
 
     def __init__(
-        self, dim: int, model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", key: str = "frames",
-        frames_per_clip: int | None = None, feature_dim: int | None = None,
+        self,
+        dim: int,
+        model: str = "ViT-B-32",
+        pretrained: str | None = "laion2b_s34b_b79k",
+        key: str = "frames",
+        frames_per_clip: int | None = None,
+        feature_dim: int | None = None,
     ) -> None:
         super().__init__(dim, model, pretrained, feature_dim)
         if frames_per_clip is not None and frames_per_clip <= 0:
@@ -67,7 +72,9 @@ class CLIPImageConditioner(_OpenCLIPBase):
         frames = get_values(batch, self.key, type(self).__name__)
         frames = torch.as_tensor(np.asarray(frames) if not isinstance(frames, torch.Tensor) else frames)
         if frames.ndim != 5 or frames.shape[-1] != 3:
-            raise ValueError(f"CLIPImageConditioner: batch[{self.key!r}] must be [B, T, H, W, 3], got {tuple(frames.shape)}")
+            raise ValueError(
+                f"CLIPImageConditioner: batch[{self.key!r}] must be [B, T, H, W, 3], got {tuple(frames.shape)}"
+            )
         b, t = frames.shape[:2]
         if self.frames_per_clip is not None:
             idx = torch.linspace(0, t - 1, self.frames_per_clip).round().long()
@@ -80,7 +87,9 @@ class CLIPImageConditioner(_OpenCLIPBase):
         mean = torch.tensor(cfg["mean"], device=device)
         std = torch.tensor(cfg["std"], device=device)
         n = frames.shape[1]
-        x = clip_preprocess(frames.reshape(b * n, *frames.shape[2:]).to(device), size, mean, std)  # [B*T', 3, S, S]
+        x = clip_preprocess(
+            frames.reshape(b * n, *frames.shape[2:]).to(device), size, mean, std
+        )  # [B*T', 3, S, S]
         with no_autocast(device):
             emb = clip.encode_image(x, normalize=True).float()  # [B*T', F]
         return Features(emb.reshape(b, n, -1), torch.ones(b, n, dtype=torch.bool, device=device))

@@ -35,7 +35,11 @@ def pad_context(cond: Cond, length: int) -> Cond:
     b, n, d = cond.context.shape
     if n > length:
         raise ValueError(f"pad_context: context has {n} tokens, more than {length}")
-    mask = cond.context_mask if cond.context_mask is not None else torch.ones(b, n, dtype=torch.bool, device=cond.context.device)
+    mask = (
+        cond.context_mask
+        if cond.context_mask is not None
+        else torch.ones(b, n, dtype=torch.bool, device=cond.context.device)
+    )
     context = torch.cat([cond.context, cond.context.new_zeros(b, length - n, d)], dim=1)  # [B, length, D]
     mask = torch.cat([mask, mask.new_zeros(b, length - n)], dim=1)
     return Cond(context=context, context_mask=mask, prefix=cond.prefix)
@@ -54,19 +58,26 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
     """
 
     def __init__(
-        self, conditioners: Mapping[str, Conditioner], context_dim: int | None = None, prefix_dim: int | None = None
+        self,
+        conditioners: Mapping[str, Conditioner],
+        context_dim: int | None = None,
+        prefix_dim: int | None = None,
     ) -> None:
         super().__init__()
         if not conditioners:
             raise ValueError("ConditionEncoder: give at least one conditioner")
         for name, c in conditioners.items():
             if not isinstance(c, Conditioner):
-                raise ValueError(f"ConditionEncoder: {name!r} is a {type(c).__name__}, not a Conditioner")
+                raise TypeError(f"ConditionEncoder: {name!r} is a {type(c).__name__}, not a Conditioner")
             want = context_dim if c.target == "context" else prefix_dim
             if want is None:
-                raise ValueError(f"ConditionEncoder: {name!r} produces {c.target} tokens but {c.target}_dim is None")
+                raise ValueError(
+                    f"ConditionEncoder: {name!r} produces {c.target} tokens but {c.target}_dim is None"
+                )
             if c.dim != want:
-                raise ValueError(f"ConditionEncoder: {name!r} has dim {c.dim}, the {c.target} width is {want}")
+                raise ValueError(
+                    f"ConditionEncoder: {name!r} has dim {c.dim}, the {c.target} width is {want}"
+                )
         self.conditioners = nn.ModuleDict(dict(conditioners))
         self.context_dim, self.prefix_dim = context_dim, prefix_dim
 
@@ -83,7 +94,10 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
         return {name: c.encode(batch, device or self.device) for name, c in self.conditioners.items()}
 
     def forward(
-        self, batch: Mapping[str, Any] | None = None, features: Mapping[str, Features] | None = None, drop: Drop = None
+        self,
+        batch: Mapping[str, Any] | None = None,
+        features: Mapping[str, Features] | None = None,
+        drop: Drop = None,
     ) -> Cond:
         """Cond from raw `batch` values and/or cached `features` (features win per conditioner).
 
@@ -101,7 +115,9 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
             d = drop.get(name) if isinstance(drop, Mapping) else drop
             if d is not None:
                 if d.shape != (tokens.shape[0],):
-                    raise ValueError(f"ConditionEncoder: drop for {name!r} must be [B] = [{tokens.shape[0]}], got {tuple(d.shape)}")
+                    raise ValueError(
+                        f"ConditionEncoder: drop for {name!r} must be [B] = [{tokens.shape[0]}], got {tuple(d.shape)}"
+                    )
                 tokens, mask = c.apply_drop(tokens, mask, d)
             parts[name] = (tokens, mask)
         return self._assemble(parts)

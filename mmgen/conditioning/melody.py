@@ -30,14 +30,25 @@ class ChromaExtractor(nn.Module):
     window: torch.Tensor
     filters: torch.Tensor
 
-    def __init__(self, sample_rate: int, n_fft: int = 4096, hop_length: int = 1024, n_chroma: int = 12) -> None:
+    def __init__(
+        self, sample_rate: int, n_fft: int = 4096, hop_length: int = 1024, n_chroma: int = 12
+    ) -> None:
         super().__init__()
         import librosa
 
         if n_fft <= 0 or hop_length <= 0 or sample_rate <= 0:
-            raise ValueError(f"ChromaExtractor: sample_rate, n_fft, hop_length must be positive, got {sample_rate}, {n_fft}, {hop_length}")
-        self.sample_rate, self.n_fft, self.hop_length, self.n_chroma = sample_rate, n_fft, hop_length, n_chroma
-        fb = librosa.filters.chroma(sr=sample_rate, n_fft=n_fft, tuning=0.0, n_chroma=n_chroma)  # [12, n_fft/2+1]
+            raise ValueError(
+                f"ChromaExtractor: sample_rate, n_fft, hop_length must be positive, got {sample_rate}, {n_fft}, {hop_length}"
+            )
+        self.sample_rate, self.n_fft, self.hop_length, self.n_chroma = (
+            sample_rate,
+            n_fft,
+            hop_length,
+            n_chroma,
+        )
+        fb = librosa.filters.chroma(
+            sr=sample_rate, n_fft=n_fft, tuning=0.0, n_chroma=n_chroma
+        )  # [12, n_fft/2+1]
         self.register_buffer("filters", torch.from_numpy(np.asarray(fb, dtype=np.float32)), persistent=False)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
@@ -53,10 +64,17 @@ class ChromaExtractor(nn.Module):
             raise ValueError(f"ChromaExtractor: expected waveforms [B, S], got {tuple(wave.shape)}")
         wave = wave.float()
         if wave.shape[-1] < self.n_fft // 2 + 1:  # constant padding needs nothing, but keep frames meaningful
-            raise ValueError(f"ChromaExtractor: waveform of {wave.shape[-1]} samples is shorter than n_fft/2 = {self.n_fft // 2}")
+            raise ValueError(
+                f"ChromaExtractor: waveform of {wave.shape[-1]} samples is shorter than n_fft/2 = {self.n_fft // 2}"
+            )
         spec = torch.stft(
-            wave, self.n_fft, self.hop_length, window=self.window.to(wave.device), center=True,
-            pad_mode="constant", return_complex=True,
+            wave,
+            self.n_fft,
+            self.hop_length,
+            window=self.window.to(wave.device),
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
         )  # [B, F, T]
         power = spec.real.square() + spec.imag.square()
         chroma = torch.einsum("cf,bft->btc", self.filters.to(wave.device), power)  # [B, T, 12]
@@ -80,8 +98,14 @@ class MelodyConditioner(Conditioner):
     """
 
     def __init__(
-        self, dim: int, sample_rate: int = 22050, n_fft: int = 4096, hop_length: int = 1024, n_chroma: int = 12,
-        argmax: bool = True, key: str = "melody",
+        self,
+        dim: int,
+        sample_rate: int = 22050,
+        n_fft: int = 4096,
+        hop_length: int = 1024,
+        n_chroma: int = 12,
+        argmax: bool = True,
+        key: str = "melody",
     ) -> None:
         super().__init__(dim)
         self.chroma = ChromaExtractor(sample_rate, n_fft, hop_length, n_chroma)
@@ -96,7 +120,9 @@ class MelodyConditioner(Conditioner):
     def encode(self, batch: Mapping[str, Any], device: torch.device | None = None) -> Features:
         device = device or self.device
         wave = get_values(batch, self.key, "MelodyConditioner")
-        wave = (wave if isinstance(wave, torch.Tensor) else torch.as_tensor(np.asarray(wave))).to(device, torch.float32)
+        wave = (wave if isinstance(wave, torch.Tensor) else torch.as_tensor(np.asarray(wave))).to(
+            device, torch.float32
+        )
         if wave.ndim == 1:
             wave = wave[None]
         if not torch.isfinite(wave).all():

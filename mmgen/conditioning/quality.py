@@ -19,10 +19,14 @@ from torch import nn
 from mmgen.conditioning.base import Conditioner, Features, as_float_tensor, get_values
 
 
-def quality_level(score: torch.Tensor | float, min_score: float = 1.0, max_score: float = 5.0, num_levels: int = 5) -> torch.Tensor:
+def quality_level(
+    score: torch.Tensor | float, min_score: float = 1.0, max_score: float = 5.0, num_levels: int = 5
+) -> torch.Tensor:
     """Score -> level in {0, ..., num_levels - 1}: equal-width bins over [min_score, max_score]."""
     if not max_score > min_score or num_levels < 2:
-        raise ValueError(f"need max_score > min_score and num_levels >= 2, got {min_score}, {max_score}, {num_levels}")
+        raise ValueError(
+            f"need max_score > min_score and num_levels >= 2, got {min_score}, {max_score}, {num_levels}"
+        )
     s = torch.as_tensor(score, dtype=torch.float32)
     u = (s.clamp(min_score, max_score) - min_score) / (max_score - min_score)  # [0, 1]
     return torch.clamp((u * num_levels).floor().long(), max=num_levels - 1)
@@ -34,8 +38,10 @@ def quality_words(level: int, num_levels: int = 5) -> str:
     return "low quality" if frac < 0.4 else "high quality" if frac > 0.6 else "medium quality"
 
 
-def quality_caption(caption: str, score: float, min_score: float = 1.0, max_score: float = 5.0, num_levels: int = 5) -> str:
-    """"high quality, <caption>" style text with the words of the score's level."""
+def quality_caption(
+    caption: str, score: float, min_score: float = 1.0, max_score: float = 5.0, num_levels: int = 5
+) -> str:
+    """ "high quality, <caption>" style text with the words of the score's level."""
     level = int(quality_level(score, min_score, max_score, num_levels))
     return f"{quality_words(level, num_levels)}, {caption}" if caption else quality_words(level, num_levels)
 
@@ -51,7 +57,14 @@ class QualityConditioner(Conditioner):
 
     target = "prefix"
 
-    def __init__(self, dim: int, num_levels: int = 5, min_score: float = 1.0, max_score: float = 5.0, key: str = "quality") -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_levels: int = 5,
+        min_score: float = 1.0,
+        max_score: float = 5.0,
+        key: str = "quality",
+    ) -> None:
         super().__init__(dim, num_null_tokens=1)
         quality_level(min_score, min_score, max_score, num_levels)  # validates the settings
         self.num_levels, self.min_score, self.max_score, self.key = num_levels, min_score, max_score, key
@@ -64,7 +77,9 @@ class QualityConditioner(Conditioner):
 
     def encode(self, batch: Mapping[str, Any], device: torch.device | None = None) -> Features:
         device = device or self.device
-        scores = as_float_tensor(get_values(batch, self.key, "QualityConditioner"), "QualityConditioner scores", device)
+        scores = as_float_tensor(
+            get_values(batch, self.key, "QualityConditioner"), "QualityConditioner scores", device
+        )
         level = quality_level(scores, self.min_score, self.max_score, self.num_levels).float()  # [B]
         return Features(level[:, None, None], torch.ones(level.shape[0], 1, dtype=torch.bool, device=device))
 

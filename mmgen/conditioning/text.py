@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 def captions_of(batch: Mapping[str, Any], key: str, owner: str) -> list[str]:
     values = get_values(batch, key, owner)
     if isinstance(values, str) or not isinstance(values, Sequence):
-        raise ValueError(f"{owner}: batch[{key!r}] must be a list of strings, got {type(values).__name__}")
+        raise ValueError(f"{owner}: batch[{key!r}] must be a list of strings, got {type(values).__name__}")  # noqa: TRY004
     if not all(isinstance(v, str) for v in values):
         raise ValueError(f"{owner}: batch[{key!r}] must hold only strings")
     return list(values)
@@ -52,7 +52,11 @@ class T5TextConditioner(Conditioner):
     """
 
     def __init__(
-        self, dim: int, model: str = "google/flan-t5-base", max_length: int = 64, key: str = "caption",
+        self,
+        dim: int,
+        model: str = "google/flan-t5-base",
+        max_length: int = 64,
+        key: str = "caption",
         feature_dim: int | None = None,
     ) -> None:
         super().__init__(dim)
@@ -78,9 +82,13 @@ class T5TextConditioner(Conditioner):
             tokenizer = AutoTokenizer.from_pretrained(self.model_name)
             encoder = T5EncoderModel.from_pretrained(self.model_name).eval().requires_grad_(False)
             if len(tokenizer) < 100:  # offline hub loads can silently give a stub tokenizer
-                raise MmgenError(f"{self.model_name}: tokenizer has only {len(tokenizer)} tokens; it did not load")
+                raise MmgenError(
+                    f"{self.model_name}: tokenizer has only {len(tokenizer)} tokens; it did not load"
+                )
             if encoder.config.d_model != self.proj.in_features:
-                raise MmgenError(f"{self.model_name}: width {encoder.config.d_model} != feature_dim {self.proj.in_features}")
+                raise MmgenError(
+                    f"{self.model_name}: width {encoder.config.d_model} != feature_dim {self.proj.in_features}"
+                )
             self._frozen.value = (tokenizer, encoder.float())
         tokenizer, encoder = self._frozen.value
         if next(encoder.parameters()).device != device:
@@ -92,7 +100,9 @@ class T5TextConditioner(Conditioner):
         device = device or self.device
         texts = captions_of(batch, self.key, type(self).__name__)
         tokenizer, encoder = self._encoder(device)
-        enc = tokenizer(texts, padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt")
+        enc = tokenizer(
+            texts, padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
         ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device).bool()  # [B, L]
         with no_autocast(device):
             states = encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state.float()  # [B, L, F]
@@ -154,7 +164,11 @@ class CLIPTextConditioner(_OpenCLIPBase):
     """
 
     def __init__(
-        self, dim: int, model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", key: str = "caption",
+        self,
+        dim: int,
+        model: str = "ViT-B-32",
+        pretrained: str | None = "laion2b_s34b_b79k",
+        key: str = "caption",
         feature_dim: int | None = None,
     ) -> None:
         super().__init__(dim, model, pretrained, feature_dim)

@@ -67,7 +67,9 @@ class TimingConditioner(Conditioner):
         if not keys:
             raise ValueError("TimingConditioner: give at least one key")
         if not max_value > min_value:
-            raise ValueError(f"TimingConditioner: max_value must exceed min_value, got {min_value}, {max_value}")
+            raise ValueError(
+                f"TimingConditioner: max_value must exceed min_value, got {min_value}, {max_value}"
+            )
         super().__init__(dim, num_null_tokens=len(keys))
         self._keys, self.min_value, self.max_value = keys, float(min_value), float(max_value)
         self.embedders = nn.ModuleList(NumberEmbedder(dim, fourier_dim) for _ in keys)
@@ -82,12 +84,16 @@ class TimingConditioner(Conditioner):
     def encode(self, batch: Mapping[str, Any], device: torch.device | None = None) -> Features:
         device = device or self.device
         cols = [
-            self.normalize(as_float_tensor(get_values(batch, k, type(self).__name__), f"TimingConditioner {k!r}", device))
+            self.normalize(
+                as_float_tensor(get_values(batch, k, type(self).__name__), f"TimingConditioner {k!r}", device)
+            )
             for k in self._keys
         ]
         sizes = {c.numel() for c in cols}
         if len(sizes) != 1:
-            raise ValueError(f"TimingConditioner: keys {self._keys} have different batch sizes {sorted(sizes)}")
+            raise ValueError(
+                f"TimingConditioner: keys {self._keys} have different batch sizes {sorted(sizes)}"
+            )
         u = torch.stack(cols, dim=1)  # [B, K]
         return Features(u[..., None], torch.ones_like(u, dtype=torch.bool))
 

@@ -36,8 +36,16 @@ from mmgen.data.audio_file import load_audio
 AIST_FPS = 60.0
 SPLITS = ("train", "val", "test")
 GENRES = {
-    "gBR": "break", "gPO": "pop", "gLO": "lock", "gMH": "middle hip-hop", "gLH": "LA hip-hop",
-    "gHO": "house", "gWA": "waack", "gKR": "krump", "gJS": "street jazz", "gJB": "ballet jazz",
+    "gBR": "break",
+    "gPO": "pop",
+    "gLO": "lock",
+    "gMH": "middle hip-hop",
+    "gLH": "LA hip-hop",
+    "gHO": "house",
+    "gWA": "waack",
+    "gKR": "krump",
+    "gJS": "street jazz",
+    "gJB": "ballet jazz",
 }
 _SEQ_RE = re.compile(r"^(g[A-Z]{2})_(s[A-Z]{2})_(c(?:All|\d+))_(d\d+)_(m[A-Z]{2}\d)_(ch\d+)$")
 
@@ -58,7 +66,9 @@ class SeqName:
     def parse(cls, name: str) -> SeqName:
         m = _SEQ_RE.match(name)
         if m is None:
-            raise ValueError(f"{name!r} is not an AIST++ sequence name (expected e.g. gBR_sBM_cAll_d04_mBR0_ch01)")
+            raise ValueError(
+                f"{name!r} is not an AIST++ sequence name (expected e.g. gBR_sBM_cAll_d04_mBR0_ch01)"
+            )
         return cls(*m.groups())
 
     @property
@@ -123,12 +133,16 @@ def load_motion(path: str | os.PathLike) -> SMPLMotion:
         raise ValueError(f"{path}: smpl_poses has shape {poses.shape}, expected (N, 72) with N > 0")
     trans = _array(data, "smpl_trans", path)
     if trans.shape != (poses.shape[0], 3):
-        raise ValueError(f"{path}: smpl_trans has shape {trans.shape}, expected ({poses.shape[0]}, 3) like smpl_poses")
+        raise ValueError(
+            f"{path}: smpl_trans has shape {trans.shape}, expected ({poses.shape[0]}, 3) like smpl_poses"
+        )
     scaling = _array(data, "smpl_scaling", path).reshape(-1)
     if scaling.shape != (1,) or not scaling[0] > 0:
         raise ValueError(f"{path}: smpl_scaling must be one positive number, got {scaling.tolist()}")
     loss = data.get("smpl_loss")
-    return SMPLMotion(poses=poses, trans=trans, scaling=float(scaling[0]), loss=None if loss is None else float(loss))
+    return SMPLMotion(
+        poses=poses, trans=trans, scaling=float(scaling[0]), loss=None if loss is None else float(loss)
+    )
 
 
 def load_keypoints3d(path: str | os.PathLike, key: str = "keypoints3d_optim") -> np.ndarray:
@@ -179,8 +193,8 @@ def resample_frames(x: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray
         raise ValueError("cannot resample an empty sequence")
     ratio = src_fps / dst_fps
     if ratio >= 1 and abs(ratio - round(ratio)) < 1e-9:
-        return x[:: int(round(ratio))]
-    n_out = int(math.floor((x.shape[0] - 1) / ratio + 1e-9)) + 1
+        return x[:: round(ratio)]
+    n_out = math.floor((x.shape[0] - 1) / ratio + 1e-9) + 1
     t = np.arange(n_out) * ratio  # positions in source frames
     i0 = np.minimum(np.floor(t).astype(np.int64), x.shape[0] - 1)
     i1 = np.minimum(i0 + 1, x.shape[0] - 1)
@@ -194,7 +208,7 @@ def clip_starts(seconds: float, clip_seconds: float, stride_seconds: float) -> l
         raise ValueError(f"clip and stride must be positive, got {clip_seconds}, {stride_seconds}")
     if seconds < clip_seconds - 1e-9:
         return []
-    count = int(math.floor((seconds - clip_seconds) / stride_seconds + 1e-9)) + 1
+    count = math.floor((seconds - clip_seconds) / stride_seconds + 1e-9) + 1
     return [round(k * stride_seconds, 9) for k in range(count)]
 
 
@@ -222,7 +236,9 @@ class AISTPP:
     ) -> None:
         self.root = Path(root)
         if not (self.root / "motions").is_dir():
-            raise FileNotFoundError(f"{self.root}: no motions/ folder (expected the AIST++ annotation release)")
+            raise FileNotFoundError(
+                f"{self.root}: no motions/ folder (expected the AIST++ annotation release)"
+            )
         if not 0 < fps <= AIST_FPS:
             raise ValueError(f"fps must be in (0, {AIST_FPS:g}], got {fps}")
         self.music_dir = None if music_dir is None else Path(music_dir)
@@ -267,7 +283,7 @@ class AISTPP:
         integer = abs(ratio - round(ratio)) < 1e-9
         poses, transl = motion.poses, motion.transl
         if integer:  # FK on the kept frames only
-            poses, transl = poses[:: int(round(ratio))], transl[:: int(round(ratio))]
+            poses, transl = poses[:: round(ratio)], transl[:: round(ratio)]
         joints = self._kinematics()(torch.from_numpy(poses), torch.from_numpy(transl))  # [T, 24, 3]
         joints = joints.float().cpu().numpy()
         return joints if integer else resample_frames(joints, AIST_FPS, self.fps)
@@ -286,7 +302,9 @@ class AISTPP:
     # music
     def music_path(self, seq: str) -> Path:
         if self.music_dir is None:
-            raise ValueError("AISTPP(music_dir=...) is required to read music (it is not in the annotation release)")
+            raise ValueError(
+                "AISTPP(music_dir=...) is required to read music (it is not in the annotation release)"
+            )
         return self.music_dir / f"{music_id(seq)}.wav"
 
     def bpm(self, seq: str) -> float:

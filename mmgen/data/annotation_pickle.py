@@ -42,8 +42,16 @@ def load_annotation_pickle(path: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: annotation file not found")
     try:
         data = _ArrayUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+    ) as err:
         raise ValueError(f"{path}: not a readable annotation pickle ({err})") from err
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a pickled dict, got {type(data).__name__}")
+        raise ValueError(f"{path}: expected a pickled dict, got {type(data).__name__}")  # noqa: TRY004
     return data

@@ -16,7 +16,9 @@ def resample_audio(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
         return np.asarray(y, dtype=np.float32)
     import librosa
 
-    return librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq")
+    return librosa.resample(
+        np.asarray(y, dtype=np.float32), orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq"
+    )
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int, mono: bool = True) -> np.ndarray:

@@ -134,7 +134,9 @@ def scan_folder(
     return items, skipped
 
 
-def frame_indices(num_frames: int, src_fps: float, fps: float, start: float = 0.0, seconds: float | None = None) -> np.ndarray:
+def frame_indices(
+    num_frames: int, src_fps: float, fps: float, start: float = 0.0, seconds: float | None = None
+) -> np.ndarray:
     """Source frame of each output frame k (time start + k / fps): floor((start + k / fps) · src_fps)."""
     if not (src_fps > 0 and fps > 0):
         raise ValueError(f"frame rates must be positive, got {src_fps} -> {fps}")
@@ -142,12 +144,14 @@ def frame_indices(num_frames: int, src_fps: float, fps: float, start: float = 0.
     seconds = available if seconds is None else seconds
     if seconds > available + 1e-6:
         raise ValueError(f"window {start:g} + {seconds:g} s exceeds the video's {num_frames / src_fps:g} s")
-    count = int(math.floor(seconds * fps + 1e-6))
+    count = math.floor(seconds * fps + 1e-6)
     idx = np.floor((start + np.arange(count) / fps) * src_fps + 1e-6).astype(np.int64)
     return np.clip(idx, 0, num_frames - 1)
 
 
-def resize_frames(frames: np.ndarray, size: tuple[int, int], crop: bool = True, chunk: int = 64) -> np.ndarray:
+def resize_frames(
+    frames: np.ndarray, size: tuple[int, int], crop: bool = True, chunk: int = 64
+) -> np.ndarray:
     """Resize uint8 [T, h, w, 3] to `size` = (H, W) with antialiased bilinear filtering.
 
     crop=True keeps the aspect ratio: scale so the frame covers (H, W), then center-crop.
@@ -193,11 +197,15 @@ def decode_audio(path: str | os.PathLike) -> np.ndarray:
         for f in resampler.resample(None):
             chunks.append(f.to_ndarray().mean(axis=0))
         rate = stream.sample_rate
-        v0 = float(video.start_time * video.time_base) if video is not None and video.start_time is not None else 0.0
+        v0 = (
+            float(video.start_time * video.time_base)
+            if video is not None and video.start_time is not None
+            else 0.0
+        )
     if not chunks:
         raise ValueError("the audio track holds no samples")
     wave = np.concatenate(chunks).astype(np.float32)
-    offset = int(round(((first or 0.0) - v0) * rate))
+    offset = round(((first or 0.0) - v0) * rate)
     if offset > 0:
         wave = np.concatenate([np.zeros(offset, np.float32), wave])
     elif offset < 0:
@@ -244,11 +252,11 @@ def read_av(
             wave = decode_audio(info.path)  # [S_native], time 0 = the first video frame
         except (av.FFmpegError, OSError, ValueError) as err:
             raise ValueError(f"{info.path}: decoding audio failed ({_first_line(err)})") from None
-        first = int(round(start * info.audio_rate))
-        native_len = int(round(idx.size / fps * info.audio_rate))
+        first = round(start * info.audio_rate)
+        native_len = round(idx.size / fps * info.audio_rate)
         wave = wave[first : first + native_len]
         wave = resample_audio(wave, info.audio_rate, sample_rate)
-        target = int(round(idx.size / fps * sample_rate))
+        target = round(idx.size / fps * sample_rate)
         audio = np.zeros(target, np.float32)
         audio[: min(target, wave.size)] = wave[:target]
         if not np.isfinite(audio).all():
@@ -295,7 +303,9 @@ class AVFolder(Dataset):
                 self.windows.extend((info, s) for s in starts)
         self._bad: set[str] = set()
         if not self.windows:
-            raise MmgenError(f"{root}: no usable video (skipped {len(self.skipped)}: {'; '.join(map(str, self.skipped[:3]))})")
+            raise MmgenError(
+                f"{root}: no usable video (skipped {len(self.skipped)}: {'; '.join(map(str, self.skipped[:3]))})"
+            )
 
     @property
     def num_skipped(self) -> int:
@@ -307,7 +317,14 @@ class AVFolder(Dataset):
     def _read(self, i: int) -> dict:
         info, start = self.windows[i]
         clip = read_av(
-            info, self.fps, self.sample_rate, self.size, start, self.clip_seconds, self.crop, with_audio=self.require_audio
+            info,
+            self.fps,
+            self.sample_rate,
+            self.size,
+            start,
+            self.clip_seconds,
+            self.crop,
+            with_audio=self.require_audio,
         )
         out = {"frames": torch.from_numpy(clip.frames), "path": info.path, "start": start}
         if clip.audio is not None:
@@ -326,4 +343,6 @@ class AVFolder(Dataset):
                 self._bad.add(path)
                 self.skipped.append(Skipped(path, str(err).removeprefix(f"{path}: ")))
                 logger.warning("skipping %s", err)
-        raise MmgenError("every file of the folder failed to decode: " + "; ".join(map(str, self.skipped[-3:])))
+        raise MmgenError(
+            "every file of the folder failed to decode: " + "; ".join(map(str, self.skipped[-3:]))
+        )

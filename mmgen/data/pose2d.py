@@ -56,7 +56,9 @@ def load_pose2d(path: str | os.PathLike) -> np.ndarray:
     except (OSError, ValueError) as err:
         raise ValueError(f"{path}: cannot read the pose array ({err})") from None
     if kp.ndim != 3 or kp.shape[1] != COCO17.num_joints or kp.shape[2] not in (2, 3) or kp.shape[0] < 2:
-        raise ValueError(f"{path}: pose has shape {kp.shape}, expected (T >= 2, 17, 2 or 3) COCO-17 keypoints")
+        raise ValueError(
+            f"{path}: pose has shape {kp.shape}, expected (T >= 2, 17, 2 or 3) COCO-17 keypoints"
+        )
     if not np.issubdtype(kp.dtype, np.number):
         raise ValueError(f"{path}: pose must be numeric, got dtype {kp.dtype}")
     kp = kp.astype(np.float32)
@@ -74,7 +76,9 @@ def pair_files(root: str | os.PathLike, seconds: int = 25) -> tuple[list[PoseAud
     pose_dir, audio_dir = root / f"pose2d_s{seconds}", root / f"audio_s{seconds}"
     for d in (pose_dir, audio_dir):
         if not d.is_dir():
-            raise FileNotFoundError(f"{d}: missing (expected the LORIS layout audio_s{seconds}/ + pose2d_s{seconds}/)")
+            raise FileNotFoundError(
+                f"{d}: missing (expected the LORIS layout audio_s{seconds}/ + pose2d_s{seconds}/)"
+            )
     poses = {p.stem: p for p in pose_dir.glob("*.npy")}
     audios = {p.stem: p for p in audio_dir.glob("*.wav")}
     items = [PoseAudioItem(n, poses[n], audios[n]) for n in sorted(poses.keys() & audios.keys())]
@@ -135,4 +139,9 @@ class Pose2DSet(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         kp, audio, fps = self.read(i)
-        return {"keypoints": torch.from_numpy(kp), "audio": torch.from_numpy(audio), "fps": fps, "name": self.items[i].name}
+        return {
+            "keypoints": torch.from_numpy(kp),
+            "audio": torch.from_numpy(audio),
+            "fps": fps,
+            "name": self.items[i].name,
+        }
