@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import struct
 import zipfile
 from fractions import Fraction
 from pathlib import Path
@@ -50,16 +51,36 @@ def _check_audio(audio: np.ndarray, sr: int, what: str) -> np.ndarray:
     return audio.astype(np.float32, copy=False)
 
 
+def _float_wav_bytes(audio: np.ndarray, sr: int) -> bytes:
+    """A 32-bit IEEE-float WAV file of audio [S, C]: RIFF, fmt (format 3), fact, data chunks.
+
+    Written by hand because libsndfile adds a PEAK chunk with a wall-clock timestamp to float
+    files, which would make equal audio give different bytes.
+    """
+    frames, channels = audio.shape
+    data = np.ascontiguousarray(audio, dtype="<f4").tobytes()
+    fmt = struct.pack("<HHIIHHH", 3, channels, sr, sr * channels * 4, channels * 4, 32, 0)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    chunks += b"fact" + struct.pack("<II", 4, frames)
+    chunks += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
 def save_wav(path: str | os.PathLike, audio: np.ndarray, sr: int, subtype: str = "FLOAT") -> Path:
     """Write audio [S] or [S, C] (float, nominally in [-1, 1]) as a wav file.
 
-    The default 32-bit float subtype reads back bit-exactly; use subtype="PCM_16" for small files.
+    The default 32-bit float subtype reads back bit-exactly (and equal audio gives equal bytes);
+    other soundfile subtypes (e.g. "PCM_16" for small files) go through soundfile.
     """
     import soundfile as sf
 
     audio = _check_audio(audio, sr, f"save_wav({path})")
+    audio2d = audio[:, None] if audio.ndim == 1 else audio  # [S, C]
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), audio, int(sr), subtype=subtype, format="WAV")
+        if subtype == "FLOAT":
+            tmp.write_bytes(_float_wav_bytes(audio2d, int(sr)))
+        else:
+            sf.write(str(tmp), audio2d, int(sr), subtype=subtype, format="WAV")
     return Path(path)
 
 

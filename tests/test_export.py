@@ -105,6 +105,11 @@ def test_wav_round_trip_exact_and_pcm16(tmp_path):
     save_wav(tmp_path / "a.wav", audio, SR)
     back, sr = sf.read(tmp_path / "a.wav", dtype="float32")
     assert sr == SR and np.array_equal(back, audio)
+    save_wav(tmp_path / "a2.wav", audio, SR)
+    assert _md5(tmp_path / "a.wav") == _md5(tmp_path / "a2.wav")  # no timestamped PEAK chunk
+    stereo = np.stack([audio, -audio], axis=1)
+    save_wav(tmp_path / "s.wav", stereo, SR)
+    assert np.array_equal(sf.read(tmp_path / "s.wav", dtype="float32")[0], stereo)
     save_wav(tmp_path / "b.wav", audio, SR, subtype="PCM_16")
     back16, _ = sf.read(tmp_path / "b.wav", dtype="float32")
     assert len(back16) == len(audio) and np.abs(back16 - audio).max() <= 1.0 / 32768 + 1e-7
