@@ -77,6 +77,8 @@ def test_groups_without_given_tokens_are_skipped_and_bad_groups_raise():
         GuidedDenoiser(Recorder(), X0, start, values, cross=CrossGuidance())
     with pytest.raises(ValueError, match="switch"):
         CrossGuidance(switch=1.5)
+    with pytest.raises(ValueError, match="estimate"):
+        CrossGuidance(estimate="next")
 
 
 class Partner:
@@ -91,39 +93,59 @@ class Partner:
         return {m: v + 100 * (t[other[m]] == 0).float().mean(1)[:, None, None] for m, v in x.items()}
 
 
-@pytest.mark.parametrize(("scale", "branches", "bump"), [(1.0, 2, 100.0), (2.0, 4, 200.0)])
-def test_cross_guidance_branches(scale, branches, bump):
+def cross_inputs():
     start = {"a": torch.ones(B, T), "b": torch.ones(B, T)}
     values = {"a": torch.zeros(B, T, C), "b": torch.zeros(B, T, C)}
     x = {"a": torch.randn(B, T, C), "b": torch.randn(B, T, C)}
     levels = {m: torch.full((B, T), 0.4) for m in x}
+    return start, values, x, levels
+
+
+@pytest.mark.parametrize(("scale", "branches", "bump"), [(1.0, 2, 100.0), (2.0, 4, 200.0)])
+def test_cross_guidance_branches_with_previous_estimates(scale, branches, bump):
+    start, values, x, levels = cross_inputs()
     prev = {"a": torch.randn(B, T, C), "b": torch.randn(B, T, C)}
     model = Partner()
-    den = GuidedDenoiser(model, X0, start, values, cross=CrossGuidance(switch=0.5, scale=scale))
+    den = GuidedDenoiser(model, X0, start, values, cross=CrossGuidance(switch=0.5, scale=scale, estimate="previous"))
     x0_hat, _, n = den(x, levels, tau=0.6, x0_prev=prev)  # before the switch: one joint branch
     assert n == 1
     torch.testing.assert_close(x0_hat["a"], x["a"])
     x0_hat, _, n = den(x, levels, tau=0.4, x0_prev=prev)
-    assert n == branches and model.calls[-1][0]["a"].shape[0] == branches * B
+    assert n == branches and len(model.calls) == 2 and model.calls[-1][0]["a"].shape[0] == branches * B
     xs, ts = model.calls[-1]
     k = branches // 2  # branches per head: (K + 1)
     # head a's conditional branch: b GIVEN at level 0 with its previous x0 estimate; a untouched
     assert torch.equal(xs["b"][(k - 1) * B: k * B], prev["b"]) and torch.equal(ts["b"][(k - 1) * B: k * B], torch.zeros(B, T))
     assert torch.equal(xs["a"][(k - 1) * B: k * B], x["a"])
+    if k == 2:  # the dropped branch re-noises the partner to t = 1
+        assert torch.equal(ts["b"][:B], torch.ones(B, T)) and not torch.allclose(xs["b"][:B], prev["b"])
     # head b's conditional branch: a GIVEN with its previous x0 estimate
     assert torch.equal(xs["a"][-B:], prev["a"]) and torch.equal(ts["a"][-B:], torch.zeros(B, T))
     torch.testing.assert_close(x0_hat["a"], x["a"] + bump)
     torch.testing.assert_close(x0_hat["b"], x["b"] + bump)
 
 
+def test_cross_guidance_with_current_estimates_makes_a_joint_pass_first():
+    start, values, x, levels = cross_inputs()
+    model = Partner()
+    den = GuidedDenoiser(model, X0, start, values, cross=CrossGuidance())  # MoMu defaults: 0.5, s = 2, current
+    x0_hat, _, n = den(x, levels, tau=0.5)
+    assert n == 1 + 4 and [c[0]["a"].shape[0] for c in model.calls] == [B, 4 * B]
+    joint_x0 = x  # the joint pass sees no clean partner: x0_hat = x
+    xs, ts = model.calls[-1]
+    assert torch.equal(xs["b"][B: 2 * B], joint_x0["b"]) and torch.equal(ts["b"][B: 2 * B], torch.zeros(B, T))
+    torch.testing.assert_close(x0_hat["a"], x["a"] + 200.0)
+
+
 def test_sample_switches_to_cross_steps_at_tau_switch():
     specs = {"a": ModalitySpec(C, 2.0), "b": ModalitySpec(C, 2.0)}
-    model = Partner()
-    out = sample(model, joint(("a", "b")), specs, seconds=2.0, steps=10, cross_guidance=0.5, sampler="ddim",
-                 batch_size=B, progress=False)
-    sizes = [xs["a"].shape[0] for xs, _ in model.calls]
-    assert sizes == [B] * 5 + [2 * B] * 5  # clock 1.0 .. 0.6 joint, 0.5 .. 0.1 cross
-    assert set(out) == {"a", "b"} and torch.isfinite(out["a"]).all()
+    for cross, per_step in [(0.5, [B, 4 * B]), (CrossGuidance(0.5, 1.0, "previous"), [2 * B])]:
+        model = Partner()
+        out = sample(model, joint(("a", "b")), specs, seconds=2.0, steps=10, cross_guidance=cross, sampler="ddim",
+                     batch_size=B, progress=False)
+        sizes = [xs["a"].shape[0] for xs, _ in model.calls]
+        assert sizes == [B] * 5 + per_step * 5  # clock 1.0 .. 0.6 joint, 0.5 .. 0.1 cross
+        assert set(out) == {"a", "b"} and torch.isfinite(out["a"]).all()
 
 
 def test_guided_sampling_keeps_given_tokens_bit_identical():
