@@ -12,6 +12,15 @@ B, T, C = 2, 4, 3
 X0 = VPCosine(prediction="x0")  # x0_hat == the (guided) prediction: easy to check by hand
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class Recorder:
     """out["a"] = x_a + 1 * [c clean] + 10 * [text on] + 100 * [c clean] * [text on], per example."""
 
@@ -49,12 +58,12 @@ def test_nested_groups_combine_in_the_given_order(order, expected):
     torch.testing.assert_close(x0_hat["a"], x["a"] + expected)
     # branch 0 drops everything: c's GIVEN tokens re-noised to t = 1 (pure noise for VP-cosine), null text
     assert torch.equal(ts["c"][:B], torch.ones(B, T)) and not torch.allclose(xs["c"][:B], values["c"])
-    assert torch.equal(ts["c"][2 * B:], torch.zeros(B, T)) and torch.equal(xs["c"][2 * B:], values["c"])
-    assert cb.context[:B].sum() == 0 and cb.context[2 * B:].min() == 1
+    assert torch.equal(ts["c"][2 * B :], torch.zeros(B, T)) and torch.equal(xs["c"][2 * B :], values["c"])
+    assert cb.context[:B].sum() == 0 and cb.context[2 * B :].min() == 1
 
 
 def test_single_group_is_ordinary_cfg_and_scale_one_is_conditional():
-    start, values, cond, uncond, x, levels = setup()
+    start, values, _, _, x, levels = setup()
     for scale, bump in [(1.0, 1.0), (2.5, 2.5), (0.0, 0.0)]:
         den = GuidedDenoiser(Recorder(), X0, start, values, guidance={"c": scale})
         x0_hat, _, n = den(x, levels, tau=0.7)
@@ -63,7 +72,7 @@ def test_single_group_is_ordinary_cfg_and_scale_one_is_conditional():
 
 
 def test_groups_without_given_tokens_are_skipped_and_bad_groups_raise():
-    start, values, cond, uncond, x, levels = setup()
+    start, values, cond, _, x, levels = setup()
     start_gen = {"a": torch.ones(B, T), "c": torch.ones(B, T)}
     den = GuidedDenoiser(Recorder(), X0, start_gen, values, guidance={"c": 3.0})
     assert den(x, levels, tau=0.7)[2] == 1
@@ -106,7 +115,9 @@ def test_cross_guidance_branches_with_previous_estimates(scale, branches, bump):
     start, values, x, levels = cross_inputs()
     prev = {"a": torch.randn(B, T, C), "b": torch.randn(B, T, C)}
     model = Partner()
-    den = GuidedDenoiser(model, X0, start, values, cross=CrossGuidance(switch=0.5, scale=scale, estimate="previous"))
+    den = GuidedDenoiser(
+        model, X0, start, values, cross=CrossGuidance(switch=0.5, scale=scale, estimate="previous")
+    )
     x0_hat, _, n = den(x, levels, tau=0.6, x0_prev=prev)  # before the switch: one joint branch
     assert n == 1
     torch.testing.assert_close(x0_hat["a"], x["a"])
@@ -115,8 +126,10 @@ def test_cross_guidance_branches_with_previous_estimates(scale, branches, bump):
     xs, ts = model.calls[-1]
     k = branches // 2  # branches per head: (K + 1)
     # head a's conditional branch: b GIVEN at level 0 with its previous x0 estimate; a untouched
-    assert torch.equal(xs["b"][(k - 1) * B: k * B], prev["b"]) and torch.equal(ts["b"][(k - 1) * B: k * B], torch.zeros(B, T))
-    assert torch.equal(xs["a"][(k - 1) * B: k * B], x["a"])
+    assert torch.equal(xs["b"][(k - 1) * B : k * B], prev["b"]) and torch.equal(
+        ts["b"][(k - 1) * B : k * B], torch.zeros(B, T)
+    )
+    assert torch.equal(xs["a"][(k - 1) * B : k * B], x["a"])
     if k == 2:  # the dropped branch re-noises the partner to t = 1
         assert torch.equal(ts["b"][:B], torch.ones(B, T)) and not torch.allclose(xs["b"][:B], prev["b"])
     # head b's conditional branch: a GIVEN with its previous x0 estimate
@@ -128,12 +141,16 @@ def test_cross_guidance_branches_with_previous_estimates(scale, branches, bump):
 def test_cross_guidance_with_current_estimates_makes_a_joint_pass_first():
     start, values, x, levels = cross_inputs()
     model = Partner()
-    den = GuidedDenoiser(model, X0, start, values, cross=CrossGuidance())  # MoMu defaults: 0.5, s = 2, current
+    den = GuidedDenoiser(
+        model, X0, start, values, cross=CrossGuidance()
+    )  # MoMu defaults: 0.5, s = 2, current
     x0_hat, _, n = den(x, levels, tau=0.5)
     assert n == 1 + 4 and [c[0]["a"].shape[0] for c in model.calls] == [B, 4 * B]
     joint_x0 = x  # the joint pass sees no clean partner: x0_hat = x
     xs, ts = model.calls[-1]
-    assert torch.equal(xs["b"][B: 2 * B], joint_x0["b"]) and torch.equal(ts["b"][B: 2 * B], torch.zeros(B, T))
+    assert torch.equal(xs["b"][B : 2 * B], joint_x0["b"]) and torch.equal(
+        ts["b"][B : 2 * B], torch.zeros(B, T)
+    )
     torch.testing.assert_close(x0_hat["a"], x["a"] + 200.0)
 
 
@@ -141,8 +158,17 @@ def test_sample_switches_to_cross_steps_at_tau_switch():
     specs = {"a": ModalitySpec(C, 2.0), "b": ModalitySpec(C, 2.0)}
     for cross, per_step in [(0.5, [B, 4 * B]), (CrossGuidance(0.5, 1.0, "previous"), [2 * B])]:
         model = Partner()
-        out = sample(model, joint(("a", "b")), specs, seconds=2.0, steps=10, cross_guidance=cross, sampler="ddim",
-                     batch_size=B, progress=False)
+        out = sample(
+            model,
+            joint(("a", "b")),
+            specs,
+            seconds=2.0,
+            steps=10,
+            cross_guidance=cross,
+            sampler="ddim",
+            batch_size=B,
+            progress=False,
+        )
         sizes = [xs["a"].shape[0] for xs, _ in model.calls]
         assert sizes == [B] * 5 + per_step * 5  # clock 1.0 .. 0.6 joint, 0.5 .. 0.1 cross
         assert set(out) == {"a", "b"} and torch.isfinite(out["a"]).all()
@@ -157,6 +183,16 @@ def test_guided_sampling_keeps_given_tokens_bit_identical():
         return {m: torch.tanh(v) + c.context[:, :1] for m, v in x.items()}
 
     for sampler in ("ddpm", "dpmpp2m", "heun"):
-        out = sample(model, dance2music(), specs, {"motion": motion}, steps=5, sampler=sampler, cond=cond,
-                     uncond=uncond, guidance={"motion": 2.0, "text": 1.5}, progress=False)
+        out = sample(
+            model,
+            dance2music(),
+            specs,
+            {"motion": motion},
+            steps=5,
+            sampler=sampler,
+            cond=cond,
+            uncond=uncond,
+            guidance={"motion": 2.0, "text": 1.5},
+            progress=False,
+        )
         assert torch.equal(out["motion"], motion)

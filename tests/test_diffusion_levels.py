@@ -13,6 +13,15 @@ SPECS = {"audio": ModalitySpec(2, 4.0), "motion": ModalitySpec(2, 2.0)}  # diffe
 N = 4000  # examples
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def batch(n=N):
     return {"audio": torch.zeros(n, 16, 2), "motion": torch.zeros(n, 8, 2)}  # 4 s
 
@@ -36,24 +45,48 @@ def test_variants_have_their_structure_and_frequencies():
     assert (t > 0).all() and (t <= 1).all() and lv.text_null is None
     same_mod = (t == t[:, :1]).all(2).all(1)  # modalities agree at every segment
     same_seg = (t == t[..., :1]).all(2).all(1)  # constant over segments
-    expected = {0: same_mod & same_seg, 1: same_seg & ~same_mod, 2: same_mod & ~same_seg, 3: ~same_mod & ~same_seg}
+    expected = {
+        0: same_mod & same_seg,
+        1: same_seg & ~same_mod,
+        2: same_mod & ~same_seg,
+        3: ~same_mod & ~same_seg,
+    }
     for v, ok in expected.items():
         rows = lv.variant == v
         assert ok[rows].all(), f"variant {v} has the wrong structure"
         assert abs(rows.float().mean().item() - 0.25) < 0.03
-    cfg = MoNLConfig(p_vanilla=1.0, p_per_modality=0.0, p_per_segment=0.0, p_per_modality_segment=0.0,
-                     p_clean=0.0, p_drop=0.0)
+    cfg = MoNLConfig(
+        p_vanilla=1.0,
+        p_per_modality=0.0,
+        p_per_segment=0.0,
+        p_per_modality_segment=0.0,
+        p_clean=0.0,
+        p_drop=0.0,
+    )
     t = per_segment(sample_levels(batch(100), SPECS, cfg).levels)
     assert (t == t[:, :1, :1]).all()
 
 
 def test_levels_are_uniform_or_logit_normal():
-    cfg = MoNLConfig(p_clean=0.0, p_drop=0.0, p_per_modality_segment=1.0, p_vanilla=0.0, p_per_modality=0.0,
-                     p_per_segment=0.0)
+    cfg = MoNLConfig(
+        p_clean=0.0,
+        p_drop=0.0,
+        p_per_modality_segment=1.0,
+        p_vanilla=0.0,
+        p_per_modality=0.0,
+        p_per_segment=0.0,
+    )
     t = per_segment(sample_levels(batch(2000), SPECS, cfg, torch.Generator().manual_seed(1)).levels).flatten()
     assert abs(t.mean().item() - 0.5) < 0.01 and abs(t.var().item() - 1 / 12) < 0.003
-    cfg = MoNLConfig(p_clean=0.0, p_drop=0.0, p_per_modality_segment=1.0, p_vanilla=0.0, p_per_modality=0.0,
-                     p_per_segment=0.0, time_sampling="logit_normal")
+    cfg = MoNLConfig(
+        p_clean=0.0,
+        p_drop=0.0,
+        p_per_modality_segment=1.0,
+        p_vanilla=0.0,
+        p_per_modality=0.0,
+        p_per_segment=0.0,
+        time_sampling="logit_normal",
+    )
     t = per_segment(sample_levels(batch(2000), SPECS, cfg, torch.Generator().manual_seed(1)).levels).flatten()
     inside = ((t > 1 / (1 + math.e)) & (t < 1 / (1 + 1 / math.e))).float().mean().item()
     assert abs(inside - 0.6827) < 0.01  # P(|z| < 1) for logit(t) ~ N(0, 1)
@@ -85,7 +118,9 @@ def test_default_rates_of_clean_drop_and_null_text():
 
 
 def test_absent_mode_removes_a_modality_from_the_batch():
-    lv = sample_levels(batch(8), SPECS, MoNLConfig(p_drop=1.0, drop_mode="absent"), torch.Generator().manual_seed(0))
+    lv = sample_levels(
+        batch(8), SPECS, MoNLConfig(p_drop=1.0, drop_mode="absent"), torch.Generator().manual_seed(0)
+    )
     assert len(lv.levels) == 1 and len(lv.absent) == 1 and set(lv.levels) | lv.absent == set(SPECS)
 
 
@@ -113,12 +148,22 @@ def test_bad_configs_and_levels_raise():
 
 
 def test_apply_null_text_swaps_rows():
-    cond = Cond(context=torch.ones(3, 2, 4), context_mask=torch.ones(3, 2, dtype=torch.bool),
-                prefix=torch.ones(3, 1, 4))
-    null = Cond(context=torch.zeros(1, 2, 4), context_mask=torch.zeros(1, 2, dtype=torch.bool),
-                prefix=torch.full((1, 1, 4), 5.0))
+    cond = Cond(
+        context=torch.ones(3, 2, 4),
+        context_mask=torch.ones(3, 2, dtype=torch.bool),
+        prefix=torch.ones(3, 1, 4),
+    )
+    null = Cond(
+        context=torch.zeros(1, 2, 4),
+        context_mask=torch.zeros(1, 2, dtype=torch.bool),
+        prefix=torch.full((1, 1, 4), 5.0),
+    )
     mixed = apply_null_text(cond, null, torch.tensor([False, True, False]))
-    assert mixed.context[:, 0, 0].tolist() == [1, 0, 1] and mixed.context_mask[:, 0].tolist() == [True, False, True]
+    assert mixed.context[:, 0, 0].tolist() == [1, 0, 1] and mixed.context_mask[:, 0].tolist() == [
+        True,
+        False,
+        True,
+    ]
     assert mixed.prefix[:, 0, 0].tolist() == [1, 5, 1]
     with pytest.raises(ValueError, match="null Cond lacks"):
         apply_null_text(cond, Cond(context=torch.zeros(1, 2, 4)), torch.tensor([True, False, False]))

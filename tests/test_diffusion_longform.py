@@ -10,6 +10,15 @@ from mmgen.timeline import ModalitySpec
 X0 = VPCosine(prediction="x0")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_window_bounds_golden():
     assert window_bounds(12.0, 4.0, 3.0, 0.5, [2.0]) == [(0, 4), (3, 7), (6, 10), (8, 12)]
     assert window_bounds(3.0, 4.0, 3.0, 0.5, [2.0]) == [(0, 3)]  # shorter than a window
@@ -41,8 +50,16 @@ def constant_sequence_model(x, t, cond=None):
 
 def test_overlap_carries_the_past_into_each_window():
     specs = {"audio": ModalitySpec(3, 2.0)}
-    kw = dict(seconds=12.0, window_seconds=4.0, steps=6, process=X0, sampler="ddim", batch_size=2, progress=False,
-              generator=torch.Generator().manual_seed(0))
+    kw = {
+        "seconds": 12.0,
+        "window_seconds": 4.0,
+        "steps": 6,
+        "process": X0,
+        "sampler": "ddim",
+        "batch_size": 2,
+        "progress": False,
+        "generator": torch.Generator().manual_seed(0),
+    }
     out = sample_long(constant_sequence_model, joint(("audio",)), specs, hop_seconds=3.0, **kw)["audio"]
     assert out.shape == (2, 24, 3)
     assert (out - out[:, :1]).abs().max() < 1e-5  # one constant across all 4 windows
@@ -58,12 +75,32 @@ def test_condition_and_prefix_stay_given_across_windows():
     def follows_motion(x, t, cond=None):  # audio x0 = tanh(motion) frame by frame
         return {"audio": torch.tanh(x["motion"]), "motion": x["motion"]}
 
-    out = sample_long(follows_motion, dance2music(), specs, {"motion": motion}, seconds=11.0, window_seconds=4.0,
-                      hop_seconds=2.0, steps=4, process=X0, progress=False)
+    out = sample_long(
+        follows_motion,
+        dance2music(),
+        specs,
+        {"motion": motion},
+        seconds=11.0,
+        window_seconds=4.0,
+        hop_seconds=2.0,
+        steps=4,
+        process=X0,
+        progress=False,
+    )
     assert torch.equal(out["motion"], motion)
     torch.testing.assert_close(out["audio"], torch.tanh(motion))
     audio = torch.randn(1, 22, 3)
-    out = sample_long(constant_sequence_model, continuation(("audio",), prefix=1.0), specs, {"audio": audio},
-                      seconds=11.0, window_seconds=4.0, hop_seconds=2.5, steps=4, process=X0, progress=False)
+    out = sample_long(
+        constant_sequence_model,
+        continuation(("audio",), prefix=1.0),
+        specs,
+        {"audio": audio},
+        seconds=11.0,
+        window_seconds=4.0,
+        hop_seconds=2.5,
+        steps=4,
+        process=X0,
+        progress=False,
+    )
     assert torch.equal(out["audio"][:, :2], audio[:, :2])
     torch.testing.assert_close(out["audio"][:, 2:], audio[:, :2].mean(1, keepdim=True).expand(1, 20, 3))

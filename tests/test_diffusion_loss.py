@@ -11,6 +11,15 @@ from mmgen.diffusion import NoiseLevels, VPCosine, denoising_loss
 B, C = 2, 3
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def model(x, t, cond=None):
     return {m: 0.3 * v for m, v in x.items()}
 
@@ -32,9 +41,13 @@ def hand_loss(x0, levels, seed, weight=lambda t: torch.ones_like(t)):
 
 def test_loss_matches_hand_computation_and_masks_clean_tokens():
     x0 = {"audio": torch.randn(B, 6, C), "motion": torch.randn(B, 3, C)}
-    levels = {"audio": torch.tensor([[0.0, 0.0, 0.3, 0.3, 0.9, 0.9], [0.5] * 6]),
-              "motion": torch.tensor([[0.0, 0.2, 0.7], [0.0, 0.0, 0.0]])}  # example 1: no noisy motion
-    total, logs = denoising_loss(model, VPCosine(), x0, NoiseLevels(levels), generator=torch.Generator().manual_seed(5))
+    levels = {
+        "audio": torch.tensor([[0.0, 0.0, 0.3, 0.3, 0.9, 0.9], [0.5] * 6]),
+        "motion": torch.tensor([[0.0, 0.2, 0.7], [0.0, 0.0, 0.0]]),
+    }  # example 1: no noisy motion
+    total, logs = denoising_loss(
+        model, VPCosine(), x0, NoiseLevels(levels), generator=torch.Generator().manual_seed(5)
+    )
     ref = hand_loss(x0, levels, 5)
     for m in ref:
         torch.testing.assert_close(logs[f"loss/{m}"], ref[m])
@@ -65,14 +78,26 @@ def test_clean_tokens_do_not_reach_the_loss():
 def test_a_modality_clean_everywhere_does_not_dilute_the_total():
     x0 = {"audio": torch.randn(B, 4, C), "motion": torch.randn(B, 4, C)}
     levels = {"audio": torch.full((B, 4), 0.5), "motion": torch.zeros(B, 4)}
-    total, logs = denoising_loss(model, VPCosine(), x0, NoiseLevels(levels), generator=torch.Generator().manual_seed(1))
+    total, logs = denoising_loss(
+        model, VPCosine(), x0, NoiseLevels(levels), generator=torch.Generator().manual_seed(1)
+    )
     assert logs["loss/motion"] == 0
     torch.testing.assert_close(total, logs["loss/audio"])
-    total_w, _ = denoising_loss(model, VPCosine(), x0, NoiseLevels({"audio": levels["audio"],
-                                "motion": torch.full((B, 4), 0.5)}), generator=torch.Generator().manual_seed(1),
-                                modality_weights={"motion": 3.0})
-    _, logs2 = denoising_loss(model, VPCosine(), x0, NoiseLevels({"audio": levels["audio"],
-                              "motion": torch.full((B, 4), 0.5)}), generator=torch.Generator().manual_seed(1))
+    total_w, _ = denoising_loss(
+        model,
+        VPCosine(),
+        x0,
+        NoiseLevels({"audio": levels["audio"], "motion": torch.full((B, 4), 0.5)}),
+        generator=torch.Generator().manual_seed(1),
+        modality_weights={"motion": 3.0},
+    )
+    _, logs2 = denoising_loss(
+        model,
+        VPCosine(),
+        x0,
+        NoiseLevels({"audio": levels["audio"], "motion": torch.full((B, 4), 0.5)}),
+        generator=torch.Generator().manual_seed(1),
+    )
     torch.testing.assert_close(total_w, (logs2["loss/audio"] + 3 * logs2["loss/motion"]) / 4)
 
 
@@ -80,7 +105,9 @@ def test_min_snr_weighting_enters_the_loss():
     x0 = {"audio": torch.randn(B, 4, C)}
     t = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.9, 0.9, 0.3, 0.0]])
     proc = VPCosine(weighting="min_snr", min_snr_gamma=5.0)
-    _, logs = denoising_loss(model, proc, x0, NoiseLevels({"audio": t}), generator=torch.Generator().manual_seed(2))
+    _, logs = denoising_loss(
+        model, proc, x0, NoiseLevels({"audio": t}), generator=torch.Generator().manual_seed(2)
+    )
 
     def w(tt):
         snr = (torch.cos(math.pi * tt / 2) / torch.sin(math.pi * tt / 2).clamp_min(1e-12)) ** 2
@@ -97,7 +124,9 @@ def test_absent_modalities_and_null_text_reach_the_model_correctly():
         return model(x, t)
 
     x0 = {"audio": torch.randn(B, 4, C), "motion": torch.randn(B, 4, C)}
-    levels = NoiseLevels({"audio": torch.full((B, 4), 0.5)}, absent={"motion"}, text_null=torch.tensor([True, False]))
+    levels = NoiseLevels(
+        {"audio": torch.full((B, 4), 0.5)}, absent={"motion"}, text_null=torch.tensor([True, False])
+    )
     cond, null = Cond(context=torch.ones(B, 1, 2)), Cond(context=torch.zeros(1, 1, 2))
     denoising_loss(spy, VPCosine(), x0, levels, cond, null_cond=null)
     assert seen["keys"] == {"audio"}
@@ -114,7 +143,12 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="do not match levels"):
         denoising_loss(model, VPCosine(), {"audio": torch.randn(B, 5, C)}, lv)
     with pytest.raises(ValueError, match="null_cond"):
-        denoising_loss(model, VPCosine(), x0, NoiseLevels(lv.levels, text_null=torch.tensor([True, False])),
-                       Cond(context=torch.ones(B, 1, 2)))
+        denoising_loss(
+            model,
+            VPCosine(),
+            x0,
+            NoiseLevels(lv.levels, text_null=torch.tensor([True, False])),
+            Cond(context=torch.ones(B, 1, 2)),
+        )
     with pytest.raises(ValueError, match="returned modalities"):
         denoising_loss(lambda x, t, c: {"motion": x["audio"]}, VPCosine(), x0, lv)

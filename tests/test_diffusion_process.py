@@ -21,6 +21,15 @@ PROCESSES = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_cosine_golden_values():
     a, s = VPCosine().alpha_sigma(torch.tensor([0.0, 0.5, 1.0]))
     assert a.tolist() == [1.0, pytest.approx(math.sqrt(0.5), abs=1e-7), 0.0]
@@ -81,8 +90,11 @@ def test_targets_match_diffusers():
     assert torch.equal(RectifiedFlow().target(x0, eps, sig), eps - x0)  # diffusers' flow target
 
 
-@pytest.mark.parametrize("process", [VPCosine(), RectifiedFlow(), DiscreteVP(), DiscreteVP(beta_schedule="squaredcos_cap_v2")],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "process",
+    [VPCosine(), RectifiedFlow(), DiscreteVP(), DiscreteVP(beta_schedule="squaredcos_cap_v2")],
+    ids=repr,
+)
 def test_derivative_matches_finite_differences(process):
     t = torch.tensor([0.05, 0.3, 0.5555, 0.9], dtype=torch.float64) + 0.0003  # off the knots
     h = 1e-7

@@ -15,7 +15,17 @@ import math
 import pytest
 import torch
 
-from mmgen.diffusion import GEN, GIVEN, CrossGuidance, MoNLConfig, Task, VPCosine, denoising_loss, sample, sample_levels
+from mmgen.diffusion import (
+    GEN,
+    GIVEN,
+    CrossGuidance,
+    MoNLConfig,
+    Task,
+    VPCosine,
+    denoising_loss,
+    sample,
+    sample_levels,
+)
 from mmgen.diffusion.tasks import interpolate, joint
 from mmgen.dit.model import MultimodalDiT
 from mmgen.timeline import ModalitySpec
@@ -83,8 +93,17 @@ def eval_data():
 
 @torch.no_grad()
 def run(model, task, given, **kw):
-    return sample(model, task, SPECS, given, steps=SAMPLE_STEPS, sampler="ddim", progress=False,
-                  generator=torch.Generator().manual_seed(3), **kw)
+    return sample(
+        model,
+        task,
+        SPECS,
+        given,
+        steps=SAMPLE_STEPS,
+        sampler="ddim",
+        progress=False,
+        generator=torch.Generator().manual_seed(3),
+        **kw,
+    )
 
 
 def test_training_lowers_the_loss(trained):
@@ -128,9 +147,13 @@ def test_cfg_on_the_condition_lowers_the_conditional_error(trained, eval_data):
 def test_cross_guidance_makes_joint_samples_more_consistent(trained):
     model, _, _ = trained
     plain = run(model, joint(("a", "b")), {}, seconds=SECONDS, batch_size=EVAL)
-    cross = run(model, joint(("a", "b")), {}, seconds=SECONDS, batch_size=EVAL, cross_guidance=CrossGuidance())
+    cross = run(
+        model, joint(("a", "b")), {}, seconds=SECONDS, batch_size=EVAL, cross_guidance=CrossGuidance()
+    )
     e_plain, e_cross = mse(plain["b"], f(plain["a"])), mse(cross["b"], f(cross["a"]))
-    print(f"\njoint samples, |B - f(A)|^2: plain {e_plain:.4f}, cross-guided {e_cross:.4f} "
-          f"(std of A: plain {plain['a'].std():.3f}, cross {cross['a'].std():.3f}, data 1.0)")
+    print(
+        f"\njoint samples, |B - f(A)|^2: plain {e_plain:.4f}, cross-guided {e_cross:.4f} "
+        f"(std of A: plain {plain['a'].std():.3f}, cross {cross['a'].std():.3f}, data 1.0)"
+    )
     assert e_cross < 0.8 * e_plain
     assert 0.7 < cross["a"].std().item() < 1.2  # consistency not bought by collapsing the samples

@@ -3,7 +3,8 @@
 The model function is fixed and linear (a random channel mix plus a level-dependent bias). For
 eps-prediction it is sigma(t) x + alpha(t) (x W + t b), near the optimal eps of unit-Gaussian data,
 so that x0 = (x - sigma eps) / alpha stays O(1); a purely random map would blow up by 1 / alpha
-(up to ~3e4 for squaredcos at t = 1) and compare only round-off. Every intermediate sample is compared (rtol = atol = 1e-5).
+(up to ~3e4 for squaredcos at t = 1) and compare only round-off. Every intermediate sample is
+compared (rtol = atol = 1e-5).
 """
 
 import pytest
@@ -16,6 +17,15 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # diffuse
 
 B, T, C = 2, 6, 4
 PRED = {"eps": "epsilon", "v": "v_prediction"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def linear_model(process):
@@ -39,8 +49,16 @@ def linear_model(process):
 def ours(process, grid, model, noise, sampler, **kw):
     traj = []
     sample_masked(
-        model, process, {"a": torch.ones(B, T)}, {"a": torch.zeros(B, T, C)}, grid, sampler=sampler,
-        noise={"a": noise}, progress=False, callback=lambda i, tau, x: traj.append(x["a"].clone()), **kw,
+        model,
+        process,
+        {"a": torch.ones(B, T)},
+        {"a": torch.zeros(B, T, C)},
+        grid,
+        sampler=sampler,
+        noise={"a": noise},
+        progress=False,
+        callback=lambda i, tau, x: traj.append(x["a"].clone()),
+        **kw,
     )
     return traj
 
@@ -66,8 +84,9 @@ def assert_trajectories_close(a, b):
 @pytest.mark.parametrize("spacing", ["leading", "trailing"])
 def test_ddim_matches_diffusers(pred, schedule, spacing):
     process = DiscreteVP(prediction=pred, beta_schedule=schedule)
-    sched = diffusers.DDIMScheduler(clip_sample=False, prediction_type=PRED[pred], beta_schedule=schedule,
-                                    timestep_spacing=spacing)
+    sched = diffusers.DDIMScheduler(
+        clip_sample=False, prediction_type=PRED[pred], beta_schedule=schedule, timestep_spacing=spacing
+    )
     sched.set_timesteps(10)
     grid = process.timesteps_to_grid(sched.timesteps.tolist())
     noise = torch.randn(B, T, C)
@@ -82,16 +101,25 @@ def test_ddim_matches_diffusers(pred, schedule, spacing):
 # float32 for any implementation: x0 = (x - sigma eps) / alpha amplifies round-off by 1 / alpha ~ 3e4,
 # and diffusers' DPM goes through sigma = sqrt((1 - abar) / abar) with other rounding. That one
 # combination is checked with "leading" spacing (which starts at 900).
-DPM_CASES = [(p, s, sp) for p in ("eps", "v") for s in ("linear", "squaredcos_cap_v2") for sp in ("linspace", "leading")
-             if not (p == "eps" and s == "squaredcos_cap_v2" and sp == "linspace")]
+DPM_CASES = [
+    (p, s, sp)
+    for p in ("eps", "v")
+    for s in ("linear", "squaredcos_cap_v2")
+    for sp in ("linspace", "leading")
+    if not (p == "eps" and s == "squaredcos_cap_v2" and sp == "linspace")
+]
 
 
 @pytest.mark.parametrize(("pred", "schedule", "spacing"), DPM_CASES)
 def test_dpmpp2m_matches_diffusers(pred, schedule, spacing):
     process = DiscreteVP(prediction=pred, beta_schedule=schedule)
-    sched = diffusers.DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2,
-                                                  prediction_type=PRED[pred], beta_schedule=schedule,
-                                                  timestep_spacing=spacing)
+    sched = diffusers.DPMSolverMultistepScheduler(
+        algorithm_type="dpmsolver++",
+        solver_order=2,
+        prediction_type=PRED[pred],
+        beta_schedule=schedule,
+        timestep_spacing=spacing,
+    )
     sched.set_timesteps(12)
     grid = process.timesteps_to_grid(sched.timesteps.tolist())
     noise = torch.randn(B, T, C)
@@ -115,14 +143,26 @@ def test_stochastic_ddim_and_ddpm_match_diffusers_with_the_same_noise():
     replay = torch.Generator().manual_seed(3)
     draws = [torch.randn(B, T, C, generator=replay) for _ in range(10)]
     x_init = process.alpha_sigma(torch.tensor(grid[0]))[1] * noise
-    b = theirs(sched, lambda i, k: process.t_of_timestep(k), model, x_init, eta=0.7,
-               variance_noise=lambda i: draws[i])
+    b = theirs(
+        sched,
+        lambda i, k: process.t_of_timestep(k),
+        model,
+        x_init,
+        eta=0.7,
+        variance_noise=lambda i: draws[i],
+    )
     assert_trajectories_close(a, b)
     # ancestral DDPM = the posterior q(x_t | x_s, x0): diffusers' DDPMScheduler (fixed_small variance)
     sched = diffusers.DDPMScheduler(clip_sample=False)
     sched.set_timesteps(10)
     a = ours(process, grid, model, noise, "ddpm", generator=torch.Generator().manual_seed(4))
-    b = theirs(sched, lambda i, k: process.t_of_timestep(k), model, x_init, generator=torch.Generator().manual_seed(4))
+    b = theirs(
+        sched,
+        lambda i, k: process.t_of_timestep(k),
+        model,
+        x_init,
+        generator=torch.Generator().manual_seed(4),
+    )
     assert_trajectories_close(a, b)
 
 
@@ -142,8 +182,9 @@ def test_flow_euler_matches_diffusers(shift):
 
 def test_flow_dpmpp2m_matches_diffusers_flow_sigmas():
     process = RectifiedFlow(prediction="v")
-    sched = diffusers.DPMSolverMultistepScheduler(use_flow_sigmas=True, prediction_type="flow_prediction",
-                                                  flow_shift=2.0)
+    sched = diffusers.DPMSolverMultistepScheduler(
+        use_flow_sigmas=True, prediction_type="flow_prediction", flow_shift=2.0
+    )
     sched.set_timesteps(10)
     grid = sched.sigmas.tolist()
     noise = torch.randn(B, T, C)

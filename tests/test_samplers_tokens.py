@@ -7,6 +7,16 @@ import torch
 
 from mmgen.diffusion import DiscreteVP, RectifiedFlow, VPCosine, check_grid, sample_masked, uniform_grid
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny elementwise ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 DETERMINISTIC = ["ddim", "dpmpp2m", "euler", "heun"]
 ALL = DETERMINISTIC + ["ddpm"]
 
@@ -31,7 +41,9 @@ def gaussian_model(process, var):
             a, s = (c[..., None] for c in process.alpha_sigma(t[m]))
             x0 = a * var * x[m] / (a * a * var + s * s)
             eps = (x[m] - a * x0) / s.clamp_min(1e-12)
-            out[m] = {"eps": eps, "x0": x0, "v": (a * eps - s * x0) if process.is_vp else eps - x0}[process.prediction]
+            out[m] = {"eps": eps, "x0": x0, "v": (a * eps - s * x0) if process.is_vp else eps - x0}[
+                process.prediction
+            ]
         return out
 
     return model
@@ -46,7 +58,9 @@ def point_mass_model(process, mu):
             a, s = (c[..., None] for c in process.alpha_sigma(t[m]))
             x0 = mu.expand_as(x[m])
             eps = (x[m] - a * x0) / s.clamp_min(1e-12)
-            out[m] = {"eps": eps, "x0": x0, "v": (a * eps - s * x0) if process.is_vp else eps - x0}[process.prediction]
+            out[m] = {"eps": eps, "x0": x0, "v": (a * eps - s * x0) if process.is_vp else eps - x0}[
+                process.prediction
+            ]
         return out
 
     return model
@@ -63,8 +77,16 @@ def test_given_tokens_are_bit_identical(sampler):
     def model(x, t, cond=None):
         return {m: torch.tanh(v) * 3 + t[m].reshape(*t[m].shape, *[1] * (v.ndim - 2)) for m, v in x.items()}
 
-    out = sample_masked(model, VPCosine(), start, values, uniform_grid(7), sampler=sampler, progress=False,
-                        generator=torch.Generator().manual_seed(0))
+    out = sample_masked(
+        model,
+        VPCosine(),
+        start,
+        values,
+        uniform_grid(7),
+        sampler=sampler,
+        progress=False,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.equal(out["a"][:, start["a"][0] == 0], values["a"][:, start["a"][0] == 0])
     assert torch.equal(out["b"][:, :2], values["b"][:, :2])
     assert not torch.allclose(out["a"][:, 2:6], values["a"][:, 2:6])
@@ -78,15 +100,24 @@ def test_half_gen_equals_that_half_alone(sampler, process):
     model = tokenwise_model(c)
     values, noise = torch.randn(b, n, c), torch.randn(b, n, c)
     start = torch.ones(b, n)
-    start[:, n // 2:] = 0.0
+    start[:, n // 2 :] = 0.0
     grid = uniform_grid(9)
     values = values * (start == 0)[..., None]  # GEN tokens hold 0 (DiscreteVP has alpha(1) > 0)
-    both = sample_masked(model, process, {"a": start}, {"a": values}, grid, sampler=sampler,
-                         noise={"a": noise}, progress=False)["a"]
-    half = sample_masked(model, process, {"a": start[:, : n // 2]}, {"a": torch.zeros(b, n // 2, c)}, grid,
-                         sampler=sampler, noise={"a": noise[:, : n // 2]}, progress=False)["a"]
+    both = sample_masked(
+        model, process, {"a": start}, {"a": values}, grid, sampler=sampler, noise={"a": noise}, progress=False
+    )["a"]
+    half = sample_masked(
+        model,
+        process,
+        {"a": start[:, : n // 2]},
+        {"a": torch.zeros(b, n // 2, c)},
+        grid,
+        sampler=sampler,
+        noise={"a": noise[:, : n // 2]},
+        progress=False,
+    )["a"]
     torch.testing.assert_close(both[:, : n // 2], half, rtol=1e-5, atol=1e-6)
-    assert torch.equal(both[:, n // 2:], values[:, n // 2:])
+    assert torch.equal(both[:, n // 2 :], values[:, n // 2 :])
 
 
 @pytest.mark.parametrize("sampler", DETERMINISTIC)
@@ -99,26 +130,60 @@ def test_late_joiner_equals_a_run_started_at_its_level(sampler, t0):
     start = torch.full((b, n), t0)
     start[:, :3] = 1.0  # GEN tokens alongside
     grid = uniform_grid(10)
-    mixed = sample_masked(model, VPCosine(), {"a": start}, {"a": values * (start < 1)[..., None]}, grid,
-                          sampler=sampler, noise={"a": noise}, progress=False)["a"]
+    mixed = sample_masked(
+        model,
+        VPCosine(),
+        {"a": start},
+        {"a": values * (start < 1)[..., None]},
+        grid,
+        sampler=sampler,
+        noise={"a": noise},
+        progress=False,
+    )["a"]
     cut = [t0] + [g for g in grid if g < t0]
-    alone = sample_masked(model, VPCosine(), {"a": torch.ones(b, 3)}, {"a": values[:, 3:]}, cut, sampler=sampler,
-                          noise={"a": noise[:, 3:]}, progress=False)["a"]
-    gen = sample_masked(model, VPCosine(), {"a": torch.ones(b, 3)}, {"a": torch.zeros(b, 3, c)}, grid,
-                        sampler=sampler, noise={"a": noise[:, :3]}, progress=False)["a"]
+    alone = sample_masked(
+        model,
+        VPCosine(),
+        {"a": torch.ones(b, 3)},
+        {"a": values[:, 3:]},
+        cut,
+        sampler=sampler,
+        noise={"a": noise[:, 3:]},
+        progress=False,
+    )["a"]
+    gen = sample_masked(
+        model,
+        VPCosine(),
+        {"a": torch.ones(b, 3)},
+        {"a": torch.zeros(b, 3, c)},
+        grid,
+        sampler=sampler,
+        noise={"a": noise[:, :3]},
+        progress=False,
+    )["a"]
     torch.testing.assert_close(mixed[:, 3:], alone, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(mixed[:, :3], gen, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("process", [VPCosine(prediction="v"), VPCosine(prediction="x0"), RectifiedFlow(),
-                                     DiscreteVP(prediction="eps")], ids=repr)
+@pytest.mark.parametrize(
+    "process",
+    [VPCosine(prediction="v"), VPCosine(prediction="x0"), RectifiedFlow(), DiscreteVP(prediction="eps")],
+    ids=repr,
+)
 def test_point_mass_is_reached_exactly(process):
     """With the exact denoiser of a point mass, DDIM and DPM-Solver++ land on it (x0_hat is constant)."""
     mu = torch.tensor([0.7, -1.2, 2.0])
     start, values = {"a": torch.ones(3, 5)}, {"a": torch.zeros(3, 5, 3)}
     for sampler in ["ddim", "dpmpp2m"] + (["euler"] if not process.is_vp else []):
-        out = sample_masked(point_mass_model(process, mu), process, start, values, uniform_grid(4),
-                            sampler=sampler, progress=False)["a"]
+        out = sample_masked(
+            point_mass_model(process, mu),
+            process,
+            start,
+            values,
+            uniform_grid(4),
+            sampler=sampler,
+            progress=False,
+        )["a"]
         torch.testing.assert_close(out, mu.expand_as(out), rtol=1e-5, atol=2e-5)
 
 
@@ -127,9 +192,16 @@ def _gaussian_errors(process, sampler, steps_list, var=0.25):
     exact = noise * math.sqrt(var)  # the probability-flow ODE of Gaussian data scales x by std_0 / std_1
     errs = []
     for steps in steps_list:
-        out = sample_masked(gaussian_model(process, var), process, {"a": torch.ones(1, 500, dtype=torch.float64)},
-                            {"a": torch.zeros(1, 500, 1, dtype=torch.float64)}, uniform_grid(steps),
-                            sampler=sampler, noise={"a": noise}, progress=False)["a"]
+        out = sample_masked(
+            gaussian_model(process, var),
+            process,
+            {"a": torch.ones(1, 500, dtype=torch.float64)},
+            {"a": torch.zeros(1, 500, 1, dtype=torch.float64)},
+            uniform_grid(steps),
+            sampler=sampler,
+            noise={"a": noise},
+            progress=False,
+        )["a"]
         errs.append((out - exact).abs().max().item())
     return errs
 
@@ -167,9 +239,16 @@ def test_ancestral_ddpm_has_the_posterior_variance():
 
     for process in (VPCosine(), DiscreteVP(prediction="eps")):
         grid = uniform_grid(50)
-        out = sample_masked(gaussian_model(process, var), process, {"a": torch.ones(1, n)},
-                            {"a": torch.zeros(1, n, 1)}, grid, sampler="ddpm",
-                            generator=torch.Generator().manual_seed(0), progress=False)["a"]
+        out = sample_masked(
+            gaussian_model(process, var),
+            process,
+            {"a": torch.ones(1, n)},
+            {"a": torch.zeros(1, n, 1)},
+            grid,
+            sampler="ddpm",
+            generator=torch.Generator().manual_seed(0),
+            progress=False,
+        )["a"]
         assert abs(out.std().item() - propagated_std(process, grid)) < 0.01
         assert abs(out.mean().item()) < 0.015
         assert abs(propagated_std(process, uniform_grid(2000)) - math.sqrt(var)) < 0.003
@@ -195,7 +274,10 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="eta"):
         sample_masked(model, VPCosine(), ok_start, ok_values, [1.0, 0.0], sampler="dpmpp2m", eta=0.5)
     with pytest.raises(ValueError, match="returned modalities"):
-        sample_masked(lambda x, t, c: {"zzz": x["a"]}, VPCosine(), ok_start, ok_values, [1.0, 0.0], progress=False)
+        sample_masked(
+            lambda x, t, c: {"zzz": x["a"]}, VPCosine(), ok_start, ok_values, [1.0, 0.0], progress=False
+        )
     with pytest.raises(ValueError, match="has shape"):
-        sample_masked(lambda x, t, c: {"a": x["a"][:, :2]}, VPCosine(), ok_start, ok_values, [1.0, 0.0],
-                      progress=False)
+        sample_masked(
+            lambda x, t, c: {"a": x["a"][:, :2]}, VPCosine(), ok_start, ok_values, [1.0, 0.0], progress=False
+        )

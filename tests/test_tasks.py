@@ -11,6 +11,15 @@ SPECS = {"audio": ModalitySpec(4, 2.0), "motion": ModalitySpec(3, 2.0)}  # 2 Hz,
 FRAMES = {"audio": 8, "motion": 8}  # 4 s
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def rows(task, specs=SPECS, frames=FRAMES, seg=1.0):
     return {m: s.tolist() for m, s in task.resolve(specs, frames, seg).start.items()}
 
@@ -21,7 +30,9 @@ def test_presets_match_the_design_example():
     assert rows(continuation(("audio",), prefix=2.0)) == {"audio": [0, 0, 0, 0, 1, 1, 1, 1]}
     assert rows(inpaint(start=1.0, end=3.0)) == {m: [0, 0, 1, 1, 1, 1, 0, 0] for m in ("audio", "motion")}
     assert rows(edit(("audio",), 1.0, 2.0, t0=0.6, conditions=("motion",))) == {
-        "audio": [0, 0, pytest.approx(0.6), pytest.approx(0.6), 0, 0, 0, 0], "motion": [0.0] * 8}
+        "audio": [0, 0, pytest.approx(0.6), pytest.approx(0.6), 0, 0, 0, 0],
+        "motion": [0.0] * 8,
+    }
     assert rows(joint()) == {"audio": [1.0] * 8, "motion": [1.0] * 8}
     assert rows(get_task("music2dance")) == {"audio": [0.0] * 8, "motion": [1.0] * 8}
 
@@ -34,8 +45,9 @@ def test_picture_golden():
         "motion       G    N    N    G"
     )
     assert interpolate(head=1.0).picture(4.0, 1.0) == expected
-    assert Task.from_roles("x", {"video": EDIT(0.3), "audio": Role.ABSENT}).picture(1.0, 0.5).splitlines()[2:] == [
-        "video        E    E", "audio        .    ."]
+    assert Task.from_roles("x", {"video": EDIT(0.3), "audio": Role.ABSENT}).picture(1.0, 0.5).splitlines()[
+        2:
+    ] == ["video        E    E", "audio        .    ."]
 
 
 def test_segments_are_shared_by_time_across_rates():
@@ -83,10 +95,19 @@ def test_sample_runs_a_task_and_keeps_given_frames():
     assert set(out) == {"audio", "motion"} and out["audio"].shape == (2, 8, 4)
     assert torch.equal(out["motion"], motion)
     audio = torch.randn(2, 8, 4)
-    out = sample(_model, continuation(("audio",), prefix=2.0), SPECS, {"audio": audio}, steps=4, progress=False,
-                 segment_seconds=1.0)
+    out = sample(
+        _model,
+        continuation(("audio",), prefix=2.0),
+        SPECS,
+        {"audio": audio},
+        steps=4,
+        progress=False,
+        segment_seconds=1.0,
+    )
     assert set(out) == {"audio"}  # motion is ABSENT: not in the sequence at all
-    assert torch.equal(out["audio"][:, :4], audio[:, :4]) and not torch.equal(out["audio"][:, 4:], audio[:, 4:])
+    assert torch.equal(out["audio"][:, :4], audio[:, :4]) and not torch.equal(
+        out["audio"][:, 4:], audio[:, 4:]
+    )
 
 
 def test_sample_rejects_bad_input():

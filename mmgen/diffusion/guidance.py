@@ -105,7 +105,13 @@ class GuidedDenoiser:
         cross: CrossGuidance | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
-        self.model_fn, self.process, self.cond, self.uncond, self.cross = model_fn, process, cond, uncond, cross
+        self.model_fn, self.process, self.cond, self.uncond, self.cross = (
+            model_fn,
+            process,
+            cond,
+            uncond,
+            cross,
+        )
         self.given = {m: s == 0 for m, s in start.items()}  # [B, T] bool
         self.moving = {m: s > 0 for m, s in start.items()}  # GEN and EDIT tokens
         self.groups = []
@@ -116,7 +122,9 @@ class GuidedDenoiser:
                 if cond is None or uncond is None:
                     raise ValueError("text guidance needs both `cond` and the null `uncond`")
             elif name not in start:
-                raise ValueError(f"guidance group {name!r} is neither 'text' nor a present modality {sorted(start)}")
+                raise ValueError(
+                    f"guidance group {name!r} is neither 'text' nor a present modality {sorted(start)}"
+                )
             elif not bool(self.given[name].any()):  # once per run, not per step
                 logger.info("guidance group %r has no GIVEN tokens here; it is skipped", name)
                 continue
@@ -130,15 +138,25 @@ class GuidedDenoiser:
         self.alpha1, self.sigma1 = (float(v) for v in process.alpha_sigma(one))
         noisy = {g for g, _ in self.groups if g != "text"} | set(self.cross_set)
         self.null_noise = {
-            m: torch.randn(values[m].shape, generator=generator, device=values[m].device, dtype=values[m].dtype)
+            m: torch.randn(
+                values[m].shape, generator=generator, device=values[m].device, dtype=values[m].dtype
+            )
             for m in sorted(noisy)
         }
         self.dropped_given = {  # GIVEN tokens of a dropped modality group: the input re-noised to t = 1
-            g: self.alpha1 * values[g] + self.sigma1 * self.null_noise[g] for g, _ in self.groups if g != "text"
+            g: self.alpha1 * values[g] + self.sigma1 * self.null_noise[g]
+            for g, _ in self.groups
+            if g != "text"
         }
 
     def _branch(
-        self, x: Latents, levels: Levels, head: str | None, present: set[str], groups: list[str], x0_prev: Latents | None
+        self,
+        x: Latents,
+        levels: Levels,
+        head: str | None,
+        present: set[str],
+        groups: list[str],
+        x0_prev: Latents | None,
     ) -> tuple[Latents, Levels, Cond | None]:
         xb, lb = dict(x), dict(levels)
         if head is not None and x0_prev is not None:
@@ -151,7 +169,9 @@ class GuidedDenoiser:
                     xb[m] = torch.where(mov, x0_prev[m], x[m])
                     lb[m] = torch.zeros_like(levels[m])
                 else:
-                    xb[m] = torch.where(mov, self.alpha1 * x0_prev[m] + self.sigma1 * self.null_noise[m], x[m])
+                    xb[m] = torch.where(
+                        mov, self.alpha1 * x0_prev[m] + self.sigma1 * self.null_noise[m], x[m]
+                    )
                     lb[m] = torch.where(self.moving[m], torch.ones_like(levels[m]), levels[m])
         for g in groups:
             if g in present or g in ("text", "cross"):
@@ -186,7 +206,11 @@ class GuidedDenoiser:
         return {m: v[0] for m, v in out.items()}, {m: v[1] for m, v in out.items()}
 
     def _guided(
-        self, x: Latents, levels: Levels, heads: list[str] | None, groups: list[tuple[str, float]],
+        self,
+        x: Latents,
+        levels: Levels,
+        heads: list[str] | None,
+        groups: list[tuple[str, float]],
         x0_est: Latents | None,
     ) -> tuple[Latents, int]:
         """Nested-CFG prediction per modality from one batched call; with `heads` (cross step) a
@@ -224,7 +248,9 @@ class GuidedDenoiser:
             raise ValueError(f"model_fn returned modalities {got}, expected {sorted(xs)}")
         for m, v in out.items():
             if v.shape != xs[m].shape:
-                raise ValueError(f"model_fn output {m!r} has shape {tuple(v.shape)}, expected {tuple(xs[m].shape)}")
+                raise ValueError(
+                    f"model_fn output {m!r} has shape {tuple(v.shape)}, expected {tuple(xs[m].shape)}"
+                )
         n = len(branches)
         chunks = {m: v.to(torch.promote_types(v.dtype, torch.float32)).chunk(n) for m, v in out.items()}
         return [{m: c[i] for m, c in chunks.items()} for i in range(n)]

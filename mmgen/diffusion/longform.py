@@ -56,7 +56,9 @@ def window_bounds(
     if hop > window + _EPS:
         raise ValueError(f"hop ({hop} s) longer than the window ({window} s) would leave gaps")
     if not _aligned(hop, segment_seconds, rates):
-        raise ValueError(f"hop {hop} s must be a whole number of segments ({segment_seconds} s) and of frames")
+        raise ValueError(
+            f"hop {hop} s must be a whole number of segments ({segment_seconds} s) and of frames"
+        )
     if not _whole_frames(window, rates):
         raise ValueError(f"window {window} s must be a whole number of frames of every modality")
     bounds = [(0.0, min(window, total))]
@@ -105,7 +107,13 @@ def sample_long(
     is used for every window; `callback` is called per step of every window.
     """
     start, values = prepare_task(
-        task, specs, given, seconds=seconds, segment_seconds=segment_seconds, batch_size=batch_size, device=device
+        task,
+        specs,
+        given,
+        seconds=seconds,
+        segment_seconds=segment_seconds,
+        batch_size=batch_size,
+        device=device,
     )
     rates = [specs[m].rate_hz for m in start]
     batch = next(iter(start.values())).shape[0]
@@ -114,13 +122,30 @@ def sample_long(
     cond, uncond = _broadcast_cond(cond, batch, "cond"), _broadcast_cond(uncond, batch, "uncond")
     grid = list(grid) if grid is not None else uniform_grid(steps)
     for a, e in window_bounds(seconds, window_seconds, hop_seconds, segment_seconds, rates):
-        sl = {m: slice(round(a * specs[m].rate_hz), min(round(e * specs[m].rate_hz), s.shape[1])) for m, s in start.items()}
-        win_start = {m: torch.where(done[m][:, sl[m]], torch.zeros_like(s[:, sl[m]]), s[:, sl[m]]) for m, s in start.items()}
+        sl = {
+            m: slice(round(a * specs[m].rate_hz), min(round(e * specs[m].rate_hz), s.shape[1]))
+            for m, s in start.items()
+        }
+        win_start = {
+            m: torch.where(done[m][:, sl[m]], torch.zeros_like(s[:, sl[m]]), s[:, sl[m]])
+            for m, s in start.items()
+        }
         win_values = {m: out[m][:, sl[m]] for m in start}
         res = sample_masked(
-            model_fn, process or VPCosine(), win_start, win_values, grid, sampler=sampler, eta=eta,
-            cond=cond, uncond=uncond, guidance=guidance, cross_guidance=as_cross_guidance(cross_guidance),
-            generator=generator, progress=progress, callback=callback,
+            model_fn,
+            process or VPCosine(),
+            win_start,
+            win_values,
+            grid,
+            sampler=sampler,
+            eta=eta,
+            cond=cond,
+            uncond=uncond,
+            guidance=guidance,
+            cross_guidance=as_cross_guidance(cross_guidance),
+            generator=generator,
+            progress=progress,
+            callback=callback,
         )
         for m in start:
             out[m][:, sl[m]] = res[m].to(out[m].dtype)

@@ -44,11 +44,15 @@ def denoising_loss(
     missing = sorted(set(present) - set(x0))
     extra = sorted(set(x0) - set(present) - set(levels.absent))
     if missing or extra:
-        raise ValueError(f"latents {sorted(x0)} do not match noise levels {sorted(present)} "
-                         f"(absent {sorted(levels.absent)}): missing {missing}, unexpected {extra}")
+        raise ValueError(
+            f"latents {sorted(x0)} do not match noise levels {sorted(present)} "
+            f"(absent {sorted(levels.absent)}): missing {missing}, unexpected {extra}"
+        )
     for m in present:
         if x0[m].shape[:2] != levels.levels[m].shape:
-            raise ValueError(f"{m!r}: latents {tuple(x0[m].shape)} do not match levels {tuple(levels.levels[m].shape)}")
+            raise ValueError(
+                f"{m!r}: latents {tuple(x0[m].shape)} do not match levels {tuple(levels.levels[m].shape)}"
+            )
     if cond is not None and levels.text_null is not None and null_cond is None:
         raise ValueError("noise levels drop the text for some examples, but no `null_cond` was given")
     weights = dict(modality_weights or {})

@@ -69,7 +69,9 @@ class NoiseLevels:
         batches = set()
         for m, t in self.levels.items():
             if t.ndim != 2 or not t.is_floating_point():
-                raise ValueError(f"levels of {m!r} must be a float [B, T] tensor, got {t.dtype} {tuple(t.shape)}")
+                raise ValueError(
+                    f"levels of {m!r} must be a float [B, T] tensor, got {t.dtype} {tuple(t.shape)}"
+                )
             check_unit_interval(t, f"levels of {m!r}")
             batches.add(t.shape[0])
         if len(batches) > 1:
@@ -122,7 +124,9 @@ class MoNLConfig:
         if self.drop_mode not in ("noise", "absent"):
             raise ValueError(f"MoNLConfig.drop_mode must be 'noise' or 'absent', got {self.drop_mode!r}")
         if self.time_sampling not in ("uniform", "logit_normal"):
-            raise ValueError(f"MoNLConfig.time_sampling must be uniform/logit_normal, got {self.time_sampling!r}")
+            raise ValueError(
+                f"MoNLConfig.time_sampling must be uniform/logit_normal, got {self.time_sampling!r}"
+            )
         if not self.logit_std > 0 or not self.segment_seconds > 0:
             raise ValueError("MoNLConfig.logit_std and segment_seconds must be positive")
         object.__setattr__(self, "_probs", probs)
@@ -153,7 +157,9 @@ def _clean_masks(batch: int, m_count: int, s_count: int, kinds: list[str], gener
             g0 = 1 + (u[:, 2] * (s_count - 2)).long().clamp(max=s_count - 3)  # [1, S-2]
             span = s_count - 1 - g0  # number of choices for g1 in [g0 + 1, S - 1], >= 1
             g1 = g0 + 1 + torch.minimum((u[:, 3] * span).long(), span - 1)
-            masks.append(((seg < g0.view(-1, 1, 1)) | (seg >= g1.view(-1, 1, 1))).expand(batch, m_count, s_count))
+            masks.append(
+                ((seg < g0.view(-1, 1, 1)) | (seg >= g1.view(-1, 1, 1))).expand(batch, m_count, s_count)
+            )
         else:  # random segments; one kept noisy, another forced clean
             coin = torch.rand(batch, 1, s_count, generator=generator, device=device) < 0.5
             keep = (u[:, 4] * s_count).long().clamp(max=s_count - 1)
@@ -181,8 +187,10 @@ def sample_levels(
     batch, device = x0[names[0]].shape[0], x0[names[0]].device
     for m in names:
         if x0[m].ndim != specs[m].latent_rank or x0[m].shape[0] != batch:
-            raise ValueError(f"latents of {m!r} have shape {tuple(x0[m].shape)}; expected rank "
-                             f"{specs[m].latent_rank} and batch {batch}")
+            raise ValueError(
+                f"latents of {m!r} have shape {tuple(x0[m].shape)}; expected rank "
+                f"{specs[m].latent_rank} and batch {batch}"
+            )
     seg_s = config.segment_seconds
     absent: frozenset[str] = frozenset()
     if config.drop_mode == "absent" and len(names) > 1 and config.p_drop > 0:
@@ -196,16 +204,21 @@ def sample_levels(
     u = sample_times((batch, m_count, s_count), config, generator, device)  # [B, M, S]
     probs = torch.tensor(config._probs, device=device)
     variant = torch.multinomial(probs, batch, replacement=True, generator=generator)  # [B]
-    options = torch.stack([
-        u[:, :1, :1].expand_as(u),  # vanilla
-        u[:, :, :1].expand_as(u),  # per_modality
-        u[:, :1, :].expand_as(u),  # per_segment
-        u,  # per_modality_segment
-    ])  # [4, B, M, S]
+    options = torch.stack(
+        [
+            u[:, :1, :1].expand_as(u),  # vanilla
+            u[:, :, :1].expand_as(u),  # per_modality
+            u[:, :1, :].expand_as(u),  # per_segment
+            u,  # per_modality_segment
+        ]
+    )  # [4, B, M, S]
     t = options[variant, torch.arange(batch, device=device)]  # [B, M, S]
 
-    kinds = [k for k in config.clean_kinds if {"modality": m_count >= 2, "prefix": s_count >= 2,
-                                               "ends": s_count >= 3, "random": s_count >= 2}[k]]
+    kinds = [
+        k
+        for k in config.clean_kinds
+        if {"modality": m_count >= 2, "prefix": s_count >= 2, "ends": s_count >= 3, "random": s_count >= 2}[k]
+    ]
     if kinds and config.p_clean > 0:
         apply = torch.rand(batch, generator=generator, device=device) < config.p_clean
         clean = _clean_masks(batch, m_count, s_count, kinds, generator, device) & apply.view(-1, 1, 1)
@@ -213,7 +226,9 @@ def sample_levels(
     if config.drop_mode == "noise" and m_count >= 2 and config.p_drop > 0:
         apply = torch.rand(batch, generator=generator, device=device) < config.p_drop
         pick = torch.randint(m_count, (batch,), generator=generator, device=device)
-        drop = (torch.arange(m_count, device=device).view(1, -1) == pick.view(-1, 1)) & apply.view(-1, 1)  # [B, M]
+        drop = (torch.arange(m_count, device=device).view(1, -1) == pick.view(-1, 1)) & apply.view(
+            -1, 1
+        )  # [B, M]
         t = torch.where(drop.unsqueeze(-1), torch.ones_like(t), t)
     text_null = None
     if config.p_drop_text > 0:

@@ -57,11 +57,13 @@ def expand_like(t: Tensor, x: Tensor) -> Tensor:
 
 
 def check_unit_interval(t: Tensor, what: str) -> None:
-    """Raise if any level lies outside [0, 1]. Syncs only on CPU; on accelerators it asserts asynchronously."""
+    """Raise if a level lies outside [0, 1]. Syncs only on CPU; on accelerators it asserts asynchronously."""
     bad = (t < 0) | (t > 1) | torch.isnan(t)
     if t.device.type == "cpu":
         if bool(bad.any()):
-            raise ValueError(f"{what}: noise levels must lie in [0, 1], got min {t.min():.4g}, max {t.max():.4g}")
+            raise ValueError(
+                f"{what}: noise levels must lie in [0, 1], got min {t.min():.4g}, max {t.max():.4g}"
+            )
     else:
         torch._assert_async(~bad.any(), f"{what}: noise levels must lie in [0, 1]")
 
@@ -76,11 +78,17 @@ class Process(abc.ABC):
 
     def __post_init__(self) -> None:
         if self.prediction not in PREDICTIONS:
-            raise ValueError(f"{type(self).__name__}.prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
+            raise ValueError(
+                f"{type(self).__name__}.prediction must be one of {PREDICTIONS}, got {self.prediction!r}"
+            )
         if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"{type(self).__name__}.weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+            raise ValueError(
+                f"{type(self).__name__}.weighting must be one of {WEIGHTINGS}, got {self.weighting!r}"
+            )
         if not (self.min_snr_gamma > 0 and math.isfinite(self.min_snr_gamma)):
-            raise ValueError(f"{type(self).__name__}.min_snr_gamma must be positive, got {self.min_snr_gamma}")
+            raise ValueError(
+                f"{type(self).__name__}.min_snr_gamma must be positive, got {self.min_snr_gamma}"
+            )
 
     # -- schedule -------------------------------------------------------------------------------
     is_vp: bool = field(default=True, init=False, repr=False)
@@ -172,6 +180,7 @@ def discrete_betas(schedule: str, num_train_timesteps: int, beta_start: float, b
         return torch.linspace(beta_start, beta_end, n, dtype=torch.float32)
     if schedule == "scaled_linear":
         return torch.linspace(beta_start**0.5, beta_end**0.5, n, dtype=torch.float32) ** 2
+
     # squaredcos_cap_v2 (Nichol & Dhariwal): abar(s) = cos((s + 0.008) / 1.008 * pi / 2)^2, beta <= 0.999
     def abar(s: float) -> float:
         return math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
@@ -199,7 +208,9 @@ class DiscreteVP(Process):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.beta_schedule not in BETA_SCHEDULES:
-            raise ValueError(f"DiscreteVP.beta_schedule must be one of {BETA_SCHEDULES}, got {self.beta_schedule!r}")
+            raise ValueError(
+                f"DiscreteVP.beta_schedule must be one of {BETA_SCHEDULES}, got {self.beta_schedule!r}"
+            )
         if self.num_train_timesteps < 2:
             raise ValueError(f"DiscreteVP.num_train_timesteps must be >= 2, got {self.num_train_timesteps}")
         if not (0 < self.beta_start < 1 and 0 < self.beta_end < 1):
@@ -236,7 +247,7 @@ class DiscreteVP(Process):
         return torch.exp(0.5 * log_abar), torch.sqrt(-torch.expm1(log_abar)).abs()  # abs: no -0.0
 
     def alpha_sigma_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        log_abar, slope = self._interp(t)
+        _, slope = self._interp(t)
         alpha, sigma = self.alpha_sigma(t)
         return 0.5 * alpha * slope, -0.5 * alpha.square() * slope / sigma.clamp_min(_TINY)
 

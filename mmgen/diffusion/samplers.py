@@ -16,11 +16,11 @@ is a list of host floats.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
-from torch import Tensor
 from tqdm.auto import tqdm
 
 from mmgen.cond import Cond
@@ -54,7 +54,7 @@ def check_grid(grid: Sequence[float]) -> list[float]:
         raise ValueError(f"a grid needs at least 2 points, got {grid}")
     if not all(0.0 <= g <= 1.0 for g in grid):
         raise ValueError(f"grid values must lie in [0, 1], got {grid}")
-    if any(b >= a for a, b in zip(grid, grid[1:])):
+    if any(b >= a for a, b in itertools.pairwise(grid)):
         raise ValueError(f"grid must be strictly decreasing, got {grid}")
     if grid[-1] != 0.0:
         raise ValueError(f"grid must end at 0 (clean), got {grid[-1]}")
@@ -67,7 +67,9 @@ def _check_latents(start: Levels, values: Latents) -> None:
     for m, s in start.items():
         v = values[m]
         if v.ndim not in (3, 5):
-            raise ValueError(f"{m!r}: latents must be [B, T, C] or [B, T, h, w, C], got shape {tuple(v.shape)}")
+            raise ValueError(
+                f"{m!r}: latents must be [B, T, C] or [B, T, h, w, C], got shape {tuple(v.shape)}"
+            )
         if s.shape != v.shape[:2]:
             raise ValueError(f"{m!r}: start levels {tuple(s.shape)} do not match latents {tuple(v.shape)}")
         check_unit_interval(s, f"start levels of {m!r}")
@@ -114,12 +116,16 @@ def sample_masked(
     values = {m: v.to(torch.promote_types(v.dtype, torch.float32)) for m, v in values.items()}
     if noise is None:
         noise = {
-            m: torch.randn(values[m].shape, generator=generator, device=values[m].device, dtype=values[m].dtype)
+            m: torch.randn(
+                values[m].shape, generator=generator, device=values[m].device, dtype=values[m].dtype
+            )
             for m in sorted(values)
         }
     elif set(noise) != set(values) or any(noise[m].shape != values[m].shape for m in values):
         raise ValueError(f"noise must match the latents: {sorted(noise)} vs {sorted(values)}")
-    denoise = GuidedDenoiser(model_fn, process, start, values, cond, uncond, guidance, cross_guidance, generator)
+    denoise = GuidedDenoiser(
+        model_fn, process, start, values, cond, uncond, guidance, cross_guidance, generator
+    )
 
     x = {}
     for m, v in values.items():  # every token enters at level min(grid[0], start)
@@ -208,13 +214,14 @@ def prepare_task(
     given = dict(given or {})
     unknown = sorted(set(given) - set(specs))
     if unknown:
-        raise ValueError(f"given latents name modalities {unknown} that the model lacks (has {sorted(specs)})")
+        raise ValueError(
+            f"given latents name modalities {unknown} that the model lacks (has {sorted(specs)})"
+        )
     for m, v in given.items():
         spec = specs[m]
-        if v.ndim != spec.latent_rank or tuple(v.shape[2:]) != spec.latent_shape(1)[1:]:
-            raise ValueError(
-                f"given {m!r} must be [B, T, {', '.join(map(str, spec.latent_shape(1)[1:]))}], got {tuple(v.shape)}"
-            )
+        site = spec.latent_shape(1)[1:]  # (C,) or (h, w, C)
+        if v.ndim != spec.latent_rank or tuple(v.shape[2:]) != site:
+            raise ValueError(f"given {m!r} must be [B, T, {', '.join(map(str, site))}], got {tuple(v.shape)}")
     frames = _lengths(task, specs, given, seconds, num_frames)
     resolved = task.resolve(specs, frames, segment_seconds)
     for m in task.modalities:
@@ -288,8 +295,14 @@ def sample(
         latents of every present modality; GIVEN frames bit-identical to `given`.
     """
     start, values = prepare_task(
-        task, specs, given, seconds=seconds, num_frames=num_frames, segment_seconds=segment_seconds,
-        batch_size=batch_size, device=device,
+        task,
+        specs,
+        given,
+        seconds=seconds,
+        num_frames=num_frames,
+        segment_seconds=segment_seconds,
+        batch_size=batch_size,
+        device=device,
     )
     batch = next(iter(start.values())).shape[0]
     return sample_masked(

@@ -77,7 +77,7 @@ def dpmpp2m_step(
     state: MultistepState | None = None,
 ) -> tuple[Tensor, MultistepState]:
     """DPM-Solver++(2M) (data prediction, midpoint form as diffusers) from s to t, per token."""
-    alpha_s, sigma_s, alpha_t, sigma_t, exp_neg_h = _coefs(process, s, t, x)
+    _, sigma_s, alpha_t, sigma_t, exp_neg_h = _coefs(process, s, t, x)
     lam_s = process.log_snr(s)
     first = (sigma_t / sigma_s.clamp_min(_TINY)) * x + alpha_t * (1.0 - exp_neg_h) * x0
     moves = s > t
@@ -100,7 +100,9 @@ def euler_derivative(process: Process, x0: Tensor, eps: Tensor, t: Tensor) -> Te
     return d_alpha * x0 + d_sigma * eps
 
 
-def euler_step(process: Process, x: Tensor, x0: Tensor, eps: Tensor, s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+def euler_step(
+    process: Process, x: Tensor, x0: Tensor, eps: Tensor, s: Tensor, t: Tensor
+) -> tuple[Tensor, Tensor]:
     """Euler from s to t; returns (x_t, derivative at s) so Heun can reuse the derivative."""
     d = euler_derivative(process, x0, eps, s)
     new = x + expand_like(t - s, x) * d

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from mmgen.timeline import ModalitySpec, num_segments, segment_ids
+from mmgen.timeline import ModalitySpec, segment_ids
 
 _SNAP_EPS = 1e-6
 
@@ -50,7 +50,7 @@ class Role:
             raise ValueError(f"EDIT(t0) needs t0 in (0, 1], got {self.t0}")
 
     @classmethod
-    def EDIT(cls, t0: float) -> Role:  # noqa: N802 - reads like the constants
+    def EDIT(cls, t0: float) -> Role:  # reads like the GEN / GIVEN / ABSENT constants
         return cls("edit", float(t0))
 
     @property
@@ -118,7 +118,7 @@ class Task:
                 raise ValueError(f"task {self.name!r}: modality {m!r} has no spans")
             for sp in spans:
                 if not isinstance(sp, Span):
-                    raise ValueError(f"task {self.name!r}: {m!r} spans must be Span, got {type(sp).__name__}")
+                    raise TypeError(f"task {self.name!r}: {m!r} spans must be Span, got {type(sp).__name__}")
                 if sp.role.kind == "absent" and len(spans) > 1:
                     raise ValueError(f"task {self.name!r}: ABSENT applies to a whole modality ({m!r})")
 
@@ -135,7 +135,9 @@ class Task:
     def check_modalities(self, available: Sequence[str]) -> None:
         unknown = sorted(set(self.spans) - set(available))
         if unknown:
-            raise ValueError(f"task {self.name!r} names modalities {unknown} the model lacks (has {sorted(available)})")
+            raise ValueError(
+                f"task {self.name!r} names modalities {unknown} the model lacks (has {sorted(available)})"
+            )
 
     def segment_roles(self, total_seconds: float, segment_seconds: float, modality: str) -> list[Role]:
         """Role of each segment of `modality` over a clip of `total_seconds`."""
