@@ -62,6 +62,17 @@ def test_loss_matches_hand_computation_and_masks_clean_tokens():
     torch.testing.assert_close(logs["loss/motion"], tokens.mean())
 
 
+def test_video_latents_average_each_frame_over_its_sites():
+    """[B, T, h, w, C]: one token (level) per frame; its error is the mean over h, w and C."""
+    x0 = {"video": torch.randn(B, 3, 2, 2, C)}
+    t = torch.tensor([[0.0, 0.5, 0.5], [0.2, 0.2, 0.0]])
+    _, logs = denoising_loss(
+        model, VPCosine(), x0, NoiseLevels({"video": t}), generator=torch.Generator().manual_seed(4)
+    )
+    flat = {"video": x0["video"].reshape(B, 3, 4 * C)}  # same numbers, sites folded into channels
+    torch.testing.assert_close(logs["loss/video"], hand_loss(flat, {"video": t}, 4)["video"])
+
+
 def test_clean_tokens_do_not_reach_the_loss():
     x0 = {"audio": torch.randn(B, 4, C)}
     levels = NoiseLevels({"audio": torch.tensor([[0.0, 0.4, 0.0, 0.8], [0.0, 0.0, 0.6, 0.6]])})

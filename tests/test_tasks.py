@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mmgen.diffusion import EDIT, GEN, GIVEN, Span, Task, get_task, sample
+from mmgen.diffusion import EDIT, GEN, GIVEN, Span, Task, VPCosine, get_task, sample
 from mmgen.diffusion.tasks import Role, continuation, dance2music, edit, inpaint, interpolate, joint
 from mmgen.timeline import ModalitySpec
 
@@ -126,3 +126,27 @@ def test_sample_rejects_bad_input():
         sample(_model, "dance2music", SPECS, {"motion": motion}, batch_size=3, progress=False)
     with pytest.raises(ValueError, match="lacks"):
         sample(_model, Task.from_roles("t", {"piano": GEN}), SPECS, seconds=1.0, progress=False)
+
+
+def test_edit_task_regenerates_only_its_span_from_the_noised_input():
+    """SDEdit through `sample`: with the exact denoiser of a point mass mu, EDIT frames end at mu,
+    GIVEN frames keep the input; a small t0 is a small change only where a model asks for one."""
+    mu = torch.tensor([0.5, -1.0, 2.0, 0.0])
+    proc = VPCosine(prediction="x0")
+
+    def point_mass(x, t, cond=None):
+        return {m: mu.expand_as(v) if m == "audio" else v for m, v in x.items()}
+
+    audio = torch.randn(2, 8, 4)
+    out = sample(
+        point_mass,
+        edit(("audio",), 1.0, 3.0, t0=0.3),
+        {"audio": SPECS["audio"]},
+        {"audio": audio},
+        steps=10,
+        process=proc,
+        sampler="ddim",
+        progress=False,
+    )
+    assert torch.equal(out["audio"][:, :2], audio[:, :2]) and torch.equal(out["audio"][:, 6:], audio[:, 6:])
+    torch.testing.assert_close(out["audio"][:, 2:6], mu.expand(2, 4, 4))
