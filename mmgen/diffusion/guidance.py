@@ -105,16 +105,11 @@ class GuidedDenoiser:
         cross: CrossGuidance | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
-        self.model_fn, self.process, self.cond, self.uncond, self.cross = (
-            model_fn,
-            process,
-            cond,
-            uncond,
-            cross,
-        )
+        self.model_fn, self.process, self.cross = model_fn, process, cross
+        self.cond, self.uncond = cond, uncond
         self.given = {m: s == 0 for m, s in start.items()}  # [B, T] bool
         self.moving = {m: s > 0 for m, s in start.items()}  # GEN and EDIT tokens
-        self.groups = []
+        self.groups: list[tuple[str, float]] = []
         for name, scale in (guidance or {}).items():
             if not math.isfinite(scale):
                 raise ValueError(f"guidance scale of {name!r} must be finite, got {scale}")
