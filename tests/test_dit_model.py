@@ -196,11 +196,11 @@ def test_a_tiny_model_learns_to_denoise():
 
     test = batch(256)
     baseline = sum(F.mse_loss(torch.zeros_like(v), v) for v in test[2].values()) / 2  # E[x0] = 0
-    for _ in range(150):
+    for _ in range(60):
         opt.zero_grad()
         loss_of(*batch(64)).backward()
         opt.step()
     with torch.no_grad():
         final = loss_of(*test)
     print(f"denoising MSE {float(final):.3f} vs predict-the-mean baseline {float(baseline):.3f}")
-    assert final < 0.6 * baseline
+    assert final < 0.4 * baseline

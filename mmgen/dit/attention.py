@@ -42,7 +42,7 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """x [B, N, D], cos/sin [N, Dh/2] or [B, N, Dh/2] -> [B, N, D]."""
+        """x [B, N, D], cos/sin [N, Dh] or [B, N, Dh] (rope_cos_sin) -> [B, N, D]."""
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
         q = apply_rope(self.q_norm(q), cos, sin)  # [B, H, N, Dh]
         k = apply_rope(self.k_norm(k), cos, sin)

@@ -25,8 +25,9 @@ def gather_rows(rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.gather(rows, 1, index[..., None].expand(-1, -1, rows.shape[-1]))
 
 
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale_plus_one: torch.Tensor) -> torch.Tensor:
+    """x * (1 + scale) + shift in one pass; the caller adds the 1 on the small row tensor before gathering."""
+    return torch.addcmul(shift, x, scale_plus_one)
 
 
 class Mlp(nn.Module):
@@ -73,6 +74,8 @@ class DiTBlock(nn.Module):
             self.ada_up = nn.Linear(sola_rank, 6 * dim, bias=False)
         else:
             raise ValueError(f"adaln must be 'block' or 'sola', got {adaln!r}")
+        # added to the modulation rows so they hold (shift, 1 + scale, gate) x 2 (not a parameter)
+        self.register_buffer("scale_one", torch.zeros(6, dim).index_fill_(0, torch.tensor([1, 4]), 1.0).reshape(-1), persistent=False)
 
     def modulation_rows(self, c_rows: torch.Tensor, shared_rows: torch.Tensor | None) -> torch.Tensor:
         """c_rows [B, R, D] (already SiLU'd) -> [B, R, 6D]."""
@@ -92,14 +95,14 @@ class DiTBlock(nn.Module):
         shared_rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x [B, N, D]; c_rows [B, R, D]; row [N] or [B, N]; cos/sin from the layout -> [B, N, D]."""
-        mod = gather_rows(self.modulation_rows(c_rows, shared_rows), row)  # [B, N, 6D]
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod.chunk(6, dim=-1)  # [B, N, D] each
-        x = x + gate_a * self.attn(modulate(self.norm1(x), shift_a, scale_a), cos, sin)
+        rows = self.modulation_rows(c_rows, shared_rows) + self.scale_one  # [B, R, 6D]
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = gather_rows(rows, row).chunk(6, dim=-1)  # [B, N, D] each
+        x = torch.addcmul(x, gate_a, self.attn(modulate(self.norm1(x), shift_a, scale_a), cos, sin))
         if self.cross is not None:
             if context is None:
                 raise ValueError("this block has cross-attention but no context was given")
             x = x + self.cross(self.norm_cross(x), context, context_mask)  # type: ignore[misc]
-        return x + gate_m * self.mlp(modulate(self.norm2(x), shift_m, scale_m))
+        return torch.addcmul(x, gate_m, self.mlp(modulate(self.norm2(x), shift_m, scale_m)))
 
 
 class FinalLayer(nn.Module):
@@ -111,5 +114,5 @@ class FinalLayer(nn.Module):
         self.ada = nn.Linear(dim, 2 * dim)
 
     def forward(self, x: torch.Tensor, c_rows: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
-        shift, scale = gather_rows(self.ada(c_rows), row).chunk(2, dim=-1)  # [B, N, D] each
-        return modulate(self.norm(x), shift, scale)
+        shift, scale = self.ada(c_rows).chunk(2, dim=-1)  # [B, R, D] each
+        return modulate(self.norm(x), gather_rows(shift, row), gather_rows(scale + 1, row))

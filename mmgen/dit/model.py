@@ -26,7 +26,7 @@ from mmgen.dit.blocks import DiTBlock, FinalLayer
 from mmgen.dit.checks import check_inputs, check_level_values
 from mmgen.dit.embeddings import LevelEmbedder
 from mmgen.dit.masking import kept_token_index, restore_tokens, take_tokens
-from mmgen.dit.rope import rope_angles, rope_frequencies
+from mmgen.dit.rope import rope_angles, rope_cos_sin, rope_frequencies
 from mmgen.dit.tokens import TokenLayout, patchify, unpatchify
 from mmgen.pretrained import PretrainedMixin
 from mmgen.timeline import ModalitySpec
@@ -188,7 +188,7 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         return self._unembed(h, layout, x)
 
     def layout(self, num_frames: dict[str, int], num_prefix: int, device: torch.device) -> tuple[TokenLayout, torch.Tensor, torch.Tensor]:
-        """(TokenLayout, cos, sin) for these lengths, cached per (lengths, prefix, device); cos/sin [N, Dh/2]."""
+        """(TokenLayout, cos, sin) for these lengths, cached per (lengths, prefix, device); cos/sin [N, Dh] (rope_cos_sin)."""
         key = (tuple((n, int(num_frames[n])) for n in self.specs if n in num_frames), num_prefix, str(device))
         hit = self._layouts.get(key)
         if hit is None:
@@ -197,7 +197,8 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
                 num_prefix=num_prefix, modality_ids=self.modality_ids,
             )
             angles = rope_angles(layout.seconds, layout.y, layout.x, *self._omega)  # [N, Dh/2] float64
-            hit = (layout.to(device), angles.cos().float().to(device), angles.sin().float().to(device))
+            cos, sin = rope_cos_sin(angles)
+            hit = (layout.to(device), cos.to(device), sin.to(device))
             if len(self._layouts) >= _MAX_CACHED_LAYOUTS:
                 self._layouts.pop(next(iter(self._layouts)))
             self._layouts[key] = hit
@@ -239,7 +240,7 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         if token_mask is not None:
             keep = kept_token_index(layout, token_mask, h.shape[0])  # [B, K]
             full = (row, cos, sin)
-            h, row, cos, sin = take_tokens(h, keep), row[keep], cos[keep], sin[keep]  # [B, K, D], [B, K], [B, K, P]
+            h, row, cos, sin = take_tokens(h, keep), row[keep], cos[keep], sin[keep]  # [B, K, D], [B, K], [B, K, Dh]
             restore_at = self.depth - self.mask_decoder_depth  # type: ignore[operator]
         skips: list[torch.Tensor] = []
         for i, block in enumerate(self.blocks):

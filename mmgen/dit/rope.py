@@ -59,15 +59,24 @@ def rope_angles(
     return torch.cat(parts, dim=-1)
 
 
-def apply_rope(q: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (q[..., i], q[..., i + Dh/2]) of q [B, H, N, Dh] by the angles behind cos/sin.
+def rope_cos_sin(angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Angles [..., N, Dh/2] -> (cos, signed sin), each [..., N, Dh] float32, as `apply_rope` takes them.
 
-    cos, sin: [N, Dh/2] (one layout for the batch) or [B, N, Dh/2] (per-example token subsets).
+    cos = [cos, cos], sin = [-sin, sin]: widened once per layout, not once per block.
+    """
+    cos, sin = angles.cos().float(), angles.sin().float()
+    return torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
+
+
+def apply_rope(q: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (q[..., i], q[..., i + Dh/2]) of q [B, H, N, Dh]: q * cos + [q2, q1] * sin.
+
+    cos, sin: from `rope_cos_sin`, [N, Dh] (one layout for the batch) or [B, N, Dh] (per-example
+    token subsets after dropping).
     """
     if cos.ndim == 2:
-        cos, sin = cos[None, None], sin[None, None]  # [1, 1, N, P]
+        cos, sin = cos[None, None], sin[None, None]  # [1, 1, N, Dh]
     else:
-        cos, sin = cos[:, None], sin[:, None]  # [B, 1, N, P]
-    cos, sin = cos.to(q.dtype), sin.to(q.dtype)
-    q1, q2 = q.chunk(2, dim=-1)  # [B, H, N, P] each
-    return torch.cat([q1 * cos - q2 * sin, q2 * cos + q1 * sin], dim=-1)
+        cos, sin = cos[:, None], sin[:, None]  # [B, 1, N, Dh]
+    q1, q2 = q.chunk(2, dim=-1)  # [B, H, N, Dh/2] each
+    return q * cos.to(q.dtype) + torch.cat([q2, q1], dim=-1) * sin.to(q.dtype)
