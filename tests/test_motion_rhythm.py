@@ -9,6 +9,7 @@ from mmgen.modalities.motion_rhythm import (
     RhythmContrastive,
     beat_windows,
     bidirectional_info_nce,
+    motion_beat_frames,
     window_max_pool,
 )
 
@@ -79,3 +80,19 @@ def test_module_is_heads_plus_info_nce_and_music_stays_frozen():
     assert music.grad is None  # the music encoder's latents are a fixed target
     with pytest.raises(ValueError, match="same B and T"):
         head(motion, music[:, :9], index, mask)
+
+
+def test_motion_beat_frames_find_toydance_beats():
+    from mmgen.data.toydance import generate_clip
+
+    clip = generate_clip(0, 4.0, render_video=False)
+    true = np.round(clip.beat_times * clip.fps)
+    for method in ("speed", "amplitude"):
+        beats = motion_beat_frames(clip.joints, clip.fps, method)
+        assert beats.dtype == np.int64 and len(beats) >= 4
+        assert ((beats >= 0) & (beats < len(clip.joints))).all()
+    speed = motion_beat_frames(clip.joints, clip.fps, "speed")
+    near = np.abs(speed[:, None] - true[None, :]).min(1) <= 2  # joint-speed minima sit on the beats
+    assert near.mean() >= 0.8
+    with pytest.raises(ValueError, match="unknown beat method 'onset'"):
+        motion_beat_frames(clip.joints, clip.fps, "onset")

@@ -10,7 +10,7 @@ from mmgen.timeline import ModalitySpec
 @pytest.fixture(scope="module")
 def vae() -> MotionVAE:
     torch.manual_seed(0)
-    return MotionVAE.tiny(channels=(16, 16, 24), latent_channels=4).eval()
+    return MotionVAE.tiny(channels=(16, 16, 24), strides=(2, 2), latent_channels=4, num_transformer_layers=1).eval()
 
 
 def test_latent_rate_is_exactly_7_5_hz_and_lengths_round_trip(vae):
@@ -22,6 +22,13 @@ def test_latent_rate_is_exactly_7_5_hz_and_lengths_round_trip(vae):
         assert mean.shape == logvar.shape == (2, -(-t // 4), 4)
         assert vae.decode(mean, t).shape == (2, t, vae.feature_dim)
         assert vae.decode(mean).shape == (2, 4 * mean.shape[1], vae.feature_dim)
+
+
+def test_presets_run_at_7_5_hz():
+    assert MotionVAE.tiny().latent_rate_hz == 7.5 and MotionVAE.tiny().spec.channels == 16
+    full = MotionVAE()
+    assert full.latent_rate_hz == 7.5 and full.downsample == 4
+    assert MotionVAE(fps=60.0, strides=(2, 2, 2), channels=(8, 8, 8, 8)).latent_rate_hz == 7.5
 
 
 def test_odd_lengths_are_padded_by_repeating_the_last_frame(vae):
@@ -49,7 +56,7 @@ def test_eval_is_deterministic_and_batched_equals_single(vae):
 
 def test_save_load_round_trip_is_bit_exact(tmp_path):
     torch.manual_seed(1)
-    vae = MotionVAE.tiny(skeleton="coco17", dims=2, channels=(16, 16, 24), latent_channels=4, contact_threshold=2.0)
+    vae = MotionVAE.tiny(skeleton="coco17", dims=2, channels=(16, 24), latent_channels=4, contact_threshold=2.0)
     clip = torch.cumsum(torch.randn(1, 40, 17, 2), dim=1)
     vae.codec.fit([clip])
     vae.latent_stats.fit([torch.randn(50, 4) * 3 + 1])

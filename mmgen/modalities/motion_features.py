@@ -88,6 +88,8 @@ class KinematicFeatures(nn.Module):
 
     feature_mean: torch.Tensor
     feature_std: torch.Tensor
+    position_scale: torch.Tensor
+    velocity_scale: torch.Tensor
 
     def __init__(
         self,
@@ -111,6 +113,10 @@ class KinematicFeatures(nn.Module):
         self.min_std = float(min_std)
         self.register_buffer("feature_mean", torch.zeros(self.feature_dim))
         self.register_buffer("feature_std", torch.ones(self.feature_dim))
+        # typical size of root-relative positions and of per-frame joint displacements (RMS over
+        # the training data): they make position / velocity losses unit-free (metres or pixels)
+        self.register_buffer("position_scale", torch.ones(()))
+        self.register_buffer("velocity_scale", torch.ones(()))
 
     # ------------------------------------------------------------------ layout of the vector
     @property
@@ -260,20 +266,26 @@ class KinematicFeatures(nn.Module):
     # ------------------------------------------------------------------ normalization
     @torch.no_grad()
     def fit(self, clips: Iterable[torch.Tensor | np.ndarray]) -> KinematicFeatures:
-        """Fit per-dimension mean/std of the features over every frame of `clips` (float64)."""
+        """Fit per-dimension mean/std of the features over every frame of `clips` (float64),
+        and the position / velocity scales (RMS of the root-relative std and of joint displacements)."""
         total = sq = None
-        count = 0
+        count, disp_sq, disp_count = 0, 0.0, 0
         for clip in clips:
-            f = self.features(clip).reshape(-1, self.feature_dim).double()
+            joints = self.check_joints(clip).double()
+            f = self.features(joints).reshape(-1, self.feature_dim)
             total = f.sum(0) if total is None else total + f.sum(0)
             sq = f.pow(2).sum(0) if sq is None else sq + f.pow(2).sum(0)
             count += f.shape[0]
+            disp = joints[:, 1:] - joints[:, :-1]  # [B, T - 1, J, D]
+            disp_sq, disp_count = disp_sq + float(disp.pow(2).sum()), disp_count + disp.numel()
         if total is None or sq is None or count < 2:
             raise ValueError("KinematicFeatures.fit needs at least two frames of training data")
         mean = total / count
         var = (sq / count - mean.pow(2)).clamp_min(0.0) * count / (count - 1)
         self.feature_mean.copy_(mean.to(self.feature_mean))
         self.feature_std.copy_(var.sqrt().clamp_min(self.min_std).to(self.feature_std))
+        self.position_scale.fill_(max(float(var[self.slices["rel"]].mean().sqrt()), self.min_std))
+        self.velocity_scale.fill_(max((disp_sq / max(disp_count, 1)) ** 0.5, self.min_std))
         return self
 
     def normalize(self, features: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,23 @@ from torch import nn
 from mmgen.pretrained import PretrainedMixin
 
 
+def motion_beat_frames(joints: np.ndarray | torch.Tensor, fps: float, method: str = "speed") -> np.ndarray:
+    """Beat frames of one clip [T, J, D] from `mmgen.metrics`.
+
+    "speed": minima of the smoothed mean joint speed (`motion_beats`, Bailando's rule);
+    "amplitude": peaks of MoMu/LORIS's kinematic amplitude indicator (directogram flux,
+    `kinematic_amplitude` + `rhythm_peaks`; the frontal x-y plane for 3-D joints).
+    """
+    from mmgen import metrics
+
+    if method == "speed":
+        return np.asarray(metrics.motion_beats(joints, fps), dtype=np.int64)
+    if method == "amplitude":
+        peaks = metrics.rhythm_peaks(metrics.kinematic_amplitude(np.asarray(joints, dtype=np.float32)))
+        return np.flatnonzero(peaks).astype(np.int64)
+    raise ValueError(f"unknown beat method {method!r}; use 'speed' or 'amplitude'")
+
+
 def beat_windows(
     beat_frames: Sequence[np.ndarray | Sequence[int]],
     fps: float,

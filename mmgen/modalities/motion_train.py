@@ -5,11 +5,15 @@ name; tests call `motion_training_step` directly.
 
     features      MSE of the normalized feature vectors (includes the contact channels)
     positions     MSE of world joint positions rebuilt from the decoded features (root velocity
-                  integrated from the target's frame-0 state, so drift is penalized)
-    velocities    MSE of per-frame joint displacements
+                  integrated from the target's frame-0 state, so drift is penalized), divided by
+                  codec.position_scale^2
+    velocities    MSE of per-frame joint displacements / codec.velocity_scale^2
     foot_contact  EDGE's foot-skate term: squared displacement of the decoded feet at frames
                   where the target foot is in contact (target contacts, not predicted ones, so
-                  the term is well defined from the first step)
+                  the term is well defined from the first step), / codec.velocity_scale^2
+
+The scales are fitted with the codec's normalization stats, so every term is unit-free (metres or
+pixels alike) and the default weights of 1 give them comparable size.
     kl            KL(q || N(0, I)) per latent element
     rhythm        bidirectional InfoNCE at motion beats against frozen music latents
 """
@@ -71,15 +75,16 @@ def motion_vae_losses(
     recon = vae.decode(z, joints.shape[1])  # [B, T, F]
     rebuilt = codec.decode(recon, codec.initial_state(joints))  # [B, T, J, D]
 
+    pos2, vel2 = codec.position_scale.square(), codec.velocity_scale.square()
     losses = {
         "features": F.mse_loss(recon, target),
-        "positions": F.mse_loss(rebuilt, joints),
-        "velocities": F.mse_loss(_displacement(rebuilt), _displacement(joints)),
+        "positions": F.mse_loss(rebuilt, joints) / pos2,
+        "velocities": F.mse_loss(_displacement(rebuilt), _displacement(joints)) / vel2,
     }
     feet = list(codec.layout.feet)
     contact = codec.contacts(joints)[:, :-1]  # [B, T - 1, F], 1 where the foot stands still
-    skate = _displacement(rebuilt[:, :, feet]).pow(2).sum(-1)  # [B, T - 1, F]
-    losses["foot_contact"] = (skate * contact).sum() / contact.sum().clamp_min(1.0)
+    skate = _displacement(rebuilt[:, :, feet]).pow(2).mean(-1)  # [B, T - 1, F]
+    losses["foot_contact"] = (skate * contact).sum() / contact.sum().clamp_min(1.0) / vel2
     losses["kl"] = q.kl().mean() / z[0].numel()
     if rhythm is not None:
         if music_latents is None or beat_index is None or beat_mask is None:
@@ -99,12 +104,17 @@ def motion_training_step(
     optimizer: torch.optim.Optimizer,
     joints: torch.Tensor,
     weights: MotionLossWeights = MotionLossWeights(),
+    max_grad_norm: float | None = 1.0,
     **rhythm_inputs: torch.Tensor | RhythmContrastive | None,
 ) -> dict[str, torch.Tensor]:
-    """One optimizer step on `motion_vae_losses`; returns the detached losses."""
+    """One optimizer step on `motion_vae_losses` (gradients clipped to `max_grad_norm` over all
+    optimized parameters); returns the detached losses."""
     vae.train()
     optimizer.zero_grad(set_to_none=True)
     losses = motion_vae_losses(vae, joints, weights, **rhythm_inputs)  # type: ignore[arg-type]
     losses["loss"].backward()
+    if max_grad_norm is not None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
     return {k: v.detach() for k, v in losses.items()}
