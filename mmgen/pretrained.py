@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import importlib
 import inspect
 import os
@@ -123,6 +124,20 @@ class PretrainedMixin:
     def config_yaml(self) -> dict[str, Any]:
         cls = type(self)
         return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": _to_yaml_value(self.config)}
+
+    def fingerprint(self) -> str:
+        """sha256 of the config and every weight: two modules with equal fingerprints encode alike.
+
+        Latent caches record the fingerprints of the VAEs that made them, so a DiT is never
+        trained or sampled on latents of a different VAE.
+        """
+        assert isinstance(self, torch.nn.Module)
+        digest = hashlib.sha256(yaml.safe_dump(self.config_yaml(), sort_keys=True).encode())
+        for name, tensor in sorted(self.state_dict().items()):
+            t = tensor.detach().cpu().contiguous()
+            digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return digest.hexdigest()
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write `config.yaml` and `model.safetensors` into `directory` (atomically)."""

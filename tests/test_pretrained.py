@@ -91,3 +91,18 @@ def test_gaussian_kl_matches_closed_form():
     g = torch.Generator().manual_seed(0)
     s = DiagonalGaussian(torch.zeros(20000), torch.full((20000,), 2 * torch.tensor(3.0).log())).sample(g)
     assert abs(s.std().item() - 3.0) < 0.1
+
+
+def test_fingerprint_tracks_config_and_weights(tmp_path):
+    net = TinyNet(3, ModalitySpec(3, 7.5))
+    same = TinyNet(3, ModalitySpec(3, 7.5))
+    same.load_state_dict(net.state_dict())
+    assert net.fingerprint() == same.fingerprint()
+    net.save_pretrained(tmp_path / "n")
+    assert TinyNet.from_pretrained(tmp_path / "n").fingerprint() == net.fingerprint()
+    with torch.no_grad():
+        same.proj.weight[0, 0] += 1e-6
+    assert same.fingerprint() != net.fingerprint()
+    other_cfg = TinyNet(3, ModalitySpec(3, 7.5), scale=5.0)
+    other_cfg.load_state_dict(net.state_dict())
+    assert other_cfg.fingerprint() != net.fingerprint()
