@@ -1,8 +1,10 @@
 """Writing results as ordinary media files: wav, motion npz / BVH, mp4 (H.264 + AAC), mel PNG.
 
 Every writer is atomic (a temporary file renamed into place) and byte-deterministic for the same
-input (the npz zip entries carry a fixed timestamp; the mp4 muxer runs in bit-exact mode), so a
-data set made twice is identical. PyAV bundles FFmpeg's H.264 and AAC encoders: no system ffmpeg.
+input, so a data set made twice is identical: float wavs are written without libsndfile's
+timestamped PEAK chunk, npz zip entries carry a fixed timestamp, and mp4s are encoded from YUV
+made in numpy, with x264's mb-tree off and the muxer in bit-exact mode (each of these varied
+between runs otherwise). PyAV bundles FFmpeg's H.264 and AAC encoders: no system ffmpeg.
 """
 
 from __future__ import annotations
@@ -135,8 +137,8 @@ def load_motion_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
 def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
     """RGB uint8 [H, W, 3] -> planar YUV 4:2:0 [H * 3 / 2, W] uint8 (BT.601, limited range).
 
-    Done in numpy rather than by swscale so that the encoder input, and with it the mp4, is
-    byte-identical run to run (swscale's SIMD paths depend on buffer alignment).
+    Done in numpy rather than by swscale, and without reductions, so that the encoder input, and
+    with it the mp4, is byte-identical run to run (SIMD code paths can depend on buffer alignment).
     """
     x = frame.astype(np.float32)
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
@@ -146,7 +148,9 @@ def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
     h, w = frame.shape[:2]
 
     def half(p: np.ndarray) -> np.ndarray:
-        return p.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)).ravel()  # [H/2 * W/2]
+        # 2x2 average as elementwise adds in a fixed order: a numpy reduction may sum in an order
+        # that depends on memory alignment, flipping .5 ties in the rounding below
+        return ((p[0::2, 0::2] + p[1::2, 0::2] + p[0::2, 1::2] + p[1::2, 1::2]) * 0.25).ravel()  # [H/2 * W/2]
 
     planes = np.concatenate([y.ravel(), half(u), half(v)]).reshape(h * 3 // 2, w)  # PyAV's yuv420p layout
     return np.clip(np.rint(planes), 0, 255).astype(np.uint8)
@@ -190,7 +194,9 @@ def save_video(
     ):
         vstream = container.add_stream("libx264", rate=rate)
         vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
-        vstream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
+        # mb-tree's float propagation takes alignment-dependent SIMD paths: with it on, the same
+        # input gave two different (equally decodable) bitstreams across processes
+        vstream.options = {"crf": str(crf), "preset": "medium", "threads": "1", "x264-params": "mbtree=0"}
         vstream.codec_context.flags |= av.codec.context.Flags.bitexact
         astream = None
         if audio is not None:

@@ -3,6 +3,8 @@ bad folders fail naming the file, and the CLI makes and reports."""
 
 import hashlib
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -44,6 +46,15 @@ def test_layout_manifest_and_determinism(made, tmp_path):
     again = make_dataset(tmp_path / "again", CLIPS, SECONDS, SEED, progress=False)
     assert _digests(again) == _digests(made)  # byte-identical, mp4 included
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+def test_another_process_makes_the_same_bytes(made, tmp_path):
+    # memory layout differs between processes (x264's mb-tree once made the mp4s differ there)
+    out = tmp_path / "other"
+    args = ["toydance", "make", "--out", str(out), "--clips", str(CLIPS), "--seconds", str(SECONDS)]
+    code = "import sys; from mmgen.cli import main; sys.exit(main(sys.argv[1:]))"
+    subprocess.run([sys.executable, "-c", code, *args, "--seed", str(SEED), "--no-progress"], check=True)
+    assert _digests(out) == _digests(made)
 
 
 def test_disk_items_equal_the_in_memory_items(made):
