@@ -1,0 +1,107 @@
+"""DataModules: latent windows for the DiT, raw ToyDance / manifest clips for the VAEs."""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from mmgen.data.latent_cache import LatentCache, LatentWindows, collate_latents
+from mmgen.errors import MmgenError
+from mmgen.pretrained import import_class
+
+
+def split_indices(ids: Sequence[str], val_fraction: float) -> tuple[list[int], list[int]]:
+    """Deterministic train/val split by a hash of each item id (stable when items are added)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    buckets = [zlib.crc32(str(i).encode()) % 10_000 / 10_000 for i in ids]
+    val = [k for k, b in enumerate(buckets) if b < val_fraction]
+    train = [k for k, b in enumerate(buckets) if b >= val_fraction]
+    if not train:
+        raise MmgenError("the validation split took every item; lower val_fraction")
+    return train, val
+
+
+def vae_fingerprints(vaes: dict[str, str]) -> dict[str, str]:
+    """Fingerprints of pretrained VAE directories {modality: dir} (class read from each config.yaml)."""
+    import yaml
+
+    out = {}
+    for m, directory in vaes.items():
+        config = os.path.join(directory, "config.yaml")
+        if not os.path.isfile(config):
+            raise FileNotFoundError(f"{config}: missing (expected a pretrained VAE directory for {m!r})")
+        cls = import_class(yaml.safe_load(open(config))["class_path"])
+        out[m] = cls.from_pretrained(directory).fingerprint()
+    return out
+
+
+class LatentCacheDataModule(L.LightningDataModule):
+    """Windows of `window_seconds` from a latent cache (`mmgen cache`), for DiT training.
+
+    Args:
+        root: the cache directory.
+        window_seconds: training window length; must be whole latent frames of every modality.
+        batch_size, num_workers: DataLoader settings.
+        val_fraction: share of clips (by id hash) held out for validation.
+        modalities: subset of the cache's modalities to train on (default all).
+        vaes: {modality: pretrained VAE dir}; when given, the cache must have been made by them.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        window_seconds: float = 4.0,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        val_fraction: float = 0.05,
+        modalities: list[str] | None = None,
+        vaes: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self._cache: LatentCache | None = None
+
+    @property
+    def cache(self) -> LatentCache:
+        if self._cache is None:
+            self._cache = LatentCache(self.hparams.root, self.hparams.modalities)
+            if self.hparams.vaes:
+                self._cache.check_fingerprints(vae_fingerprints(self.hparams.vaes))
+        return self._cache
+
+    @property
+    def specs(self) -> dict[str, Any]:
+        return self.cache.specs
+
+    def setup(self, stage: str | None = None) -> None:
+        train_idx, val_idx = split_indices([it["id"] for it in self.cache.items], self.hparams.val_fraction)
+        seconds = self.hparams.window_seconds
+        self.train_set = Subset(LatentWindows(self.cache, seconds, random=True), self._window_positions(train_idx))
+        self.val_set = Subset(LatentWindows(self.cache, seconds, random=False), self._window_positions(val_idx))
+
+    def _window_positions(self, item_indices: list[int]) -> list[int]:
+        windows = LatentWindows(self.cache, self.hparams.window_seconds, random=False)
+        keep = set(item_indices)
+        return [k for k, i in enumerate(windows.indices) if i in keep]
+
+    def _loader(self, dataset: Subset, shuffle: bool) -> DataLoader:
+        # drop the ragged last batch in training (steady batch statistics) unless that leaves nothing
+        drop_last = shuffle and len(dataset) >= self.hparams.batch_size
+        return DataLoader(
+            dataset, batch_size=self.hparams.batch_size, shuffle=shuffle, drop_last=drop_last,
+            num_workers=self.hparams.num_workers, collate_fn=collate_latents,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader(self.val_set, shuffle=False) if len(self.val_set) else []

@@ -1,0 +1,145 @@
+"""The DiT training system: MoNL noise levels, the masked denoising loss, CFG dropout, EMA.
+
+It receives a built `MultimodalDiT` (and optionally a `ConditionEncoder`); all diffusion maths is
+`mmgen.diffusion` (`sample_levels`, `denoising_loss`), so what trains here is exactly what the
+samplers assume. Batches come from `LatentCacheDataModule`: {"latents": {m: [B, T_m, ...]}, ...}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+
+from mmgen.conditioning import ConditionEncoder
+from mmgen.cond import Cond
+from mmgen.diffusion.loss import denoising_loss
+from mmgen.diffusion.noise_levels import MoNLConfig, NoiseLevels, sample_levels
+from mmgen.diffusion.process import Process, VPCosine
+from mmgen.dit.masking import random_token_mask
+from mmgen.dit.model import MultimodalDiT
+from mmgen.train.ema import EMA
+from mmgen.train.schedule import warmup_cosine_scheduler
+
+
+class DiTModule(L.LightningModule):
+    """Trains a MultimodalDiT on cached latents.
+
+    Args:
+        model: the DiT.
+        process: diffusion process and parameterisation (default VP-cosine, v-prediction).
+        monl: mixture-of-noise-levels training sampler settings.
+        condition: optional condition encoder; its raw inputs are read from the batch keys it
+            declares (e.g. "caption"); rows MoNL marks `text_null` get its null embedding.
+        lr, weight_decay, betas: AdamW.
+        warmup_steps, total_steps, min_lr_ratio: warmup + cosine schedule (total_steps defaults to
+            the trainer's max_steps).
+        ema_decay: EMA of the weights (None disables); sampling and `save_pretrained` use the EMA.
+        token_mask_ratio: fraction of noisy latent frames dropped from the DiT input (MDT);
+            needs a model built with `mask_decoder_depth`.
+        modality_weights: per-modality factors of the loss.
+    """
+
+    def __init__(
+        self,
+        model: MultimodalDiT,
+        process: Process | None = None,
+        monl: MoNLConfig | None = None,
+        condition: ConditionEncoder | None = None,
+        lr: float = 3e-4,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.99),
+        warmup_steps: int = 200,
+        total_steps: int | None = None,
+        min_lr_ratio: float = 0.1,
+        ema_decay: float | None = 0.999,
+        token_mask_ratio: float = 0.0,
+        modality_weights: Mapping[str, float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "condition"])
+        self.model = model
+        self.process = process or VPCosine()
+        self.monl = monl or MoNLConfig(segment_seconds=model.segment_seconds)
+        if abs(self.monl.segment_seconds - model.segment_seconds) > 1e-9:
+            raise ValueError(
+                f"MoNL segment_seconds {self.monl.segment_seconds} differs from the DiT's {model.segment_seconds}"
+            )
+        if token_mask_ratio and model.mask_decoder_depth is None:
+            raise ValueError("token_mask_ratio > 0 needs a MultimodalDiT built with mask_decoder_depth")
+        self.condition = condition
+        self.ema = EMA(model, ema_decay) if ema_decay is not None else None
+        self.model.check_levels = False  # no host sync per step; levels come from sample_levels
+
+    # ----------------------------------------------------------------- steps
+    def _cond(self, batch: Mapping[str, Any], levels: NoiseLevels | None) -> tuple[Cond | None, NoiseLevels | None]:
+        if self.condition is None:
+            return None, levels
+        drop = levels.text_null if levels is not None else None
+        cond = self.condition(batch=batch, drop=drop)
+        if levels is not None:
+            levels = dataclasses.replace(levels, text_null=None)  # the null rows are already in `cond`
+        return cond, levels
+
+    def _model_fn(self, levels: NoiseLevels):  # type: ignore[no-untyped-def]
+        ratio = self.hparams.token_mask_ratio
+        if not ratio:
+            return self.model
+        mask = random_token_mask(levels.levels, ratio)
+        return lambda x, t, cond: self.model(x, t, cond, token_mask={m: mask[m] for m in x})
+
+    def _loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x0 = batch["latents"]
+        levels = sample_levels(x0, self.model.specs, self.monl)
+        cond, levels = self._cond(batch, levels)
+        assert levels is not None
+        return denoising_loss(
+            self._model_fn(levels), self.process, x0, levels, cond,
+            modality_weights=self.hparams.modality_weights,
+        )
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, logs = self._loss(batch)
+        size = next(iter(batch["latents"].values())).shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=size)
+        return loss
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        # a fixed generator per batch: validation losses are comparable across epochs
+        state = torch.get_rng_state()
+        torch.manual_seed(1234 + batch_idx)
+        try:
+            loss, logs = self._loss(batch)
+        finally:
+            torch.set_rng_state(state)
+        size = next(iter(batch["latents"].values())).shape[0]
+        self.log("val/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
+        self.log_dict({f"val/{k}": v for k, v in logs.items()}, batch_size=size, sync_dist=True)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.model)
+
+    # ----------------------------------------------------------- optimizers
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if not p.requires_grad or name.startswith("ema."):
+                continue
+            (no_decay if p.ndim < 2 or "embed" in name else decay).append(p)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.hparams.lr, betas=tuple(self.hparams.betas),
+        )
+        total = self.hparams.total_steps or (self.trainer.max_steps if self.trainer.max_steps > 0 else 10_000)
+        scheduler = warmup_cosine_scheduler(optimizer, self.hparams.warmup_steps, total, self.hparams.min_lr_ratio)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------- export
+    def sampling_model(self) -> MultimodalDiT:
+        """The weights to sample with: the EMA copy when there is one."""
+        return self.ema.ema if self.ema is not None else self.model  # type: ignore[return-value]
