@@ -1,0 +1,40 @@
+import os
+import stat
+
+import pytest
+
+from mmgen.fileio import atomic_dir, atomic_path
+
+
+def test_atomic_path_keeps_nothing_on_failure_and_has_normal_mode(tmp_path):
+    target = tmp_path / "out.wav"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            assert tmp.suffix == ".wav"
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+
+
+def test_atomic_dir_replaces_only_on_success(tmp_path):
+    target = tmp_path / "ckpt"
+    with atomic_dir(target) as tmp:
+        (tmp / "a").write_text("1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "a").write_text("2")
+            raise RuntimeError
+    assert (target / "a").read_text() == "1"
+    with atomic_dir(target) as tmp:
+        (tmp / "b").write_text("3")
+    assert sorted(p.name for p in target.iterdir()) == ["b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~umask
