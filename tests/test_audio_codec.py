@@ -16,7 +16,12 @@ def _tone_and_noise(n: int, sr: int = 22050, seed: int = 0) -> np.ndarray:
 
 @pytest.mark.parametrize(
     "sr, n_fft, n_mels, fmin, fmax",
-    [(22050, 1024, 80, 0.0, None), (44100, 2048, 128, 30.0, 16000.0), (16000, 512, 40, 0.0, 8000.0), (22050, 1024, 64, 50.0, 8000.0)],
+    [
+        (22050, 1024, 80, 0.0, None),
+        (44100, 2048, 128, 30.0, 16000.0),
+        (16000, 512, 40, 0.0, 8000.0),
+        (22050, 1024, 64, 50.0, 8000.0),
+    ],
 )
 def test_filterbank_equals_librosa(sr, n_fft, n_mels, fmin, fmax):
     ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
@@ -44,7 +49,9 @@ def test_log_mel_power_two_equals_librosa_default():
     spec = MelSpec(power=2.0)
     y = _tone_and_noise(8000, seed=1)
     ours = MelAudioCodec(spec).encode(torch.from_numpy(y))[0].numpy()
-    ref = np.log(np.maximum(librosa.feature.melspectrogram(y=y, sr=22050, n_fft=1024, hop_length=294, n_mels=80), 1e-5))
+    ref = np.log(
+        np.maximum(librosa.feature.melspectrogram(y=y, sr=22050, n_fft=1024, hop_length=294, n_mels=80), 1e-5)
+    )
     np.testing.assert_allclose(ours, ref[:, : ours.shape[1]], rtol=0, atol=2e-4)
 
 
@@ -72,7 +79,9 @@ def test_resampling_matches_scipy_polyphase_and_keeps_pitch():
     assert abs(peak_hz - 1000) < 2
     # the codec resamples another rate: features of the 44.1 kHz clip ~ features of the 22.05 kHz clip
     codec = MelAudioCodec()
-    direct = codec.encode(torch.from_numpy(np.sin(2 * np.pi * 1000 * np.arange(22050) / 22050).astype(np.float32)))
+    direct = codec.encode(
+        torch.from_numpy(np.sin(2 * np.pi * 1000 * np.arange(22050) / 22050).astype(np.float32))
+    )
     via = codec.encode(torch.from_numpy(y), sample_rate=sr)
     assert via.shape == direct.shape
     loud = direct > -3  # compare where there is energy (the stop band differs by filter ripple)
@@ -96,7 +105,11 @@ def test_prepare_waveform_channels():
         (torch.randn(1, 1, 1, 4000), {}, "expected \\[S\\], \\[B, S\\] or \\[B, C, S\\]"),
         (torch.zeros(4000, dtype=torch.int16), {}, "float waveform"),
         (torch.randn(1, 4000), {"sample_rate": 0}, "sample rates must be positive"),
-        (torch.randn(1, 2000), {"sample_rate": 44100}, "too short"),  # 2000 samples at 44.1 kHz -> 1000 at 22.05 kHz
+        (
+            torch.randn(1, 2000),
+            {"sample_rate": 44100},
+            "too short",
+        ),  # 2000 samples at 44.1 kHz -> 1000 at 22.05 kHz
     ],
 )
 def test_bad_input_raises_clear_errors(wave, kwargs, match):

@@ -66,7 +66,13 @@ def resample(wave: torch.Tensor, orig_rate: int, target_rate: int) -> torch.Tens
     if orig_rate == target_rate:
         return wave
     ratio = Fraction(int(target_rate), int(orig_rate))
-    logger.debug("resampling %d Hz -> %d Hz (up %d, down %d)", orig_rate, target_rate, ratio.numerator, ratio.denominator)
+    logger.debug(
+        "resampling %d Hz -> %d Hz (up %d, down %d)",
+        orig_rate,
+        target_rate,
+        ratio.numerator,
+        ratio.denominator,
+    )
     out = resample_poly(wave.detach().cpu().double().numpy(), ratio.numerator, ratio.denominator, axis=-1)
     return torch.from_numpy(np.ascontiguousarray(out)).to(device=wave.device, dtype=wave.dtype)
 
@@ -86,7 +92,9 @@ def prepare_waveform(
     """
     x = as_batch(wave, where)
     if x.shape[1] not in (1, 2):
-        raise ValueError(f"{where}: expected 1 (mono) or 2 (stereo) channels, got {x.shape[1]} in shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{where}: expected 1 (mono) or 2 (stereo) channels, got {x.shape[1]} in shape {tuple(x.shape)}"
+        )
     if channels not in (1, 2):
         raise ValueError(f"{where}: models take 1 or 2 channels, not {channels}")
     x = resample(x, int(sample_rate), int(target_rate))
@@ -111,7 +119,9 @@ def hz_to_mel(freq: np.ndarray) -> np.ndarray:
     min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
     mels = freq / f_sp
     log_region = freq >= min_log_hz
-    return np.where(log_region, min_log_mel + np.log(np.maximum(freq, min_log_hz) / min_log_hz) / logstep, mels)
+    return np.where(
+        log_region, min_log_mel + np.log(np.maximum(freq, min_log_hz) / min_log_hz) / logstep, mels
+    )
 
 
 def mel_to_hz(mels: np.ndarray) -> np.ndarray:
@@ -122,7 +132,9 @@ def mel_to_hz(mels: np.ndarray) -> np.ndarray:
     return np.where(mels >= min_log_mel, min_log_hz * np.exp(logstep * (mels - min_log_mel)), f_sp * mels)
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> torch.Tensor:
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
+) -> torch.Tensor:
     """Triangular slaney-normalized mel filters [n_mels, n_fft // 2 + 1] (librosa.filters.mel defaults)."""
     fmax = sample_rate / 2.0 if fmax is None else float(fmax)
     fft_freqs = np.linspace(0.0, sample_rate / 2.0, 1 + n_fft // 2)
@@ -134,7 +146,9 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
     weights = np.maximum(0.0, np.minimum(lower, upper))  # [n_mels, n_bins]
     weights *= (2.0 / (mel_freqs[2:] - mel_freqs[:-2]))[:, None]  # slaney area normalization
     if np.any(weights.max(axis=1) == 0):
-        raise ValueError(f"empty mel filters: n_mels={n_mels} is too many for n_fft={n_fft} at {sample_rate} Hz")
+        raise ValueError(
+            f"empty mel filters: n_mels={n_mels} is too many for n_fft={n_fft} at {sample_rate} Hz"
+        )
     return torch.from_numpy(weights).float()
 
 
@@ -159,10 +173,14 @@ class MelSpec:
         if self.sample_rate <= 0 or self.n_fft <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
             raise ValueError(f"MelSpec: sample_rate, n_fft, hop_length and n_mels must be positive: {self}")
         if self.hop_length > self.n_fft:
-            raise ValueError(f"MelSpec: hop_length {self.hop_length} > n_fft {self.n_fft} leaves gaps between frames")
+            raise ValueError(
+                f"MelSpec: hop_length {self.hop_length} > n_fft {self.n_fft} leaves gaps between frames"
+            )
         fmax = self.sample_rate / 2 if self.fmax is None else self.fmax
         if not 0 <= self.fmin < fmax <= self.sample_rate / 2:
-            raise ValueError(f"MelSpec: need 0 <= fmin < fmax <= sample_rate / 2, got fmin={self.fmin}, fmax={fmax}")
+            raise ValueError(
+                f"MelSpec: need 0 <= fmin < fmax <= sample_rate / 2, got fmin={self.fmin}, fmax={fmax}"
+            )
         if self.power <= 0 or self.log_floor <= 0:
             raise ValueError(f"MelSpec: power and log_floor must be positive: {self}")
 
@@ -183,18 +201,29 @@ class MelSpec:
         return mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax)
 
 
-def stft(wave: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor, win_length: int | None = None) -> torch.Tensor:
+def stft(
+    wave: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor, win_length: int | None = None
+) -> torch.Tensor:
     """Centred, zero-padded complex STFT in float32 (also under bf16 autocast): [..., S] -> [..., F, 1 + S // hop]."""
     lead = wave.shape[:-1]
     flat = wave.reshape(-1, wave.shape[-1]).float()  # [N, S]
     with torch.autocast(device_type=wave.device.type, enabled=False):
         spec = torch.stft(
-            flat, n_fft, hop_length, win_length or n_fft, window.float(), center=True, pad_mode="constant", return_complex=True
+            flat,
+            n_fft,
+            hop_length,
+            win_length or n_fft,
+            window.float(),
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
         )
     return spec.reshape(*lead, *spec.shape[-2:])
 
 
-def log_mel(wave: torch.Tensor, spec: MelSpec, filterbank: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+def log_mel(
+    wave: torch.Tensor, spec: MelSpec, filterbank: torch.Tensor, window: torch.Tensor
+) -> torch.Tensor:
     """[..., S] waveform -> [..., n_mels, ceil(S / hop)] log-mel (float32)."""
     frames = spec.num_frames(wave.shape[-1])
     mag = stft(wave, spec.n_fft, spec.hop_length, window)[..., :frames].abs()  # [..., F, N]
@@ -231,13 +260,21 @@ def griffin_lim(
     angles = torch.polar(torch.ones_like(mag), 2 * math.pi * phase)
     prev = torch.zeros_like(angles)
     for _ in range(n_iter):
-        audio = torch.istft(mag * angles, n_fft, hop_length, window=window, center=True, length=frames * hop_length)
+        audio = torch.istft(
+            mag * angles, n_fft, hop_length, window=window, center=True, length=frames * hop_length
+        )
         rebuilt = stft(audio, n_fft, hop_length, window)[..., :frames]
         angles = rebuilt - prev * (momentum / (1 + momentum))
         angles = angles / (angles.abs() + 1e-16)
         prev = rebuilt
-    audio = torch.istft(mag * angles, n_fft, hop_length, window=window, center=True, length=frames * hop_length)
-    return audio[..., :num_samples] if num_samples <= audio.shape[-1] else torch.nn.functional.pad(audio, (0, num_samples - audio.shape[-1]))
+    audio = torch.istft(
+        mag * angles, n_fft, hop_length, window=window, center=True, length=frames * hop_length
+    )
+    return (
+        audio[..., :num_samples]
+        if num_samples <= audio.shape[-1]
+        else torch.nn.functional.pad(audio, (0, num_samples - audio.shape[-1]))
+    )
 
 
 class MelAudioCodec(nn.Module):
@@ -253,7 +290,9 @@ class MelAudioCodec(nn.Module):
     filterbank: torch.Tensor
     window: torch.Tensor
 
-    def __init__(self, spec: MelSpec | None = None, vocoder: nn.Module | None = None, griffin_lim_iters: int = 32) -> None:
+    def __init__(
+        self, spec: MelSpec | None = None, vocoder: nn.Module | None = None, griffin_lim_iters: int = 32
+    ) -> None:
         super().__init__()
         self.spec = spec or MelSpec()
         self.vocoder = vocoder
@@ -274,7 +313,12 @@ class MelAudioCodec(nn.Module):
         Stereo is averaged to mono; another sample rate is resampled (on the CPU, see `resample`).
         """
         x = prepare_waveform(
-            wave, self.spec.sample_rate if sample_rate is None else sample_rate, self.spec.sample_rate, 1, self.min_samples, "MelAudioCodec.encode"
+            wave,
+            self.spec.sample_rate if sample_rate is None else sample_rate,
+            self.spec.sample_rate,
+            1,
+            self.min_samples,
+            "MelAudioCodec.encode",
         )
         x = x[:, 0].to(self.filterbank.device)  # [B, S]
         return log_mel(x, self.spec, self.filterbank, self.window)
@@ -287,10 +331,14 @@ class MelAudioCodec(nn.Module):
         lin = torch.matmul(self._pinv, mel).clamp_min(0.0)  # [B, F, N]
         return lin.pow(1.0 / self.spec.power) if self.spec.power != 1.0 else lin
 
-    def decode(self, features: torch.Tensor, num_samples: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def decode(
+        self, features: torch.Tensor, num_samples: int | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Log-mel [B, n_mels, N] -> waveform [B, num_samples or N * hop]."""
         if features.ndim != 3 or features.shape[1] != self.spec.n_mels:
-            raise ValueError(f"MelAudioCodec.decode: expected [B, {self.spec.n_mels}, N] log-mel, got {tuple(features.shape)}")
+            raise ValueError(
+                f"MelAudioCodec.decode: expected [B, {self.spec.n_mels}, N] log-mel, got {tuple(features.shape)}"
+            )
         if not bool(torch.isfinite(features).all()):
             raise ValueError("MelAudioCodec.decode: log-mel contains NaN or infinite values")
         length = num_samples if num_samples is not None else features.shape[-1] * self.spec.hop_length
@@ -300,4 +348,12 @@ class MelAudioCodec(nn.Module):
                 return audio[..., :length]
             return torch.nn.functional.pad(audio, (0, length - audio.shape[-1]))
         mag = self.mel_to_magnitude(features)
-        return griffin_lim(mag, self.spec.n_fft, self.spec.hop_length, self.window, length, self.griffin_lim_iters, generator=generator)
+        return griffin_lim(
+            mag,
+            self.spec.n_fft,
+            self.spec.hop_length,
+            self.window,
+            length,
+            self.griffin_lim_iters,
+            generator=generator,
+        )
