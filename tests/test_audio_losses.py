@@ -142,3 +142,33 @@ def test_gan_train_step_updates_both_players():
     assert all(p.requires_grad for p in disc.parameters())
     with pytest.raises(ValueError, match="both"):
         train_step(vocoder_forward(voc, wave), loss, opt_g, disc, None)
+
+
+def test_mel_vae_gan_step_with_patch_discriminator():
+    """The mel VAE's optional GAN: L1 + KL + adversarial + feature matching on log-mel images."""
+    from mmgen.modalities.audio_mel import MelVAE
+    from mmgen.modalities.audio_training import vae_forward
+
+    vae = MelVAE.from_preset("tiny")
+    disc = MelPatchDiscriminator((8, 16))
+    loss = AudioReconstructionLoss(
+        l1_weight=1.0, stft_weight=0.0, mel_weight=0.0, kl_weight=1e-4, adv_weight=0.1, fm_weight=1.0
+    )
+    opt_g, opt_d = torch.optim.Adam(vae.parameters(), 1e-3), torch.optim.Adam(disc.parameters(), 1e-3)
+    logs = train_step(vae_forward(vae, torch.randn(2, 80, 40) - 5), loss, opt_g, disc, opt_d)
+    assert {"l1", "kl", "adv", "fm", "total", "disc"} <= set(logs)
+    expected = logs["l1"] + 1e-4 * logs["kl"] + 0.1 * logs["adv"] + 1.0 * logs["fm"]
+    torch.testing.assert_close(logs["total"], expected)
+
+
+def test_spectral_terms_stay_float32_under_bf16_autocast():
+    x, y = 0.1 * torch.randn(2, 1, 4096), 0.1 * torch.randn(2, 1, 4096)
+    loss = AudioReconstructionLoss(adv_weight=0.0, fm_weight=0.0)
+    ref = loss(x, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = loss(x.bfloat16(), y.bfloat16())
+        features = VocosVocoder.from_preset("tiny", num_layers=1).features(x[:, 0])
+    assert features.dtype == torch.float32
+    for name in ("stft", "mel"):
+        assert low[name].dtype == torch.float32
+        torch.testing.assert_close(low[name], ref[name], rtol=0.02, atol=0.02)  # only the bf16 inputs differ

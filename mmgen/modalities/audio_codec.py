@@ -224,13 +224,14 @@ def stft(
 def log_mel(
     wave: torch.Tensor, spec: MelSpec, filterbank: torch.Tensor, window: torch.Tensor
 ) -> torch.Tensor:
-    """[..., S] waveform -> [..., n_mels, ceil(S / hop)] log-mel (float32)."""
+    """[..., S] waveform -> [..., n_mels, ceil(S / hop)] log-mel (float32, also under autocast)."""
     frames = spec.num_frames(wave.shape[-1])
     mag = stft(wave, spec.n_fft, spec.hop_length, window)[..., :frames].abs()  # [..., F, N]
-    if spec.power != 1.0:
-        mag = mag.pow(spec.power)
-    mel = torch.matmul(filterbank.float(), mag)  # [..., n_mels, N]
-    return mel.clamp_min(spec.log_floor).log()
+    with torch.autocast(device_type=wave.device.type, enabled=False):
+        if spec.power != 1.0:
+            mag = mag.pow(spec.power)
+        mel = torch.matmul(filterbank.float(), mag)  # [..., n_mels, N]
+        return mel.clamp_min(spec.log_floor).log()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -111,11 +111,16 @@ class MultiScaleMelLoss(nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         x, y = _flat_audio(pred), _flat_audio(target)
         total = x.new_zeros((), dtype=torch.float32)
-        for i, n_fft in enumerate(self.fft_sizes):
-            fb, window = getattr(self, f"fb{i}"), getattr(self, f"window{i}")
-            mx = torch.matmul(fb, stft(x, n_fft, n_fft // 4, window).abs()).clamp_min(self.log_floor).log()
-            my = torch.matmul(fb, stft(y, n_fft, n_fft // 4, window).abs()).clamp_min(self.log_floor).log()
-            total = total + (mx - my).abs().mean()
+        with torch.autocast(device_type=x.device.type, enabled=False):  # mel in float32
+            for i, n_fft in enumerate(self.fft_sizes):
+                fb, window = getattr(self, f"fb{i}"), getattr(self, f"window{i}")
+                mx = (
+                    torch.matmul(fb, stft(x, n_fft, n_fft // 4, window).abs()).clamp_min(self.log_floor).log()
+                )
+                my = (
+                    torch.matmul(fb, stft(y, n_fft, n_fft // 4, window).abs()).clamp_min(self.log_floor).log()
+                )
+                total = total + (mx - my).abs().mean()
         return total / len(self.fft_sizes)
 
 
