@@ -46,16 +46,27 @@ def build(which: str, width: int, depth: int, heads: int, device: str) -> torch.
     torch.manual_seed(0)
     if which == "ours":
         model = MultimodalDiT(
-            {"audio": ModalitySpec(CHANNELS, RATE_HZ)}, d_model=width, depth=depth, num_heads=heads,
-            context_dim=CONTEXT_DIM, check_levels=False,
+            {"audio": ModalitySpec(CHANNELS, RATE_HZ)},
+            d_model=width,
+            depth=depth,
+            num_heads=heads,
+            context_dim=CONTEXT_DIM,
+            check_levels=False,
         )
     else:
         from diffusers import StableAudioDiTModel
 
         model = StableAudioDiTModel(
-            sample_size=1024, in_channels=CHANNELS, num_layers=depth, attention_head_dim=width // heads,
-            num_attention_heads=heads, num_key_value_attention_heads=heads, out_channels=CHANNELS,
-            cross_attention_dim=width, time_proj_dim=256, global_states_input_dim=width,
+            sample_size=1024,
+            in_channels=CHANNELS,
+            num_layers=depth,
+            attention_head_dim=width // heads,
+            num_attention_heads=heads,
+            num_key_value_attention_heads=heads,
+            out_channels=CHANNELS,
+            cross_attention_dim=width,
+            time_proj_dim=256,
+            global_states_input_dim=width,
             cross_attention_input_dim=CONTEXT_DIM,
         )
     return model.to(device).train()
@@ -77,15 +88,22 @@ def make_step(which: str, model: torch.nn.Module, tokens: int, width: int, heads
     else:
         from diffusers.models.embeddings import get_1d_rotary_pos_embed
 
-        rotary = get_1d_rotary_pos_embed(width // heads // 2, tokens + 1, use_real=True, repeat_interleave_real=False)
+        rotary = get_1d_rotary_pos_embed(
+            width // heads // 2, tokens + 1, use_real=True, repeat_interleave_real=False
+        )
         rotary = tuple(r.to(device) for r in rotary)
         timestep = torch.rand(1, generator=g).to(device)
         global_states = torch.randn(1, 1, width, generator=g).to(device)
         x_cf = x.transpose(1, 2).contiguous()  # [1, C, N]
 
         def forward() -> torch.Tensor:
-            out = model(x_cf, timestep, encoder_hidden_states=context, global_hidden_states=global_states,
-                        rotary_embedding=rotary).sample
+            out = model(
+                x_cf,
+                timestep,
+                encoder_hidden_states=context,
+                global_hidden_states=global_states,
+                rotary_embedding=rotary,
+            ).sample
             return out.transpose(1, 2)  # [1, N, C]
 
     def loss() -> torch.Tensor:
@@ -95,7 +113,11 @@ def make_step(which: str, model: torch.nn.Module, tokens: int, width: int, heads
 
 
 def autocast(device: str, dtype: str):
-    return torch.autocast(device.split(":")[0], dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
+    return (
+        torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
+        if dtype == "bf16"
+        else contextlib.nullcontext()
+    )
 
 
 def sync(device: str) -> None:
@@ -117,25 +139,32 @@ def run_timing(args: argparse.Namespace) -> None:
     for which, m in models.items():
         print(f"{which}: {sum(p.numel() for p in m.parameters()) / 1e6:.2f} M parameters")
     opts = {w: torch.optim.AdamW(m.parameters(), lr=1e-4) for w, m in models.items()}
-    print(f"\n{'tokens':>7} {'':>6} {'ours s':>8} {'theirs s':>9} {'ratio':>6} {'best-of':>8} {'| cpu: ours s':>13} {'theirs s':>9} {'ratio':>6}")
+    print(
+        f"\n{'tokens':>7} {'':>6} {'ours s':>8} {'theirs s':>9} {'ratio':>6} {'best-of':>8} {'| cpu: ours s':>13} {'theirs s':>9} {'ratio':>6}"
+    )
     for tokens in args.tokens:
         steps = {w: make_step(w, m, tokens, args.width, args.heads, args.device) for w, m in models.items()}
 
-        def train(w: str) -> None:
+        def train(w: str, steps: dict = steps) -> None:
             with autocast(args.device, args.dtype):
                 loss = steps[w][1]()
             loss.backward()
             opts[w].step()
             opts[w].zero_grad(set_to_none=True)
 
-        def infer(w: str) -> None:
+        def infer(w: str, steps: dict = steps) -> None:
             with torch.no_grad(), autocast(args.device, args.dtype):
                 steps[w][0]()
 
-        times: dict[tuple[str, str], list[tuple[float, float]]] = {(w, k): [] for w in models for k in ("fwd", "train")}
+        times: dict[tuple[str, str], list[tuple[float, float]]] = {
+            (w, k): [] for w in models for k in ("fwd", "train")
+        }
         for rep in range(args.reps + 1):  # rep 0 is the warm-up
             for w in models:  # interleaved
-                f, s = time_one(lambda: infer(w), args.device), time_one(lambda: train(w), args.device)
+                f, s = (
+                    time_one(lambda w=w: infer(w), args.device),
+                    time_one(lambda w=w: train(w), args.device),
+                )
                 if rep:
                     times[(w, "fwd")].append(f)
                     times[(w, "train")].append(s)
@@ -143,8 +172,10 @@ def run_timing(args: argparse.Namespace) -> None:
             wall = [statistics.median(v[0] for v in times[(w, kind)]) for w in ("ours", "theirs")]
             best = [min(v[0] for v in times[(w, kind)]) for w in ("ours", "theirs")]
             cpu = [statistics.median(v[1] for v in times[(w, kind)]) for w in ("ours", "theirs")]
-            print(f"{tokens:>7} {kind:>6} {wall[0]:>8.3f} {wall[1]:>9.3f} {wall[0] / wall[1]:>6.2f} {best[0] / best[1]:>8.2f} "
-                  f"{cpu[0]:>13.3f} {cpu[1]:>9.3f} {cpu[0] / cpu[1]:>6.2f}")
+            print(
+                f"{tokens:>7} {kind:>6} {wall[0]:>8.3f} {wall[1]:>9.3f} {wall[0] / wall[1]:>6.2f} {best[0] / best[1]:>8.2f} "
+                f"{cpu[0]:>13.3f} {cpu[1]:>9.3f} {cpu[0] / cpu[1]:>6.2f}"
+            )
 
 
 def run_memory_child(args: argparse.Namespace) -> None:
@@ -173,9 +204,10 @@ def run_memory_child(args: argparse.Namespace) -> None:
 
 def _proc_status(field: str) -> int:
     """A memory field of /proc/self/status in bytes (VmRSS: now, VmHWM: peak of this process image)."""
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
@@ -196,13 +228,34 @@ def run_memory(args: argparse.Namespace) -> None:
     for which in ("ours", "theirs"):
         mib = []
         for tokens in args.mem_tokens:
-            cmd = [sys.executable, __file__, "--mem-child", which, "--mem-child-tokens", str(tokens),
-                   "--device", args.device, "--dtype", args.dtype, "--width", str(args.width),
-                   "--heads", str(args.heads), "--mem-depth", str(args.mem_depth)]
-            res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+            cmd = [
+                sys.executable,
+                __file__,
+                "--mem-child",
+                which,
+                "--mem-child-tokens",
+                str(tokens),
+                "--device",
+                args.device,
+                "--dtype",
+                args.dtype,
+                "--width",
+                str(args.width),
+                "--heads",
+                str(args.heads),
+                "--mem-depth",
+                str(args.mem_depth),
+            ]
+            res = json.loads(
+                subprocess.run(cmd, check=True, capture_output=True, text=True)
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             mib.append(res["mib"])
             if res["masked"]:
-                print(f"  note: {which} at {tokens} tokens stayed below the process's import peak; number is a lower bound")
+                print(
+                    f"  note: {which} at {tokens} tokens stayed below the process's import peak; number is a lower bound"
+                )
         ratio = mib[-1] / mib[0]
         print(f"{which:>7} " + " ".join(f"{m:>8.0f}MB" for m in mib) + f" {ratio:>8.2f}")
 
@@ -232,8 +285,10 @@ def main() -> None:
         return
     if args.quick:
         args.reps = min(args.reps, 2)
-    print(f"torch {torch.__version__}, device {args.device}, dtype {args.dtype}, threads {torch.get_num_threads()}, "
-          f"width {args.width}, depth {args.depth}, heads {args.heads}")
+    print(
+        f"torch {torch.__version__}, device {args.device}, dtype {args.dtype}, threads {torch.get_num_threads()}, "
+        f"width {args.width}, depth {args.depth}, heads {args.heads}"
+    )
     run_timing(args)
     if not args.skip_memory:
         run_memory(args)

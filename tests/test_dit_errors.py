@@ -16,7 +16,10 @@ def model() -> MultimodalDiT:
 
 
 def good():
-    return {"audio": torch.randn(2, 6, 4), "video": torch.randn(2, 3, 5, 3, 3)}, {"audio": torch.zeros(2, 6), "video": torch.ones(2, 3)}
+    return {"audio": torch.randn(2, 6, 4), "video": torch.randn(2, 3, 5, 3, 3)}, {
+        "audio": torch.zeros(2, 6),
+        "video": torch.ones(2, 3),
+    }
 
 
 def test_good_input_passes(model):
@@ -27,16 +30,28 @@ def test_good_input_passes(model):
 @pytest.mark.parametrize(
     "edit, match",
     [
-        (lambda x, t: x.update(speech=torch.randn(2, 6, 4)) or t.update(speech=torch.zeros(2, 6)), r"unknown modality \['speech'\]"),
+        (
+            lambda x, t: x.update(speech=torch.randn(2, 6, 4)) or t.update(speech=torch.zeros(2, 6)),
+            r"unknown modality \['speech'\]",
+        ),
         (lambda x, t: t.pop("video"), "same keys"),
-        (lambda x, t: x.update(audio=torch.randn(2, 6, 4, 1)), r"x\['audio'\] must be \[B, T, C\] \(rank 3\)"),
+        (
+            lambda x, t: x.update(audio=torch.randn(2, 6, 4, 1)),
+            r"x\['audio'\] must be \[B, T, C\] \(rank 3\)",
+        ),
         (lambda x, t: x.update(video=torch.randn(2, 3, 15, 3)), r"x\['video'\] must be \[B, T, h, w, C\]"),
-        (lambda x, t: x.update(audio=torch.randn(2, 6, 5)), r"x\['audio'\] has 5 channels, the model expects 4"),
+        (
+            lambda x, t: x.update(audio=torch.randn(2, 6, 5)),
+            r"x\['audio'\] has 5 channels, the model expects 4",
+        ),
         (lambda x, t: x.update(video=torch.randn(2, 3, 4, 3, 3)), r"x\['video'\] frames are \(4, 3\)"),
         (lambda x, t: t.update(audio=torch.zeros(2, 5)), r"t\['audio'\] must be \[B, T\] = \(2, 6\)"),
         (lambda x, t: t.update(audio=torch.zeros(2)), r"t\['audio'\] must be \[B, T\]"),
         (lambda x, t: t.update(audio=torch.zeros(2, 6, dtype=torch.long)), "float tensor"),
-        (lambda x, t: x.update(video=torch.randn(3, 3, 5, 3, 3)) or t.update(video=torch.ones(3, 3)), "batch size 3"),
+        (
+            lambda x, t: x.update(video=torch.randn(3, 3, 5, 3, 3)) or t.update(video=torch.ones(3, 3)),
+            "batch size 3",
+        ),
         (lambda x, t: t["audio"].fill_(1.5), r"t\['audio'\] has values outside \[0, 1\]"),
         (lambda x, t: t["video"].fill_(-0.1), r"t\['video'\] has values outside \[0, 1\]"),
         (lambda x, t: t["audio"].fill_(float("nan")), r"outside \[0, 1\]"),

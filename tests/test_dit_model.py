@@ -2,7 +2,6 @@
 
 import types
 
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -108,9 +107,14 @@ def test_per_segment_modulation_equals_per_token_computation():
 def test_examples_do_not_leak_across_the_batch():
     model = perturb(tiny(context_dim=5))
     x, t = inputs(model, batch=3)
-    cond = Cond(context=torch.randn(3, 4, 5), context_mask=torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]).bool())
+    cond = Cond(
+        context=torch.randn(3, 4, 5),
+        context_mask=torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]).bool(),
+    )
     out = model(x, t, cond)
-    one = model({k: v[1:2] for k, v in x.items()}, {k: v[1:2] for k, v in t.items()}, cond.map(lambda v: v[1:2]))
+    one = model(
+        {k: v[1:2] for k, v in x.items()}, {k: v[1:2] for k, v in t.items()}, cond.map(lambda v: v[1:2])
+    )
     for name in x:
         assert torch.allclose(out[name][1:2], one[name], atol=1e-5)
 
@@ -186,8 +190,11 @@ def test_a_tiny_model_learns_to_denoise():
         a = torch.cat([torch.sin(time + phase), torch.cos(time + phase)], -1)  # [n, 8, 2]
         x0 = {"a": a, "b": a.flip(-1) * 0.8}
         t = {k: torch.rand(n, 4)[:, seg] for k in x0}
-        xt = {k: torch.cos(t[k] * 1.5708)[..., None] * v + torch.sin(t[k] * 1.5708)[..., None] * torch.randn_like(v)
-              for k, v in x0.items()}
+        xt = {
+            k: torch.cos(t[k] * 1.5708)[..., None] * v
+            + torch.sin(t[k] * 1.5708)[..., None] * torch.randn_like(v)
+            for k, v in x0.items()
+        }
         return xt, t, x0
 
     def loss_of(xt, t, x0):

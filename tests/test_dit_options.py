@@ -59,7 +59,10 @@ def test_sola_saves_exactly_the_expected_parameters_and_trains_its_adapters():
     assert sola.blocks[0].ada_up.weight.abs().sum() > 0 and sola.shared_ada.weight.abs().sum() > 0
     # modulation of block i = shared(c) + up_i(down_i(c)), so blocks modulate differently
     c = torch.randn(2, 3, d)
-    assert not torch.allclose(sola.blocks[0].modulation_rows(c, sola.shared_ada(c)), sola.blocks[1].modulation_rows(c, sola.shared_ada(c)))
+    assert not torch.allclose(
+        sola.blocks[0].modulation_rows(c, sola.shared_ada(c)),
+        sola.blocks[1].modulation_rows(c, sola.shared_ada(c)),
+    )
 
 
 def test_long_skips_connect_mirrored_blocks():
@@ -67,7 +70,10 @@ def test_long_skips_connect_mirrored_blocks():
     assert len(model.skip_fuse) == 2  # (0 -> 4), (1 -> 3); block 2 is the middle
     x, t = inputs()
     seen = {}
-    hooks = [b.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, (a[0], out))) for i, b in enumerate(model.blocks)]
+    hooks = [
+        b.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, (a[0], out)))
+        for i, b in enumerate(model.blocks)
+    ]
     model(x, t)
     for h in hooks:
         h.remove()
@@ -87,7 +93,8 @@ def test_prefix_tokens_condition_the_output_and_are_not_returned():
     assert {k: v.shape for k, v in out.items()} == {k: v.shape for k, v in x.items()}
     other = model(x, t, Cond(prefix=p + 1))
     assert not torch.allclose(out["audio"], other["audio"], atol=1e-4)
-    assert model(x, t, Cond(prefix=torch.randn(2, 5, 3)))["video"].shape == x["video"].shape  # any prefix length
+    any_length = model(x, t, Cond(prefix=torch.randn(2, 5, 3)))
+    assert any_length["video"].shape == x["video"].shape
 
 
 def test_random_token_mask_drops_a_fixed_count_preferring_noisy_frames():
@@ -138,7 +145,11 @@ def test_masked_tokens_reject_bad_masks():
     with pytest.raises(ValueError, match="bool"):
         model(x, t, token_mask={"audio": torch.ones(2, 8)})
     with pytest.raises(ValueError, match="missing from x"):
-        model({"audio": x["audio"]}, {"audio": t["audio"]}, token_mask={"video": torch.ones(2, 4, dtype=torch.bool)})
+        model(
+            {"audio": x["audio"]},
+            {"audio": t["audio"]},
+            token_mask={"video": torch.ones(2, 4, dtype=torch.bool)},
+        )
     with pytest.raises(ValueError, match="mask_decoder_depth"):
         tiny(mask_decoder_depth=3)
 

@@ -68,15 +68,23 @@ def test_apply_rope_equals_complex_rotation():
     # per-example angles [B, N, P]
     per_example = torch.randn(2, 5, 4, dtype=torch.float64)
     out = apply_rope(q, *rope_cos_sin(per_example))
-    z = torch.complex(q[..., :4], q[..., 4:]) * torch.polar(torch.ones_like(per_example), per_example)[:, None]
+    z = (
+        torch.complex(q[..., :4], q[..., 4:])
+        * torch.polar(torch.ones_like(per_example), per_example)[:, None]
+    )
     assert torch.allclose(out, torch.cat([z.real, z.imag], dim=-1), atol=1e-6)
 
 
 def test_tokens_at_the_same_time_share_their_rotary_phase():
-    specs = {"audio": ModalitySpec(4, 4.0), "motion": ModalitySpec(6, 2.0), "video": ModalitySpec(3, 2.0, (4, 4))}
+    specs = {
+        "audio": ModalitySpec(4, 4.0),
+        "motion": ModalitySpec(6, 2.0),
+        "video": ModalitySpec(3, 2.0, (4, 4)),
+    }
     model = MultimodalDiT(specs, d_model=32, depth=1, num_heads=2)
     lay, cos, sin = model.layout({"audio": 8, "motion": 4, "video": 4}, 0, torch.device("cpu"))
-    cos, sin = cos[:, :8], sin[:, 8:]  # per-pair cos/sin (rope_cos_sin widens them to [cos, cos], [-sin, sin])
+    # per-pair cos/sin: rope_cos_sin widened them to [cos, cos] and [-sin, sin]
+    cos, sin = cos[:, :8], sin[:, 8:]
     n_t = rope_frequencies(16, True)[0].numel()
     assert n_t == 4  # 8 pairs: 4 time, 2 y, 2 x
     audio = lay.slices["audio"].start + 6  # frame 6 at 4 Hz = 1.5 s

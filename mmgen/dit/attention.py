@@ -62,7 +62,9 @@ class CrossAttention(nn.Module):
         self.k_norm = HeadRMSNorm(dim // num_heads) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         """x [B, N, D], context [B, L, D], context_mask [B, L] bool (True = attend) -> [B, N, D].
 
         An example whose context is entirely masked gets zero from this layer (instead of the NaN

@@ -75,7 +75,11 @@ class DiTBlock(nn.Module):
         else:
             raise ValueError(f"adaln must be 'block' or 'sola', got {adaln!r}")
         # added to the modulation rows so they hold (shift, 1 + scale, gate) x 2 (not a parameter)
-        self.register_buffer("scale_one", torch.zeros(6, dim).index_fill_(0, torch.tensor([1, 4]), 1.0).reshape(-1), persistent=False)
+        self.register_buffer(
+            "scale_one",
+            torch.zeros(6, dim).index_fill_(0, torch.tensor([1, 4]), 1.0).reshape(-1),
+            persistent=False,
+        )
 
     def modulation_rows(self, c_rows: torch.Tensor, shared_rows: torch.Tensor | None) -> torch.Tensor:
         """c_rows [B, R, D] (already SiLU'd) -> [B, R, 6D]."""
@@ -96,7 +100,8 @@ class DiTBlock(nn.Module):
     ) -> torch.Tensor:
         """x [B, N, D]; c_rows [B, R, D]; row [N] or [B, N]; cos/sin from the layout -> [B, N, D]."""
         rows = self.modulation_rows(c_rows, shared_rows) + self.scale_one  # [B, R, 6D]
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = gather_rows(rows, row).chunk(6, dim=-1)  # [B, N, D] each
+        mod = gather_rows(rows, row)  # [B, N, 6D]
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod.chunk(6, dim=-1)  # [B, N, D] each
         x = torch.addcmul(x, gate_a, self.attn(modulate(self.norm1(x), shift_a, scale_a), cos, sin))
         if self.cross is not None:
             if context is None:

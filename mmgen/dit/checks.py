@@ -29,25 +29,37 @@ def check_inputs(
     if unknown:
         raise ValueError(f"MultimodalDiT: unknown modality {unknown} in x; the model knows {list(specs)}")
     if set(t) != set(x):
-        raise ValueError(f"MultimodalDiT: x and t must have the same keys, got x {sorted(x)} and t {sorted(t)}")
+        raise ValueError(
+            f"MultimodalDiT: x and t must have the same keys, got x {sorted(x)} and t {sorted(t)}"
+        )
     batch = None
     for name, z in x.items():
         spec = specs[name]
         layout = "[B, T, C]" if spec.spatial is None else "[B, T, h, w, C]"
         if z.ndim != spec.latent_rank:
-            raise ValueError(f"MultimodalDiT: x[{name!r}] must be {layout} (rank {spec.latent_rank}), got shape {tuple(z.shape)}")
+            raise ValueError(
+                f"MultimodalDiT: x[{name!r}] must be {layout} (rank {spec.latent_rank}), got shape {tuple(z.shape)}"
+            )
         if z.shape[-1] != spec.channels:
-            raise ValueError(f"MultimodalDiT: x[{name!r}] has {z.shape[-1]} channels, the model expects {spec.channels}")
+            raise ValueError(
+                f"MultimodalDiT: x[{name!r}] has {z.shape[-1]} channels, the model expects {spec.channels}"
+            )
         if spec.spatial is not None and tuple(z.shape[2:4]) != spec.spatial:
-            raise ValueError(f"MultimodalDiT: x[{name!r}] frames are {tuple(z.shape[2:4])}, the model expects {spec.spatial}")
+            raise ValueError(
+                f"MultimodalDiT: x[{name!r}] frames are {tuple(z.shape[2:4])}, the model expects {spec.spatial}"
+            )
         if z.shape[1] < 1:
             raise ValueError(f"MultimodalDiT: x[{name!r}] has no frames")
         if batch is None:
             batch = z.shape[0]
         elif z.shape[0] != batch:
-            raise ValueError(f"MultimodalDiT: x[{name!r}] has batch size {z.shape[0]}, other modalities have {batch}")
+            raise ValueError(
+                f"MultimodalDiT: x[{name!r}] has batch size {z.shape[0]}, other modalities have {batch}"
+            )
         if tuple(t[name].shape) != tuple(z.shape[:2]):
-            raise ValueError(f"MultimodalDiT: t[{name!r}] must be [B, T] = {tuple(z.shape[:2])}, got {tuple(t[name].shape)}")
+            raise ValueError(
+                f"MultimodalDiT: t[{name!r}] must be [B, T] = {tuple(z.shape[:2])}, got {tuple(t[name].shape)}"
+            )
         if not t[name].is_floating_point():
             raise ValueError(f"MultimodalDiT: t[{name!r}] must be a float tensor, got {t[name].dtype}")
     assert batch is not None
@@ -55,7 +67,9 @@ def check_inputs(
     if token_mask is not None:
         for name, m in token_mask.items():
             if name not in x:
-                raise ValueError(f"MultimodalDiT: token_mask[{name!r}] names a modality missing from x {sorted(x)}")
+                raise ValueError(
+                    f"MultimodalDiT: token_mask[{name!r}] names a modality missing from x {sorted(x)}"
+                )
             if m.dtype != torch.bool or tuple(m.shape) != tuple(x[name].shape[:2]):
                 raise ValueError(
                     f"MultimodalDiT: token_mask[{name!r}] must be bool [B, T] = {tuple(x[name].shape[:2])}, "
@@ -68,17 +82,29 @@ def _check_cond(cond: Cond | None, batch: int, context_dim: int | None, prefix_d
     context = cond.context if cond is not None else None
     prefix = cond.prefix if cond is not None else None
     if context is not None and context_dim is None:
-        raise ValueError("MultimodalDiT: cond.context given but the model has no cross-attention (context_dim=None)")
+        raise ValueError(
+            "MultimodalDiT: cond.context given but the model has no cross-attention (context_dim=None)"
+        )
     if context is None and context_dim is not None:
-        raise ValueError(f"MultimodalDiT: the model cross-attends (context_dim={context_dim}) but cond.context is missing")
+        raise ValueError(
+            f"MultimodalDiT: the model cross-attends (context_dim={context_dim}) but cond.context is missing"
+        )
     if context is not None and context.shape[-1] != context_dim:
-        raise ValueError(f"MultimodalDiT: cond.context has width {context.shape[-1]}, the model expects {context_dim}")
+        raise ValueError(
+            f"MultimodalDiT: cond.context has width {context.shape[-1]}, the model expects {context_dim}"
+        )
     if prefix is not None and prefix_dim is None:
-        raise ValueError("MultimodalDiT: cond.prefix given but the model takes no prefix tokens (prefix_dim=None)")
+        raise ValueError(
+            "MultimodalDiT: cond.prefix given but the model takes no prefix tokens (prefix_dim=None)"
+        )
     if prefix is None and prefix_dim is not None:
-        raise ValueError(f"MultimodalDiT: the model takes prefix tokens (prefix_dim={prefix_dim}) but cond.prefix is missing")
+        raise ValueError(
+            f"MultimodalDiT: the model takes prefix tokens (prefix_dim={prefix_dim}) but cond.prefix is missing"
+        )
     if prefix is not None and prefix.shape[-1] != prefix_dim:
-        raise ValueError(f"MultimodalDiT: cond.prefix has width {prefix.shape[-1]}, the model expects {prefix_dim}")
+        raise ValueError(
+            f"MultimodalDiT: cond.prefix has width {prefix.shape[-1]}, the model expects {prefix_dim}"
+        )
     if cond is not None and cond.batch_size is not None and cond.batch_size != batch:
         raise ValueError(f"MultimodalDiT: cond has batch size {cond.batch_size}, the latents have {batch}")
 
@@ -89,8 +115,14 @@ def check_level_values(t: dict[str, torch.Tensor], layout: TokenLayout) -> None:
     for name in layout.names:
         levels = t[name]
         rows = levels[:, layout.segment_start[name]]  # [B, S]
-        flags.append(torch.stack([((levels < 0) | (levels > 1) | levels.isnan()).any(),
-                                  (rows[:, layout.frame_row[name]] != levels).any()]))
+        flags.append(
+            torch.stack(
+                [
+                    ((levels < 0) | (levels > 1) | levels.isnan()).any(),
+                    (rows[:, layout.frame_row[name]] != levels).any(),
+                ]
+            )
+        )
     bad = torch.stack(flags).tolist()
     for name, (out_of_range, varies) in zip(layout.names, bad):
         if out_of_range:

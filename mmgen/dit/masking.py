@@ -42,7 +42,9 @@ def random_token_mask(
     masks = {}
     for name, levels in t.items():
         if levels.ndim != 2:
-            raise ValueError(f"random_token_mask: t[{name!r}] must be [B, T], got shape {tuple(levels.shape)}")
+            raise ValueError(
+                f"random_token_mask: t[{name!r}] must be [B, T], got shape {tuple(levels.shape)}"
+            )
         n_drop = int(ratio * levels.shape[1])
         score = torch.rand(levels.shape, generator=generator, device=levels.device)
         score = score + (levels <= 0).to(score.dtype)  # clean frames rank after every noisy one
@@ -52,7 +54,9 @@ def random_token_mask(
     return masks
 
 
-def kept_token_index(layout: TokenLayout, token_mask: dict[str, torch.Tensor], batch_size: int) -> torch.Tensor:
+def kept_token_index(
+    layout: TokenLayout, token_mask: dict[str, torch.Tensor], batch_size: int
+) -> torch.Tensor:
     """Positions of the kept tokens in the full sequence, ascending: [B, K].
 
     One host sync (K must be a Python int) which also checks every example keeps the same count.
@@ -68,7 +72,9 @@ def kept_token_index(layout: TokenLayout, token_mask: dict[str, torch.Tensor], b
     counts = keep.sum(dim=1)
     low, high = torch.stack([counts.min(), counts.max()]).tolist()
     if low != high:
-        raise ValueError(f"token_mask must keep the same number of tokens in every example, got {low} to {high}")
+        raise ValueError(
+            f"token_mask must keep the same number of tokens in every example, got {low} to {high}"
+        )
     if low == 0:
         raise ValueError("token_mask drops every token")
     # stable sort puts kept positions (key 0) first, in their original order

@@ -16,6 +16,7 @@ range in one host sync, set `model.check_levels = False` for sync-free training 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -78,8 +79,20 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         rope_max_period: float = 1000.0,
     ) -> None:
         super().__init__()
-        specs = {n: s if isinstance(s, ModalitySpec) else ModalitySpec(**s) for n, s in dict(modalities).items()}
-        _check_config(specs, d_model, depth, num_heads, segment_seconds, patch_size, adaln, sola_rank, mask_decoder_depth)
+        specs = {
+            n: s if isinstance(s, ModalitySpec) else ModalitySpec(**s) for n, s in dict(modalities).items()
+        }
+        _check_config(
+            specs,
+            d_model,
+            depth,
+            num_heads,
+            segment_seconds,
+            patch_size,
+            adaln,
+            sola_rank,
+            mask_decoder_depth,
+        )
         self.specs = specs
         self.modality_ids = {name: i for i, name in enumerate(specs)}
         self.d_model, self.depth, self.patch_size = d_model, depth, patch_size
@@ -102,9 +115,12 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         self.prefix_cond = nn.Parameter(torch.zeros(d_model)) if prefix_dim is not None else None
         self.shared_ada = nn.Linear(d_model, 6 * d_model) if adaln == "sola" else None
         self.blocks = nn.ModuleList(
-            DiTBlock(d_model, num_heads, mlp_ratio, context_dim is not None, adaln, sola_rank, qk_norm) for _ in range(depth)
+            DiTBlock(d_model, num_heads, mlp_ratio, context_dim is not None, adaln, sola_rank, qk_norm)
+            for _ in range(depth)
         )
-        self.skip_fuse = nn.ModuleList(nn.Linear(2 * d_model, d_model) for _ in range(depth // 2)) if long_skip else None
+        self.skip_fuse = (
+            nn.ModuleList(nn.Linear(2 * d_model, d_model) for _ in range(depth // 2)) if long_skip else None
+        )
         self.mask_token = nn.Parameter(torch.zeros(d_model)) if mask_decoder_depth is not None else None
         self.final = FinalLayer(d_model)
         has_video = any(s.spatial is not None for s in specs.values())
@@ -171,10 +187,14 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         """
         batch = check_inputs(self.specs, x, t, cond, token_mask, self.context_dim, self.prefix_dim)
         if token_mask is not None and self.mask_decoder_depth is None:
-            raise ValueError("MultimodalDiT: token_mask given but the model was built with mask_decoder_depth=None")
+            raise ValueError(
+                "MultimodalDiT: token_mask given but the model was built with mask_decoder_depth=None"
+            )
         prefix = cond.prefix if cond is not None else None
         device = next(iter(x.values())).device
-        layout, cos, sin = self.layout({n: z.shape[1] for n, z in x.items()}, 0 if prefix is None else prefix.shape[1], device)
+        layout, cos, sin = self.layout(
+            {n: z.shape[1] for n, z in x.items()}, 0 if prefix is None else prefix.shape[1], device
+        )
         if self.check_levels:
             check_level_values(t, layout)
         h = self._embed_tokens(x, prefix, layout)  # [B, N, D]
@@ -187,14 +207,20 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         h = self.final(h, c_rows, row)  # [B, N, D]
         return self._unembed(h, layout, x)
 
-    def layout(self, num_frames: dict[str, int], num_prefix: int, device: torch.device) -> tuple[TokenLayout, torch.Tensor, torch.Tensor]:
+    def layout(
+        self, num_frames: dict[str, int], num_prefix: int, device: torch.device
+    ) -> tuple[TokenLayout, torch.Tensor, torch.Tensor]:
         """(TokenLayout, cos, sin) for these lengths, cached per (lengths, prefix, device); cos/sin [N, Dh] (rope_cos_sin)."""
         key = (tuple((n, int(num_frames[n])) for n in self.specs if n in num_frames), num_prefix, str(device))
         hit = self._layouts.get(key)
         if hit is None:
             layout = TokenLayout.build(
-                self.specs, num_frames, segment_seconds=self.segment_seconds, patch_size=self.patch_size,
-                num_prefix=num_prefix, modality_ids=self.modality_ids,
+                self.specs,
+                num_frames,
+                segment_seconds=self.segment_seconds,
+                patch_size=self.patch_size,
+                num_prefix=num_prefix,
+                modality_ids=self.modality_ids,
             )
             angles = rope_angles(layout.seconds, layout.y, layout.x, *self._omega)  # [N, Dh/2] float64
             cos, sin = rope_cos_sin(angles)
@@ -204,15 +230,21 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             self._layouts[key] = hit
         return hit
 
-    def _embed_tokens(self, x: dict[str, torch.Tensor], prefix: torch.Tensor | None, layout: TokenLayout) -> torch.Tensor:
+    def _embed_tokens(
+        self, x: dict[str, torch.Tensor], prefix: torch.Tensor | None, layout: TokenLayout
+    ) -> torch.Tensor:
         parts = [] if prefix is None else [self.prefix_proj(prefix)]  # type: ignore[misc]
         for name in layout.names:
             z = x[name]
-            tokens = patchify(z, self.patch_size) if self.specs[name].spatial is not None else z  # [B, N_m, C_tok]
+            tokens = (
+                patchify(z, self.patch_size) if self.specs[name].spatial is not None else z
+            )  # [B, N_m, C_tok]
             parts.append(self.in_proj[name](tokens) + self.modality_embed[self.modality_ids[name]])
         return torch.cat(parts, dim=1)  # [B, N, D]
 
-    def _embed_levels(self, t: dict[str, torch.Tensor], layout: TokenLayout, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _embed_levels(
+        self, t: dict[str, torch.Tensor], layout: TokenLayout, batch: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Conditioning rows SiLU(level MLP(t_row) + modality embedding): [B, R, D], and each token's row [N]."""
         levels = layout.level_rows(t)  # [B, R_latent]
         c = self.level_embed(levels) + self.level_modality_embed[layout.row_modality]  # [B, R_latent, D]
@@ -240,7 +272,12 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         if token_mask is not None:
             keep = kept_token_index(layout, token_mask, h.shape[0])  # [B, K]
             full = (row, cos, sin)
-            h, row, cos, sin = take_tokens(h, keep), row[keep], cos[keep], sin[keep]  # [B, K, D], [B, K], [B, K, Dh]
+            h, row, cos, sin = (
+                take_tokens(h, keep),
+                row[keep],
+                cos[keep],
+                sin[keep],
+            )  # [B, K, D], [B, K], [B, K, Dh]
             restore_at = self.depth - self.mask_decoder_depth  # type: ignore[operator]
         skips: list[torch.Tensor] = []
         for i, block in enumerate(self.blocks):
@@ -265,35 +302,58 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         self, h: torch.Tensor, skips: list[torch.Tensor], keep: torch.Tensor, layout: TokenLayout
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Kept tokens [B, K, D] (and pending long skips) back to all N positions; dropped ones = mask token."""
-        fill = self.mask_token + self.modality_embed[layout.modality.clamp(min=0)]  # [N, D] (prefix: always kept)
+        fill = (
+            self.mask_token + self.modality_embed[layout.modality.clamp(min=0)]
+        )  # [N, D] (prefix: always kept)
         fill = fill.expand(h.shape[0], -1, -1).contiguous()  # [B, N, D]
         return restore_tokens(h, keep, fill), [restore_tokens(s, keep, fill) for s in skips]
 
-    def _unembed(self, h: torch.Tensor, layout: TokenLayout, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _unembed(
+        self, h: torch.Tensor, layout: TokenLayout, x: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         out = {}
         for name, tokens in layout.split(h).items():
             pred = self.out_proj[name](tokens)  # [B, N_m, C_tok]
             spec = self.specs[name]
             if spec.spatial is not None:
-                pred = unpatchify(pred, layout.num_frames[name], spec.spatial, self.patch_size)  # [B, T, h, w, C]
+                pred = unpatchify(
+                    pred, layout.num_frames[name], spec.spatial, self.patch_size
+                )  # [B, T, h, w, C]
             out[name] = pred
         return {name: out[name] for name in x}
 
 
 def _check_config(
-    specs: dict[str, ModalitySpec], d_model: int, depth: int, num_heads: int, segment_seconds: float,
-    patch_size: int, adaln: str, sola_rank: int, mask_decoder_depth: int | None,
+    specs: dict[str, ModalitySpec],
+    d_model: int,
+    depth: int,
+    num_heads: int,
+    segment_seconds: float,
+    patch_size: int,
+    adaln: str,
+    sola_rank: int,
+    mask_decoder_depth: int | None,
 ) -> None:
     if not specs:
         raise ValueError("MultimodalDiT: modalities must name at least one modality")
     for name in specs:
         if not isinstance(name, str) or not name or "." in name:
-            raise ValueError(f"MultimodalDiT: modality names must be non-empty strings without '.', got {name!r}")
+            raise ValueError(
+                f"MultimodalDiT: modality names must be non-empty strings without '.', got {name!r}"
+            )
     if depth < 1 or num_heads < 1 or d_model % num_heads:
-        raise ValueError(f"MultimodalDiT: need depth >= 1 and d_model divisible by num_heads, got {depth}, {d_model}, {num_heads}")
+        raise ValueError(
+            f"MultimodalDiT: need depth >= 1 and d_model divisible by num_heads, got {depth}, {d_model}, {num_heads}"
+        )
     if patch_size < 1 or segment_seconds <= 0:
-        raise ValueError(f"MultimodalDiT: need patch_size >= 1 and segment_seconds > 0, got {patch_size}, {segment_seconds}")
+        raise ValueError(
+            f"MultimodalDiT: need patch_size >= 1 and segment_seconds > 0, got {patch_size}, {segment_seconds}"
+        )
     if adaln not in ("block", "sola") or sola_rank < 1:
-        raise ValueError(f"MultimodalDiT: adaln must be 'block' or 'sola' with sola_rank >= 1, got {adaln!r}, {sola_rank}")
+        raise ValueError(
+            f"MultimodalDiT: adaln must be 'block' or 'sola' with sola_rank >= 1, got {adaln!r}, {sola_rank}"
+        )
     if mask_decoder_depth is not None and not 0 <= mask_decoder_depth <= depth:
-        raise ValueError(f"MultimodalDiT: mask_decoder_depth must be None or in [0, depth={depth}], got {mask_decoder_depth}")
+        raise ValueError(
+            f"MultimodalDiT: mask_decoder_depth must be None or in [0, depth={depth}], got {mask_decoder_depth}"
+        )

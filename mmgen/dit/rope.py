@@ -36,7 +36,9 @@ def rope_frequencies(
         raise ValueError(f"axial RoPE for video needs head_dim >= 8, got {head_dim}")
     n_t = pairs - 2 * n_s
     if not 0 < min_period < max_period:
-        raise ValueError(f"RoPE periods must satisfy 0 < min_period < max_period, got {min_period}, {max_period}")
+        raise ValueError(
+            f"RoPE periods must satisfy 0 < min_period < max_period, got {min_period}, {max_period}"
+        )
     if n_t == 1:
         periods = torch.tensor([min_period], dtype=torch.float64)
     else:

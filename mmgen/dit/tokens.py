@@ -34,11 +34,15 @@ def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
     return rearrange(x, "b t (gh p1) (gw p2) c -> b (t gh gw) (p1 p2 c)", p1=p, p2=p)
 
 
-def unpatchify(tokens: torch.Tensor, num_frames: int, spatial: tuple[int, int], patch_size: int) -> torch.Tensor:
+def unpatchify(
+    tokens: torch.Tensor, num_frames: int, spatial: tuple[int, int], patch_size: int
+) -> torch.Tensor:
     """Inverse of `patchify`: [B, T * gh * gw, p * p * C] -> [B, T, h, w, C] (padding cropped)."""
     p = patch_size
     gh, gw = patch_grid(spatial, p)
-    x = rearrange(tokens, "b (t gh gw) (p1 p2 c) -> b t (gh p1) (gw p2) c", t=num_frames, gh=gh, gw=gw, p1=p, p2=p)
+    x = rearrange(
+        tokens, "b (t gh gw) (p1 p2 c) -> b t (gh p1) (gw p2) c", t=num_frames, gh=gh, gw=gw, p1=p, p2=p
+    )
     return x[:, :, : spatial[0], : spatial[1]]  # [B, T, h, w, C]
 
 
@@ -81,7 +85,7 @@ class TokenLayout:
     row: torch.Tensor  # [N] long, index into the level rows
     row_modality: torch.Tensor  # [R_latent] long, modality id of each latent (non-prefix) row
     frame_segment: dict[str, torch.Tensor] = field(default_factory=dict)  # [T_m] segment id per frame
-    frame_row: dict[str, torch.Tensor] = field(default_factory=dict)  # [T_m] row (within the modality) per frame
+    frame_row: dict[str, torch.Tensor] = field(default_factory=dict)  # [T_m] row within the modality
     segment_start: dict[str, torch.Tensor] = field(default_factory=dict)  # [S_m] first frame of each row
 
     @property
@@ -116,12 +120,21 @@ class TokenLayout:
         """
         ids = modality_ids or {name: i for i, name in enumerate(specs)}
         names = tuple(n for n in specs if n in num_frames)
-        cols: dict[str, list[torch.Tensor]] = {k: [] for k in ("modality", "frame", "seconds", "y", "x", "segment", "row")}
+        cols: dict[str, list[torch.Tensor]] = {
+            k: [] for k in ("modality", "frame", "seconds", "y", "x", "segment", "row")
+        }
         if num_prefix:
             zeros = torch.zeros(num_prefix)
             minus = torch.full((num_prefix,), -1, dtype=torch.long)
-            for k, v in (("modality", minus), ("frame", minus), ("seconds", zeros), ("y", zeros), ("x", zeros),
-                         ("segment", minus), ("row", torch.zeros(num_prefix, dtype=torch.long))):
+            for k, v in (
+                ("modality", minus),
+                ("frame", minus),
+                ("seconds", zeros),
+                ("y", zeros),
+                ("x", zeros),
+                ("segment", minus),
+                ("row", torch.zeros(num_prefix, dtype=torch.long)),
+            ):
                 cols[k].append(v)
         row_modality: list[torch.Tensor] = []
         slices, row_slices, grids = {}, {}, {}
@@ -154,22 +167,44 @@ class TokenLayout:
             row0 += len(counts)
         cat = {k: torch.cat(v) if v else torch.zeros(0) for k, v in cols.items()}
         return cls(
-            names=names, num_frames={n: int(num_frames[n]) for n in names}, grids=grids, num_prefix=num_prefix,
-            slices=slices, row_slices=row_slices, modality=cat["modality"].long(), frame=cat["frame"].long(),
-            seconds=cat["seconds"].float(), y=cat["y"].float(), x=cat["x"].float(), segment=cat["segment"].long(),
-            row=cat["row"].long(), row_modality=torch.cat(row_modality) if row_modality else torch.zeros(0, dtype=torch.long),
-            frame_segment=frame_segment, frame_row=frame_row, segment_start=segment_start,
+            names=names,
+            num_frames={n: int(num_frames[n]) for n in names},
+            grids=grids,
+            num_prefix=num_prefix,
+            slices=slices,
+            row_slices=row_slices,
+            modality=cat["modality"].long(),
+            frame=cat["frame"].long(),
+            seconds=cat["seconds"].float(),
+            y=cat["y"].float(),
+            x=cat["x"].float(),
+            segment=cat["segment"].long(),
+            row=cat["row"].long(),
+            row_modality=torch.cat(row_modality) if row_modality else torch.zeros(0, dtype=torch.long),
+            frame_segment=frame_segment,
+            frame_row=frame_row,
+            segment_start=segment_start,
         )
 
     def to(self, device: torch.device | str) -> TokenLayout:
         """The same layout with its index tensors on `device`."""
-        move = {k: getattr(self, k).to(device) for k in ("modality", "frame", "seconds", "y", "x", "segment", "row", "row_modality")}
+        move = {
+            k: getattr(self, k).to(device)
+            for k in ("modality", "frame", "seconds", "y", "x", "segment", "row", "row_modality")
+        }
         move_dicts = {
-            k: {n: v.to(device) for n, v in getattr(self, k).items()} for k in ("frame_segment", "frame_row", "segment_start")
+            k: {n: v.to(device) for n, v in getattr(self, k).items()}
+            for k in ("frame_segment", "frame_row", "segment_start")
         }
         return TokenLayout(
-            names=self.names, num_frames=self.num_frames, grids=self.grids, num_prefix=self.num_prefix,
-            slices=self.slices, row_slices=self.row_slices, **move, **move_dicts,
+            names=self.names,
+            num_frames=self.num_frames,
+            grids=self.grids,
+            num_prefix=self.num_prefix,
+            slices=self.slices,
+            row_slices=self.row_slices,
+            **move,
+            **move_dicts,
         )
 
     def level_rows(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
