@@ -1,0 +1,110 @@
+"""`Generation`: what `Pipeline.generate` returns (raw media per example) and how it is written to disk.
+
+    audio   [B, S] float32 at sample_rate          -> <name>.wav
+    joints  [B, T, J, 3] float32 at fps            -> <name>.npz (mmgen.export.save_motion_npz)
+    frames  [B, F, H, W, 3] uint8 at video_fps     -> <name>.mp4 with the audio muxed (AAC); without a
+                                                      video modality the stick figure of the joints
+    audio (+ joints)                               -> <name>_mel.png: log-mel with music beats (librosa)
+                                                      and motion beats (joint-speed minima) marked
+
+`<name>` is the prefix for a single example and `<prefix>_<i>` (3 digits) for a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Generation:
+    """Raw outputs of one `Pipeline.generate` call; a field is None when the task did not produce it.
+
+    Given inputs appear exactly as given (trimmed / padded to the clip); `latents` holds the
+    sampled normalized latents per modality (CPU) and `given` the modalities the task took as input.
+    """
+
+    task: str
+    seconds: float
+    audio: np.ndarray | None = None  # [B, S] float32
+    sample_rate: int | None = None
+    joints: np.ndarray | None = None  # [B, T, J, 3] float32
+    fps: float | None = None
+    frames: np.ndarray | None = None  # [B, F, H, W, 3] uint8
+    video_fps: float | None = None
+    seed: int = 0
+    given: tuple[str, ...] = ()
+    latents: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def batch_size(self) -> int:
+        for x in (self.audio, self.joints, self.frames):
+            if x is not None:
+                return int(x.shape[0])
+        return 0
+
+    def names(self, prefix: str = "sample") -> list[str]:
+        """File stem of every example: `prefix` alone for one example, `prefix_000`, ... for a batch."""
+        if not prefix or "/" in prefix or os.sep in prefix:
+            raise ValueError(f"Generation: prefix must be a plain file name, got {prefix!r}")
+        b = self.batch_size
+        return [prefix] if b == 1 else [f"{prefix}_{i:03d}" for i in range(b)]
+
+    def example_frames(self, i: int, stick_size: int = 128) -> tuple[np.ndarray, float] | None:
+        """Frames and fps of example i for the mp4: the video if there is one, else the stick figure."""
+        if self.frames is not None:
+            return self.frames[i], float(self.video_fps or 0.0)
+        if self.joints is None:
+            return None
+        joints = self.joints[i]
+        if joints.shape[1:] != (24, 3):
+            logger.info("no stick figure for %s joints (needs SMPL-24, 3-D); mp4 skipped", joints.shape[1:])
+            return None
+        from mmgen.render import render_stick_figure
+
+        fps = float(self.fps or 0.0)
+        return render_stick_figure(joints, fps, size=stick_size), fps
+
+    def save(self, directory: str | os.PathLike, prefix: str = "sample", stick_size: int = 128) -> list[Path]:
+        """Write wav / npz / mp4 (audio muxed) / mel PNG per example into `directory`; returns the paths.
+
+        Every file is written atomically. `stick_size` is the frame size of the stick-figure video
+        drawn when the generation has joints but no video.
+        """
+        from mmgen.export import plot_mel_with_beats, save_motion_npz, save_video, save_wav
+        from mmgen.metrics import motion_beats, music_beats
+
+        directory = Path(directory)
+        sr, fps = int(self.sample_rate or 0), float(self.fps or 0.0)
+        written: list[Path] = []
+        for i, name in enumerate(self.names(prefix)):
+            audio = self.audio[i] if self.audio is not None else None
+            joints = self.joints[i] if self.joints is not None else None
+            if audio is not None:
+                written.append(save_wav(directory / f"{name}.wav", audio, sr))
+            if joints is not None:
+                written.append(
+                    save_motion_npz(directory / f"{name}.npz", joints, fps, task=self.task, seed=self.seed)
+                )
+            video = self.example_frames(i, stick_size)
+            if video is not None:
+                mux = {"audio": audio, "sr": sr} if audio is not None else {}
+                written.append(save_video(directory / f"{name}.mp4", video[0], video[1], **mux))
+            if audio is not None:
+                dance = (
+                    motion_beats(joints, fps) / fps if joints is not None and len(joints) >= 3 else None
+                )  # seconds
+                png = directory / f"{name}_mel.png"
+                beats = music_beats(audio, sr)
+                written.append(
+                    plot_mel_with_beats(png, audio, sr, beats, dance, title=f"{self.task}: {name}")
+                )
+        logger.info("wrote %d files to %s", len(written), directory)
+        return written

@@ -1,0 +1,125 @@
+"""Raw inputs for a pipeline: read wav / motion npz / mp4 and conform them to a modality's rates.
+
+What each reader does when a file does not match the model (the CLI's `generate` and `cache`):
+
+    audio   any sample rate, mono or stereo    -> mono, resampled (soxr) to the mel VAE's rate
+    motion  joints [T, J, 3] at any fps        -> resampled to the VAE's fps by linear interpolation
+                                                  (a wrong joint count is an error)
+    video   any fps, any frame size            -> frames picked at the VAE's fps (the frame a player
+                                                  shows at each time), resized (bilinear, antialiased)
+
+`fit_length` trims or pads a clip to an exact number of samples / frames; `coverage_length` is the
+raw length covered by whole latent frames, which is what the VAEs need to give exactly that many.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmgen.modalities.media import MediaModality, MotionModality, VideoModality
+
+logger = logging.getLogger(__name__)
+
+
+def fit_length(x: torch.Tensor, length: int, pad: str = "edge") -> torch.Tensor:
+    """Trim or pad a batch [B, N, ...] along axis 1 to `length` (pad "edge": repeat the last
+    sample / frame; "zeros": append zeros, e.g. silence)."""
+    if length < 1:
+        raise ValueError(f"fit_length: length must be >= 1, got {length}")
+    n = x.shape[1]
+    if n >= length:
+        return x[:, :length]
+    if n == 0:
+        raise ValueError("fit_length: cannot pad an empty clip")
+    if pad == "edge":
+        tail = x[:, -1:].expand(-1, length - n, *x.shape[2:])  # [B, length - n, ...]
+    elif pad == "zeros":
+        tail = x.new_zeros((x.shape[0], length - n, *x.shape[2:]))
+    else:
+        raise ValueError(f"fit_length: pad must be 'edge' or 'zeros', got {pad!r}")
+    return torch.cat([x, tail], dim=1)
+
+
+def pad_mode(modality: MediaModality) -> str:
+    """How a modality's raw clips are padded: audio with silence, motion / video by holding the last frame."""
+    return "zeros" if modality.kind.startswith("audio") else "edge"
+
+
+def coverage_length(modality: MediaModality, num_latent_frames: int) -> int:
+    """Raw samples / frames covered by `num_latent_frames` whole latent frames."""
+    return round(num_latent_frames / modality.spec.rate_hz * modality.raw_rate)
+
+
+def resample_motion(joints: np.ndarray, fps: float, target_fps: float) -> np.ndarray:
+    """Joints [T, J, D] at `fps` -> at `target_fps` (linear interpolation, same duration)."""
+    from mmgen.render import resample_frames
+
+    joints = np.asarray(joints, dtype=np.float32)
+    if abs(fps - target_fps) < 1e-9:
+        return joints
+    logger.info("resampling motion from %g to %g fps", fps, target_fps)
+    return resample_frames(joints, float(fps), float(target_fps))
+
+
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 frames [F, H, W, 3] -> [F, size[0], size[1], 3] (bilinear with antialiasing)."""
+    if tuple(frames.shape[1:3]) == tuple(size):
+        return frames
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()  # [F, 3, H, W]
+    x = torch.nn.functional.interpolate(
+        x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False
+    )
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()  # [F, h, w, 3]
+
+
+def conform_video(frames: np.ndarray, fps: float, target_fps: float, size: tuple[int, int]) -> np.ndarray:
+    """uint8 frames [F, H, W, 3] at `fps` -> the frames shown at `target_fps`, resized to `size`."""
+    from mmgen.modalities.video_codec import resample_indices
+
+    frames = np.asarray(frames)
+    if abs(fps - target_fps) > 1e-9:
+        idx = resample_indices(len(frames), float(fps), float(target_fps))
+        if idx.size == 0:
+            raise ValueError(
+                f"video: {len(frames)} frames at {fps:g} fps give no frame at {target_fps:g} fps"
+            )
+        frames = frames[idx]
+    return resize_frames(frames, size)
+
+
+def read_audio(path: str | os.PathLike, modality: MediaModality) -> np.ndarray:
+    """A wav / flac / ogg file as mono float32 [S] at the audio modality's sample rate."""
+    from mmgen.data.audio_file import load_audio
+
+    return load_audio(path, int(modality.raw_rate), mono=True)
+
+
+def read_motion(path: str | os.PathLike, modality: MotionModality) -> np.ndarray:
+    """A motion .npz (`joints` [T, J, 3] + `fps`) as joints at the motion VAE's fps."""
+    from mmgen.export import load_motion_npz
+
+    data = load_motion_npz(path)
+    joints = np.asarray(data["joints"], dtype=np.float32)
+    codec = modality.vae.codec
+    if joints.ndim != 3 or joints.shape[1:] != (codec.num_joints, codec.dims):
+        raise ValueError(
+            f"{path}: joints have shape {joints.shape}; this pipeline's motion VAE takes "
+            f"[T, {codec.num_joints}, {codec.dims}] ({codec.layout.skeleton.name})"
+        )
+    fps = float(data["fps"])
+    if not fps > 0:
+        raise ValueError(f"{path}: fps must be positive, got {fps}")
+    return resample_motion(joints, fps, modality.raw_rate)
+
+
+def read_video_file(path: str | os.PathLike, modality: VideoModality) -> np.ndarray:
+    """An mp4 (or anything decord reads) as uint8 frames [F, H, W, 3] at the video VAE's fps and size."""
+    from mmgen.modalities.video_codec import read_video
+
+    frames, _ = read_video(Path(path), fps=modality.raw_rate, size=modality.vae.frame_size)
+    return frames

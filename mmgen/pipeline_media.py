@@ -1,0 +1,147 @@
+"""Raw media in and out of `Pipeline.generate`: task presets for a pipeline, input checks, decoding
+with GIVEN frames pasted back, and the `Generation` it returns.
+
+Pasting. A raw sample / frame belongs to the latent frame that covers it (index * rate / raw_rate,
+floored); where that latent frame is GIVEN the input itself is returned:
+
+    latent frames (7.5 Hz)   G     G     N     N     G          G = GIVEN (start level 0)
+    raw motion (30 fps)      GGGG  GGGG  dddd  dddd  GGGG       d = decoded from the sample
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from mmgen.diffusion.tasks import PRESETS, Task
+from mmgen.generation import Generation
+from mmgen.inputs import fit_length, pad_mode
+from mmgen.modalities.media import MediaModality
+
+
+def resolve_task(
+    task: str | Task, modalities: Sequence[str], given: Sequence[str] = (), **kwargs: Any
+) -> Task:
+    """A Task for a pipeline with `modalities`: a Task as is, or a preset with its span arguments.
+
+    Presets over several modalities (joint, interpolate, continue, inpaint, edit) default to every
+    pipeline modality for `joint` and to the `given` ones for the others (minus `conditions`).
+    """
+    if isinstance(task, Task):
+        if kwargs:
+            raise ValueError(f"task arguments {sorted(kwargs)} only apply to preset names, not a Task")
+        resolved = task
+    else:
+        if task not in PRESETS:
+            raise ValueError(f"unknown task {task!r}; presets: {', '.join(sorted(PRESETS))}")
+        params = inspect.signature(PRESETS[task]).parameters
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            raise ValueError(f"task {task!r} takes no argument {unknown}; it takes {sorted(params)}")
+        if "modalities" in params and "modalities" not in kwargs:
+            skip = set(kwargs.get("conditions", ()))
+            mods = [m for m in modalities if (task == "joint" or m in given) and m not in skip]
+            kwargs["modalities"] = tuple(mods or [m for m in modalities if m not in skip])
+        resolved = PRESETS[task](**kwargs)
+    resolved.check_modalities(list(modalities))
+    return resolved
+
+
+def check_raw(mod: MediaModality, name: str, value: Any) -> torch.Tensor:
+    """One given input -> a CPU batch [B, N, ...] (float32 audio / motion, uint8 video)."""
+    what = f"given[{name!r}]"
+    x = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+    x = x.detach().cpu()
+    if mod.kind == "motion":
+        return mod.vae.codec.check_joints(x, what).float()
+    if mod.kind == "video":
+        h, w = mod.vae.frame_size
+        x = x[None] if x.ndim == 4 else x
+        if x.dtype != torch.uint8 or x.ndim != 5 or tuple(x.shape[2:]) != (h, w, 3):
+            raise ValueError(
+                f"{what}: expected uint8 frames [F, {h}, {w}, 3] or [B, F, {h}, {w}, 3], got {x.dtype} {tuple(x.shape)}"
+            )
+        return x
+    x = x[None] if x.ndim == 1 else x
+    if not x.is_floating_point() or x.ndim != 2 or x.shape[1] == 0:
+        raise ValueError(f"{what}: expected a float waveform [S] or [B, S], got {x.dtype} {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{what}: waveform contains NaN or infinite samples")
+    return x.float()
+
+
+def common_batch(raw: Mapping[str, torch.Tensor], batch_size: int | None) -> int:
+    """The batch size of a call: `batch_size`, else the largest input batch; inputs must be 1 or it."""
+    sizes = {m: int(x.shape[0]) for m, x in raw.items()}
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch = batch_size or max(sizes.values(), default=1)
+    if any(b not in (1, batch) for b in sizes.values()):
+        raise ValueError(f"given inputs have batch sizes {sizes}; each must be 1 or {batch}")
+    return batch
+
+
+def decode_raw(
+    mod: MediaModality,
+    z: torch.Tensor,
+    raw: torch.Tensor | None,
+    covered: torch.Tensor | None,
+    start: torch.Tensor,
+    seconds: float,
+    seed: int,
+) -> torch.Tensor:
+    """Latents [B, T_m, ...] -> raw [B, N, ...] of `seconds` (CPU), GIVEN frames pasted from `raw`.
+
+    `covered` is the input fit to whole latent frames (its frame 0 gives the motion root state);
+    `start` the task's start level per latent frame [T_m].
+    """
+    n = mod.raw_length(seconds)
+    pad = pad_mode(mod)
+    given = (start == 0).cpu()  # [T_m]
+    if raw is not None and bool(given.all()):
+        return fit_length(raw, n, pad)
+    z = z.to(mod.device)
+    if mod.kind == "motion":
+        state = mod.initial_state(covered) if covered is not None and bool((start < 1).any()) else None
+        out = mod.decode(z, None, state)
+    elif mod.kind == "video":
+        out = mod.decode(z, None)
+    else:
+        out = mod.decode(z, n, generator=torch.Generator(device=mod.device).manual_seed(int(seed) + 1))
+    out = fit_length(out.cpu(), n, pad)
+    if raw is not None and bool(given.any()):
+        pos = torch.arange(n, dtype=torch.float64) * (mod.spec.rate_hz / mod.raw_rate)
+        keep = given[
+            torch.floor(pos + 1e-6).long().clamp(max=len(given) - 1)
+        ]  # [N] its latent frame is GIVEN
+        keep = keep.reshape(1, n, *([1] * (out.ndim - 2)))
+        out = torch.where(keep, fit_length(raw, n, pad).to(out.dtype), out)
+    return out
+
+
+def to_generation(
+    modalities: Mapping[str, MediaModality],
+    task: Task,
+    seconds: float,
+    out: Mapping[str, torch.Tensor],
+    latents: Mapping[str, torch.Tensor],
+    seed: int,
+    given: Sequence[str],
+) -> Generation:
+    """Raw tensors per modality -> a Generation of numpy arrays with their rates."""
+    res = Generation(task=task.name, seconds=seconds, seed=int(seed), given=tuple(given))
+    res.latents = {m: z.detach().cpu() for m, z in latents.items()}
+    for name, x in out.items():
+        mod = modalities[name]
+        if mod.kind == "motion":
+            res.joints, res.fps = x.float().numpy(), float(mod.raw_rate)
+        elif mod.kind == "video":
+            res.frames, res.video_fps = x.to(torch.uint8).numpy(), float(mod.raw_rate)
+        else:
+            res.audio, res.sample_rate = x.float().numpy(), int(mod.raw_rate)
+    return res
