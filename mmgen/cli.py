@@ -21,6 +21,9 @@ from mmgen.errors import MmgenError
 COMMANDS: dict[str, tuple[str, str]] = {
     "toydance": ("mmgen.commands.toydance", "make or report on the synthetic ToyDance data set"),
     "preprocess": ("mmgen.commands.preprocess", "AIST++ / LORIS 2-D pose / a video folder -> manifest + features"),
+    "generate": ("mmgen.commands.generate", "run a task (dance2music, music2dance, ...) of a pipeline on wav / npz / mp4"),
+    "eval": ("mmgen.commands.eval", "metrics of a folder of outputs against references (table + JSON)"),
+    "cache": ("mmgen.commands.cache", "encode a manifest folder with trained VAEs into a latent cache"),
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 USER_ERRORS = (MmgenError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)

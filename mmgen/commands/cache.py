@@ -1,0 +1,100 @@
+"""`mmgen cache`: encode a manifest folder with trained VAEs into a latent cache for DiT training.
+
+mmgen cache --data data/toydance --pipeline checkpoints/toydance --out cache/toydance
+mmgen cache --data data/aist --vae audio=runs/mel_vae --vae motion=runs/motion_vae --out cache/aist --seconds 8
+
+`--vae NAME=DIR` takes a modality folder (DIR/vae, and DIR/vocoder for audio, as
+`MediaModality.save_pretrained` writes) or a bare VAE folder (DIR/config.yaml). NAME is audio,
+motion or video. The cache records each VAE's fingerprint, so a DiT is never trained on latents
+of other VAEs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mmgen.modalities.media import MediaModality
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", required=True, help="manifest folder (`mmgen toydance make` or `mmgen preprocess` output)"
+    )
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--pipeline", help="pipeline folder whose VAEs encode the data")
+    src.add_argument(
+        "--vae", action="append", metavar="NAME=DIR", help="a modality's VAE folder (repeat per modality)"
+    )
+    parser.add_argument("--out", required=True, help="cache folder to write (replaced atomically)")
+    parser.add_argument("--modalities", help="comma-separated subset to cache (default: every VAE's)")
+    parser.add_argument(
+        "--seconds", type=float, help="cut items into windows of this length (default: whole items)"
+    )
+    parser.add_argument("--stride", type=float, help="hop between windows (default: --seconds)")
+    parser.add_argument(
+        "--shard-size", type=int, default=256, help="clips per safetensors shard (default 256)"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def load_vae_modality(name: str, directory: str, device: str) -> MediaModality:
+    """A MediaModality for `name` from a modality folder or a bare VAE folder."""
+    from mmgen.modalities.audio_mel import MelVAE
+    from mmgen.modalities.media import AudioModality, MotionModality, VideoModality
+    from mmgen.modalities.motion import MotionVAE
+    from mmgen.modalities.video import VideoVAE
+    from mmgen.pipeline_load import load_part
+
+    classes = {
+        "audio": (AudioModality, MelVAE),
+        "motion": (MotionModality, MotionVAE),
+        "video": (VideoModality, VideoVAE),
+    }
+    if name not in classes:
+        raise ValueError(f"--vae {name}=...: the name must be one of {sorted(classes)}")
+    folder = Path(directory)
+    media_cls, vae_cls = classes[name]
+    if (folder / "config.yaml").is_file():  # a bare VAE folder
+        vae = load_part(f"{name} VAE", folder, lambda: vae_cls.from_pretrained(folder, device))
+        return media_cls(vae).to(device)
+    return load_part(f"{name} modality", folder, lambda: media_cls.from_pretrained(folder, device))
+
+
+def run(args: argparse.Namespace) -> int:
+    from mmgen.manifest_cache import cache_manifest
+
+    if args.pipeline is not None:
+        from mmgen.pipeline_config import read_config
+        from mmgen.pipeline_load import load_modalities
+
+        modalities = load_modalities(args.pipeline, read_config(args.pipeline), args.device)
+    else:
+        modalities = {}
+        for spec in args.vae:
+            name, sep, directory = spec.partition("=")
+            if not sep or not name or not directory:
+                raise ValueError(f"--vae: expected NAME=DIR (e.g. audio=runs/mel_vae), got {spec!r}")
+            if name in modalities:
+                raise ValueError(f"--vae: {name!r} given twice")
+            modalities[name] = load_vae_modality(name, directory, args.device)
+    if args.modalities:
+        wanted = [m.strip() for m in args.modalities.split(",") if m.strip()]
+        missing = sorted(set(wanted) - set(modalities))
+        if missing:
+            raise ValueError(f"--modalities {missing}: no VAE for them (have {sorted(modalities)})")
+        modalities = {m: modalities[m] for m in wanted}
+    out = cache_manifest(
+        args.data,
+        modalities,
+        args.out,
+        seconds=args.seconds,
+        stride=args.stride,
+        shard_size=args.shard_size,
+        progress=not args.no_progress,
+    )
+    print(f"wrote latent cache of {', '.join(modalities)} to {out}")
+    return 0

@@ -1,0 +1,149 @@
+"""`mmgen generate`: run a task of a pipeline on wav / npz / mp4 inputs and write wav, npz, mp4, png.
+
+mmgen generate --task dance2music --motion dance.npz --out out/
+mmgen generate --task music2dance --audio song.wav --out out/ --seconds 8 --steps 30
+mmgen generate --task interpolate --audio a.wav --motion a.npz --head 1 --tail 1 --out out/
+mmgen generate --task joint --seconds 4 --cross-guidance 0.5 --caption "a calm waltz" --out out/
+
+Inputs are conformed to the pipeline (`mmgen.inputs`): audio is resampled to the model's sample
+rate, motion to its fps (linear interpolation; a wrong joint count is an error), video to its fps
+(frame picking) and frame size (resize).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from mmgen.errors import MmgenError
+
+SPAN_ARGS = ("head", "tail", "prefix", "start", "end", "t0")
+
+
+def default_pipeline() -> Path:
+    """The shipped checkpoint: <repository>/checkpoints/toydance."""
+    return Path(__file__).resolve().parents[2] / "checkpoints" / "toydance"
+
+
+def parse_guidance(text: str) -> dict[str, float]:
+    """ "motion=2,text=1.5" -> {"motion": 2.0, "text": 1.5}; "none" -> {}."""
+    if text.strip().lower() in ("none", "off", ""):
+        return {}
+    out = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(
+                f"--guidance: expected group=scale[,group=scale...] (e.g. motion=2,text=1.5), got {text!r}"
+            ) from None
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pipeline", help="pipeline folder (default: checkpoints/toydance of this repository)"
+    )
+    parser.add_argument(
+        "--task",
+        default="dance2music",
+        help="task preset: joint, dance2music, music2dance, "
+        "video2audio, audio2video, interpolate, continue, inpaint, edit (default dance2music)",
+    )
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--motion", help="motion .npz (joints [T, J, 3] + fps)")
+    parser.add_argument("--audio", help="audio file (wav / flac / ogg)")
+    parser.add_argument("--video", help="video file (mp4)")
+    parser.add_argument("--seconds", type=float, help="clip length (default: the longest input)")
+    parser.add_argument("--steps", type=int, help="sampling steps (default: the pipeline's)")
+    parser.add_argument("--sampler", help="ddpm, ddim, dpmpp2m, euler or heun (default: the pipeline's)")
+    parser.add_argument("--guidance", help="CFG scales, e.g. motion=2,text=1.5 ('none' for off)")
+    parser.add_argument("--cross-guidance", type=float, help="MoMu cross-guidance switch level in [0, 1]")
+    parser.add_argument(
+        "--no-cross-guidance", action="store_true", help="turn the pipeline's default cross-guidance off"
+    )
+    parser.add_argument("--caption", help="text condition (pipelines with a text encoder)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--batch-size", type=int, help="number of samples (default 1)")
+    parser.add_argument(
+        "--long-form",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="sample in training-length windows (auto: when --seconds exceeds the window)",
+    )
+    parser.add_argument("--name", default="sample", help="file name stem of the outputs (default 'sample')")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    span = parser.add_argument_group("task spans (seconds)")
+    span.add_argument("--head", type=float, help="interpolate: GIVEN seconds at the start")
+    span.add_argument("--tail", type=float, help="interpolate: GIVEN seconds at the end")
+    span.add_argument("--prefix", type=float, help="continue: GIVEN seconds at the start")
+    span.add_argument("--start", type=float, help="inpaint / edit: start of the regenerated span")
+    span.add_argument("--end", type=float, help="inpaint / edit: end of the regenerated span")
+    span.add_argument("--t0", type=float, help="edit: noise level the input is noised to, in (0, 1]")
+    span.add_argument(
+        "--modalities", help="comma-separated modalities the task generates (default: see Pipeline.task)"
+    )
+    span.add_argument(
+        "--conditions", help="comma-separated modalities GIVEN throughout (continue / inpaint / edit)"
+    )
+
+
+def task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {k: getattr(args, k) for k in SPAN_ARGS if getattr(args, k) is not None}
+    for key in ("modalities", "conditions"):
+        value = getattr(args, key)
+        if value:
+            kwargs[key] = tuple(v.strip() for v in value.split(",") if v.strip())
+    return kwargs
+
+
+def run(args: argparse.Namespace) -> int:
+    from mmgen.inputs import read_audio, read_motion, read_video_file
+    from mmgen.pipeline import Pipeline
+
+    directory = Path(args.pipeline) if args.pipeline else default_pipeline()
+    if args.pipeline is None and not directory.is_dir():
+        raise MmgenError(f"no --pipeline given and the shipped checkpoint {directory} is not there")
+    for flag in ("motion", "audio", "video"):
+        path = getattr(args, flag)
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"--{flag} {path}: no such file")
+    pipe = Pipeline.from_pretrained(directory, device=args.device)
+    given: dict[str, Any] = {}
+    for flag, reader in (("audio", read_audio), ("motion", read_motion), ("video", read_video_file)):
+        path = getattr(args, flag)
+        if path is None:
+            continue
+        if flag not in pipe.modalities:
+            raise ValueError(
+                f"--{flag}: this pipeline has no {flag} modality (has {sorted(pipe.modalities)})"
+            )
+        given[flag] = reader(path, pipe.modalities[flag])
+    cross = False if args.no_cross_guidance else args.cross_guidance
+    result = pipe.generate(
+        args.task,
+        given,
+        seconds=args.seconds,
+        steps=args.steps,
+        sampler=args.sampler,
+        guidance=parse_guidance(args.guidance) if args.guidance is not None else None,
+        cross_guidance=cross,
+        caption=args.caption,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        long_form={"auto": None, "on": True, "off": False}[args.long_form],
+        progress=not args.no_progress,
+        task_kwargs=task_kwargs(args),
+    )
+    written = result.save(args.out, prefix=args.name)
+    print(
+        f"{result.task}: {result.batch_size} sample(s) of {result.seconds:g} s -> {len(written)} files in {args.out}"
+    )
+    for path in written:
+        print(f"  {path}")
+    return 0

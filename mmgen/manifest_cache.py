@@ -1,0 +1,130 @@
+"""A manifest folder (ToyDance or `mmgen preprocess` output) -> a latent cache, through MediaModalities.
+
+    ManifestDataset item (file rates)  --conform--> model rates  --fit--> whole latent frames
+        --MediaModality.encode_item--> build_latent_cache (shards + manifest with VAE fingerprints)
+
+Conforming is what `mmgen generate` does to its inputs (`mmgen.inputs`): audio resampled, motion
+resampled by linear interpolation, video frames picked at the model fps and resized. Every
+modality of a clip (or window) of `s` seconds is then fit to `spec.num_frames(s)` latent frames,
+so the cached modalities line up in time. Meta per item: caption, style, bpm, seconds, the
+window's start and source id, and ToyDance's beat times (from the motion npz) shifted into the window.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmgen.inputs import conform_video, coverage_length, fit_length, pad_mode, resample_motion
+from mmgen.modalities.media import MediaModality
+
+logger = logging.getLogger(__name__)
+
+META_KEYS = ("caption", "style", "bpm", "beat_times", "seconds", "start", "source_id")
+
+
+def _file_rates(root: Path, rec: Mapping[str, Any]) -> dict[str, Any]:
+    """Sample rate / fps / frame size of a record's files (header reads where the record lacks them)."""
+    files, rates = rec["files"], {}
+    if "audio" in files:
+        import soundfile as sf
+
+        rates["audio"] = int(rec.get("sample_rate") or sf.info(str(root / files["audio"])).samplerate)
+    if "motion" in files:
+        from mmgen.export import load_motion_npz
+
+        data = load_motion_npz(root / files["motion"])
+        rates["motion"] = float(data["fps"])
+        rates["beat_times"] = (
+            np.asarray(data["beat_times"], np.float64).reshape(-1) if "beat_times" in data else None
+        )
+    if "video" in files:
+        import decord
+
+        rates["video"] = float(
+            rec.get("video_fps") or decord.VideoReader(str(root / files["video"])).get_avg_fps()
+        )
+    return rates
+
+
+def conform(modality: MediaModality, raw: Any, rate: float) -> torch.Tensor:
+    """One raw clip at a file's `rate` -> a tensor at the modality's rate (and frame size)."""
+    kind = modality.kind
+    x = raw.numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
+    if kind == "motion":
+        return torch.from_numpy(resample_motion(x, rate, modality.raw_rate))
+    if kind == "video":
+        return torch.from_numpy(conform_video(x, rate, modality.raw_rate, modality.vae.frame_size))
+    from mmgen.data.audio_file import resample_audio
+
+    return torch.from_numpy(resample_audio(x.astype(np.float32), int(rate), int(modality.raw_rate)))
+
+
+def manifest_items(dataset: Any, modalities: Mapping[str, MediaModality]) -> Iterator[dict[str, Any]]:
+    """Items for `build_latent_cache` from a ManifestDataset: raw values at the model's rates, fit
+    to whole latent frames, plus meta. Window items get ids "<id>@<start>"."""
+    rates: dict[int, dict[str, Any]] = {}
+    for i in range(len(dataset)):
+        index, start = dataset.windows[i]
+        rec = dataset.records[index]
+        if index not in rates:
+            rates = {index: _file_rates(dataset.root, rec)}  # windows of one record come in a row
+        item = dataset[i]
+        seconds = float(dataset.seconds if dataset.seconds is not None else rec["seconds"])
+        out: dict[str, Any] = {
+            "id": f"{rec['id']}@{start:g}" if dataset.seconds is not None else str(rec["id"]),
+            "source_id": str(rec["id"]),
+            "start": float(start),
+            "seconds": seconds,
+            **{k: item[k] for k in ("caption", "style", "bpm") if item.get(k) is not None},
+        }
+        for name, mod in modalities.items():
+            x = conform(mod, item[name], rates[index][name])
+            n = mod.spec.num_frames(seconds)
+            out[name] = fit_length(x[None], coverage_length(mod, n), pad_mode(mod))[0]
+        beats = rates[index].get("beat_times")
+        if beats is not None:
+            out["beat_times"] = beats[(beats >= start) & (beats < start + seconds)] - start
+        yield out
+
+
+def cache_manifest(
+    data: str | os.PathLike,
+    modalities: Mapping[str, MediaModality],
+    out: str | os.PathLike,
+    seconds: float | None = None,
+    stride: float | None = None,
+    shard_size: int = 256,
+    progress: bool = True,
+) -> Path:
+    """Encode every item (or window of `seconds`, hopping by `stride`) of a manifest folder into a
+    latent cache at `out`; modality names must be among audio / motion / video."""
+    from mmgen.data.latent_cache import build_latent_cache
+    from mmgen.data.manifest import MODALITIES, ManifestDataset
+
+    names: Sequence[str] = list(modalities)
+    bad = [m for m in names if m not in MODALITIES]
+    if bad:
+        raise ValueError(
+            f"cache: modalities {bad} cannot be read from a manifest folder (it holds {MODALITIES})"
+        )
+    if seconds is not None and not seconds > 0:
+        raise ValueError(f"cache: --seconds must be positive, got {seconds}")
+    dataset = ManifestDataset(data, modalities=names, seconds=seconds, stride=stride)
+    logger.info("cache: %d items from %s", len(dataset), data)
+    with torch.no_grad():
+        return build_latent_cache(
+            out,
+            manifest_items(dataset, modalities),
+            dict(modalities),
+            meta_keys=META_KEYS,
+            shard_size=shard_size,
+            total=len(dataset),
+            progress=progress,
+        )
