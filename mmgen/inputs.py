@@ -4,7 +4,8 @@ What each reader does when a file does not match the model (the CLI's `generate`
 
     audio   any sample rate, mono or stereo    -> mono, resampled (soxr) to the mel VAE's rate
     motion  joints [T, J, 3] at any fps        -> resampled to the VAE's fps by linear interpolation
-                                                  (a wrong joint count is an error)
+                                                  (a wrong joint count is an error; 2-D pose drops
+                                                  its confidence channel for a 2-D VAE)
     video   any fps, any frame size            -> frames picked at the VAE's fps (the frame a player
                                                   shows at each time), resized (bilinear, antialiased)
 
@@ -66,6 +67,14 @@ def resample_motion(joints: np.ndarray, fps: float, target_fps: float) -> np.nda
     return resample_frames(joints, float(fps), float(target_fps))
 
 
+def motion_for_codec(joints: np.ndarray, dims: int) -> np.ndarray:
+    """2-D pose stored as [T, J, 3] (x, y, detector confidence; `mmgen preprocess` / LORIS) -> [T, J, 2]
+    for a 2-D motion VAE; anything else is returned unchanged."""
+    if dims == 2 and joints.ndim == 3 and joints.shape[-1] == 3:
+        return joints[..., :2]
+    return joints
+
+
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 frames [F, H, W, 3] -> [F, size[0], size[1], 3] (bilinear with antialiasing)."""
     if tuple(frames.shape[1:3]) == tuple(size):
@@ -104,8 +113,8 @@ def read_motion(path: str | os.PathLike, modality: MotionModality) -> np.ndarray
     from mmgen.export import load_motion_npz
 
     data = load_motion_npz(path)
-    joints = np.asarray(data["joints"], dtype=np.float32)
     codec = modality.vae.codec
+    joints = motion_for_codec(np.asarray(data["joints"], dtype=np.float32), codec.dims)
     if joints.ndim != 3 or joints.shape[1:] != (codec.num_joints, codec.dims):
         raise ValueError(
             f"{path}: joints have shape {joints.shape}; this pipeline's motion VAE takes "

@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmgen.inputs import conform_video, coverage_length, fit_length, pad_mode, resample_motion
+from mmgen.inputs import (
+    conform_video,
+    coverage_length,
+    fit_length,
+    motion_for_codec,
+    pad_mode,
+    resample_motion,
+)
 from mmgen.modalities.media import MediaModality
 
 logger = logging.getLogger(__name__)
@@ -58,6 +65,7 @@ def conform(modality: MediaModality, raw: Any, rate: float) -> torch.Tensor:
     kind = modality.kind
     x = raw.numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
     if kind == "motion":
+        x = motion_for_codec(x, modality.vae.codec.dims)
         return torch.from_numpy(resample_motion(x, rate, modality.raw_rate))
     if kind == "video":
         return torch.from_numpy(conform_video(x, rate, modality.raw_rate, modality.vae.frame_size))

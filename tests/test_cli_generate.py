@@ -215,3 +215,17 @@ def test_eval_and_cache_errors_exit_2(pipe_dir, data, tmp_path, capsys):
         == 2
     )
     assert "manifest.jsonl: no manifest" in capsys.readouterr().err
+
+
+def test_read_motion_resamples_and_drops_2d_confidence(tmp_path):
+    from mmgen.inputs import read_motion
+    from mmgen.modalities.media import MotionModality
+    from mmgen.modalities.motion import MotionVAE
+
+    t = np.arange(61, dtype=np.float32) / 60.0  # 1 s at 60 fps, x moving at 1 unit / s
+    pose = np.zeros((61, 17, 3), np.float32)
+    pose[..., 0], pose[..., 2] = t[:, None], 0.9  # x, (y = 0), detector confidence
+    save_motion_npz(tmp_path / "pose.npz", pose, 60.0)
+    joints = read_motion(tmp_path / "pose.npz", MotionModality(MotionVAE.tiny(skeleton="coco17", dims=2)))
+    assert joints.shape == (30, 17, 2)  # 30 fps, confidence dropped
+    assert np.allclose(joints[:, 0, 0], np.arange(30) / 30.0, atol=1e-6)
