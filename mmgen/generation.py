@@ -1,7 +1,8 @@
 """`Generation`: what `Pipeline.generate` returns (raw media per example) and how it is written to disk.
 
     audio   [B, S] float32 at sample_rate          -> <name>.wav
-    joints  [B, T, J, 3] float32 at fps            -> <name>.npz (mmgen.export.save_motion_npz)
+    joints  [B, T, J, D] float32 at fps            -> <name>.npz (mmgen.export.save_motion_npz; 2-D pose
+                                                      as x, y, confidence 1 like preprocessed pose)
     frames  [B, F, H, W, 3] uint8 at video_fps     -> <name>.mp4 with the audio muxed (AAC); without a
                                                       video modality the stick figure of the joints
     audio (+ joints)                               -> <name>_mel.png: log-mel with music beats (librosa)
@@ -35,7 +36,7 @@ class Generation:
     seconds: float
     audio: np.ndarray | None = None  # [B, S] float32
     sample_rate: int | None = None
-    joints: np.ndarray | None = None  # [B, T, J, 3] float32
+    joints: np.ndarray | None = None  # [B, T, J, D] float32 (D = 3, or 2 for 2-D pose)
     fps: float | None = None
     frames: np.ndarray | None = None  # [B, F, H, W, 3] uint8
     video_fps: float | None = None
@@ -90,9 +91,11 @@ class Generation:
             if audio is not None:
                 written.append(save_wav(directory / f"{name}.wav", audio, sr))
             if joints is not None:
-                written.append(
-                    save_motion_npz(directory / f"{name}.npz", joints, fps, task=self.task, seed=self.seed)
-                )
+                stored = joints
+                if joints.shape[-1] == 2:  # 2-D pose: stored as (x, y, confidence 1), like preprocessed pose
+                    stored = np.concatenate([joints, np.ones_like(joints[..., :1])], axis=-1)
+                npz = directory / f"{name}.npz"
+                written.append(save_motion_npz(npz, stored, fps, task=self.task, seed=self.seed))
             video = self.example_frames(i, stick_size)
             if video is not None:
                 mux = {"audio": audio, "sr": sr} if audio is not None else {}

@@ -8,8 +8,9 @@ A clip of `seconds` has `spec.num_frames(seconds)` latent frames per modality. I
 or padded (audio with silence, motion / video by holding the last frame) to the raw length those
 latent frames cover, so each VAE gives exactly that many; outputs are cut to `seconds`:
 
-    seconds = 4.1, motion 30 fps, latents 7.5 Hz   ->  31 latent frames  <- 124 input frames (pad 1)
-                                                       decode: 124 frames -> output 123 frames
+    seconds = 4.1, motion 30 fps, latents 7.5 Hz   ->  31 latent frames  <- 124 input frames
+                                                       (a 4-s input of 120 frames holds its last frame 4x)
+                                                       decode: 124 frames -> output round(4.1 * 30) = 123
 
 Raw samples of GIVEN latent frames are returned as given (not their VAE round trip). Motion
 decodes from the given motion's frame-0 root state when the task takes motion as input (it was
@@ -44,7 +45,7 @@ from mmgen.fileio import atomic_dir
 from mmgen.generation import Generation
 from mmgen.inputs import coverage_length, fit_length, pad_mode
 from mmgen.modalities.media import MediaModality
-from mmgen.pipeline_config import CONFIG_NAME, FORMAT, GenerationDefaults, plain
+from mmgen.pipeline_config import CONFIG_NAME, FORMAT, GenerationDefaults, plain, read_config
 from mmgen.pipeline_load import check_parts, load_condition, load_dit, load_modalities, load_process
 from mmgen.pipeline_media import check_raw, common_batch, decode_raw, resolve_task, to_generation
 
@@ -143,8 +144,6 @@ class Pipeline:
     def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu") -> Pipeline:
         """Load a folder written by `save_pretrained` (safetensors only). A missing or corrupt part
         raises one error naming the file; DiT and VAE specs must agree."""
-        from mmgen.pipeline_config import read_config
-
         cfg = read_config(directory)
         modalities = load_modalities(directory, cfg, device)
         dit = load_dit(directory, cfg, device)

@@ -66,3 +66,12 @@ def test_generation_checks_the_prefix():
     gen = Generation(task="joint", seconds=1.0, audio=np.zeros((1, 100), np.float32), sample_rate=100)
     with pytest.raises(ValueError, match="plain file name"):
         gen.save("/tmp", prefix="a/b")
+
+
+def test_2d_pose_is_saved_with_a_confidence_channel(tmp_path):
+    joints = np.random.default_rng(0).normal(size=(1, 40, 17, 2)).astype(np.float32)
+    gen = Generation(task="music2dance", seconds=4 / 3, joints=joints, fps=30.0)
+    written = gen.save(tmp_path)
+    assert [p.name for p in written] == ["sample.npz"]  # no audio, no stick figure for COCO-17
+    stored = load_motion_npz(tmp_path / "sample.npz")["joints"]
+    assert np.array_equal(stored[..., :2], joints[0]) and np.all(stored[..., 2] == 1.0)
