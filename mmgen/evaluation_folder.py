@@ -11,7 +11,7 @@ the two sides hold decides the metrics (all from `mmgen.evaluation`):
     gen npz + ref wav   m2d_*     the generated dance vs the reference music (BAS, beat F-measure)
     gen wav + gen npz   sync_*    the generated music vs the generated dance
     gen npz / ref npz   pfc, ref_pfc   EDGE PFC (SMPL-24 only)
-    all wav pairs       loris_*   LORIS BCS / BHS / F1 over the set
+    all wav pairs       loris_*   LORIS BCS / BHS / F1 over the set (each pair cut to its shorter side)
 
 `mean` averages each metric over the pairs where it is defined (finite); `count` says over how many.
 """
@@ -127,7 +127,12 @@ def evaluate_pair(gen: dict[str, Path], ref: dict[str, Path]) -> tuple[dict[str,
     for key, motion in (("pfc", gm), ("ref_pfc", rm)):
         if motion is not None and motion["joints"].shape[1] == 24:
             m[key] = pfc(motion["joints"], motion["fps"])["pfc"]
-    pair = (ga[0], ga[1], ra[0], ra[1]) if ga is not None and ra is not None else None
+    pair = None
+    if (
+        ga is not None and ra is not None
+    ):  # LORIS needs the reference at least as long: cut both to the shorter
+        seconds = min(len(ga[0]) / ga[1], len(ra[0]) / ra[1])
+        pair = (ga[0][: round(seconds * ga[1])], ga[1], ra[0][: round(seconds * ra[1])], ra[1])
     return m, pair
 
 
@@ -172,7 +177,7 @@ def evaluate_folder(
             loris = loris_bcs_bhs([p[0] for p in pairs], [p[2] for p in pairs], sr, ref_sr)
         else:  # resampled per pair: LORIS takes one rate per side
             loris = _loris_mixed(pairs)
-        result["loris"] = loris
+        result["loris"], result["loris_pairs"] = loris, len(pairs)
     path = Path(out) if out is not None else gen_dir / "metrics.json"
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(_nan_to_none(result), indent=1, sort_keys=False) + "\n")
@@ -205,6 +210,6 @@ def format_table(result: dict[str, Any]) -> str:
         v = result["mean"][k]
         rows.append(f"| {k} | {'n/a' if not math.isfinite(v) else f'{v:.4g}'} | {result['count'][k]} |")
     for k, v in result.get("loris", {}).items():
-        n = len([1 for i in result["items"].values() if "music_beat_f" in i])
+        n = result["loris_pairs"]
         rows.append(f"| loris_{k} | {'n/a' if not math.isfinite(v) else f'{v:.4g}'} | {n} |")
     return "\n".join(rows) + "\n"

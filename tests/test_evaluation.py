@@ -132,13 +132,17 @@ def test_evaluate_folder_pairs_by_name_and_writes_json(tmp_path, slow_fast):
     _write(gen, "bad", b, motion=False)  # music of another tempo for the dance of `a`
     _write(ref, "bad", a)
     _write(ref, "spare", b)  # references without a generated file are left out
+    _write(gen, "long", a, motion=False)
+    save_wav(ref / "long.wav", a.audio[: 6 * SR], SR)  # a shorter reference: LORIS cuts the pair to 6 s
     (gen / "good.mp4").write_bytes(b"ignored")
     result = evaluation.evaluate_folder(gen, ref, progress=False)
     good, bad = result["items"]["good"], result["items"]["bad"]
     assert good["music_beat_f"] == 1.0 and good["d2m_beat_f"] > 0.8 and good["d2m_tempo_match"] == 1.0
     assert bad["d2m_beat_f"] < 0.35 and bad["d2m_tempo_match"] == 0.0
     assert "sync_bas" in good and "sync_bas" not in bad and "pfc" not in bad and "m2d_bas" in good
-    assert result["count"]["d2m_beat_f"] == 2 and result["count"]["sync_bas"] == 1
+    assert (
+        result["count"]["d2m_beat_f"] == 2 and result["count"]["sync_bas"] == 1 and result["loris_pairs"] == 3
+    )
     assert result["mean"]["d2m_beat_f"] == pytest.approx((good["d2m_beat_f"] + bad["d2m_beat_f"]) / 2)
     saved = json.loads((gen / "metrics.json").read_text())
     assert saved["items"]["good"] == pytest.approx(good) and set(saved["loris"]) == {
