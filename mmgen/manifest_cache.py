@@ -36,10 +36,11 @@ logger = logging.getLogger(__name__)
 META_KEYS = ("caption", "style", "bpm", "beat_times", "seconds", "start", "source_id")
 
 
-def _file_rates(root: Path, rec: Mapping[str, Any]) -> dict[str, Any]:
-    """Sample rate / fps / frame size of a record's files (header reads where the record lacks them)."""
+def _file_rates(root: Path, rec: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """Sample rate / fps of a record's files for the modalities `names` (header reads where the
+    record lacks them), and the motion npz's beat times if it has any."""
     files, rates = rec["files"], {}
-    if "audio" in files:
+    if "audio" in names:
         import soundfile as sf
 
         rates["audio"] = int(rec.get("sample_rate") or sf.info(str(root / files["audio"])).samplerate)
@@ -51,7 +52,7 @@ def _file_rates(root: Path, rec: Mapping[str, Any]) -> dict[str, Any]:
         rates["beat_times"] = (
             np.asarray(data["beat_times"], np.float64).reshape(-1) if "beat_times" in data else None
         )
-    if "video" in files:
+    if "video" in names:
         import decord
 
         rates["video"] = float(
@@ -82,7 +83,9 @@ def manifest_items(dataset: Any, modalities: Mapping[str, MediaModality]) -> Ite
         index, start = dataset.windows[i]
         rec = dataset.records[index]
         if index not in rates:
-            rates = {index: _file_rates(dataset.root, rec)}  # windows of one record come in a row
+            rates = {
+                index: _file_rates(dataset.root, rec, list(modalities))
+            }  # windows of one record come in a row
         item = dataset[i]
         seconds = float(dataset.seconds if dataset.seconds is not None else rec["seconds"])
         out: dict[str, Any] = {
