@@ -28,6 +28,14 @@ def split_indices(ids: Sequence[str], val_fraction: float) -> tuple[list[int], l
     return train, val
 
 
+def make_loader(dataset: Subset, batch_size: int, shuffle: bool, num_workers: int, collate_fn: Any) -> DataLoader:
+    """Training loaders shuffle and drop the ragged last batch (unless that leaves none)."""
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle and len(dataset) >= batch_size,
+        num_workers=num_workers, collate_fn=collate_fn, persistent_workers=num_workers > 0,
+    )
+
+
 def vae_fingerprints(vaes: dict[str, str]) -> dict[str, str]:
     """Fingerprints of pretrained VAE directories {modality: dir} (class read from each config.yaml)."""
     import yaml
@@ -92,13 +100,8 @@ class LatentCacheDataModule(L.LightningDataModule):
         return [k for k, i in enumerate(windows.indices) if i in keep]
 
     def _loader(self, dataset: Subset, shuffle: bool) -> DataLoader:
-        # drop the ragged last batch in training (steady batch statistics) unless that leaves nothing
-        drop_last = shuffle and len(dataset) >= self.hparams.batch_size
-        return DataLoader(
-            dataset, batch_size=self.hparams.batch_size, shuffle=shuffle, drop_last=drop_last,
-            num_workers=self.hparams.num_workers, collate_fn=collate_latents,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
+        hp = self.hparams
+        return make_loader(dataset, hp.batch_size, shuffle, hp.num_workers, collate_latents)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)

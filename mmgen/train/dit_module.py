@@ -41,6 +41,8 @@ class DiTModule(L.LightningModule):
         token_mask_ratio: fraction of noisy latent frames dropped from the DiT input (MDT);
             needs a model built with `mask_decoder_depth`.
         modality_weights: per-modality factors of the loss.
+        export_dir: where `save_pretrained` writes the sampling weights (EMA if any) after fit.
+        condition_export_dir: where the trained condition encoder is written after fit.
     """
 
     def __init__(
@@ -58,6 +60,8 @@ class DiTModule(L.LightningModule):
         ema_decay: float | None = 0.999,
         token_mask_ratio: float = 0.0,
         modality_weights: Mapping[str, float] | None = None,
+        export_dir: str | None = None,
+        condition_export_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "condition"])
@@ -143,3 +147,11 @@ class DiTModule(L.LightningModule):
     def sampling_model(self) -> MultimodalDiT:
         """The weights to sample with: the EMA copy when there is one."""
         return self.ema.ema if self.ema is not None else self.model  # type: ignore[return-value]
+
+    def on_fit_end(self) -> None:
+        if self.hparams.export_dir and self.trainer.is_global_zero:
+            model = self.sampling_model()
+            model.check_levels = True  # users' calls get the input checks back
+            model.save_pretrained(self.hparams.export_dir)
+        if self.hparams.condition_export_dir and self.condition is not None and self.trainer.is_global_zero:
+            self.condition.save_pretrained(self.hparams.condition_export_dir)

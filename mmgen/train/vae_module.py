@@ -1,0 +1,147 @@
+"""The autoencoder training system: any `Objective`, with an optional GAN by manual optimization.
+
+Per step: the generator (VAE / vocoder) is updated on the objective's weighted total; then, once
+`disc_start_step` is reached, the discriminator on the detached reconstruction (hinge or LSGAN
+as the objective's loss says). Every named term is logged as `train/<name>` (discriminator terms
+as `train/disc/<name>`). At the end of `fit` the model's `LatentStats` are measured on training
+batches and, with `export_dir`, the model is written with `save_pretrained`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+
+from mmgen.train.objectives import Objective
+from mmgen.train.schedule import warmup_cosine_scheduler
+
+log = logging.getLogger(__name__)
+
+
+class VAEModule(L.LightningModule):
+    """Trains `objective.model` (and `objective.discriminator` when present).
+
+    Args:
+        objective: the model, its losses and discriminator (`mmgen.train.objectives`).
+        lr, disc_lr, betas, weight_decay: AdamW for generator / discriminator (disc_lr = lr if None).
+        warmup_steps, total_steps, min_lr_ratio: generator LR schedule (total defaults to max_steps).
+        max_grad_norm: clip the generator's gradient norm (None disables).
+        disc_start_step: generator steps before the adversarial terms switch on.
+        export_dir: where `save_pretrained` writes the trained model after fit.
+        stats_batches: training batches used to measure LatentStats after fit (0 keeps the stats).
+    """
+
+    def __init__(
+        self,
+        objective: Objective,
+        lr: float = 3e-4,
+        disc_lr: float | None = None,
+        betas: tuple[float, float] = (0.8, 0.99),
+        weight_decay: float = 0.0,
+        warmup_steps: int = 100,
+        total_steps: int | None = None,
+        min_lr_ratio: float = 0.1,
+        max_grad_norm: float | None = 1.0,
+        disc_start_step: int = 0,
+        export_dir: str | None = None,
+        stats_batches: int = 32,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["objective"])
+        self.objective = objective
+        self.automatic_optimization = False
+
+    @property
+    def has_discriminator(self) -> bool:
+        return self.objective.discriminator is not None
+
+    def _adversarial_on(self) -> bool:
+        return self.has_discriminator and self.global_step >= self.hparams.disc_start_step
+
+    def _batch_size(self, batch: Mapping[str, Any]) -> int:
+        return len(batch["id"]) if "id" in batch else 1
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        opts = self.optimizers()
+        opt_g, opt_d = (opts[0], opts[1]) if isinstance(opts, list) else (opts, None)
+        adversarial = self._adversarial_on()
+        disc = self.objective.discriminator
+        if disc is not None:
+            disc.requires_grad_(False)  # the generator step leaves the discriminator alone
+        try:
+            losses, fake, real = self.objective.generator_losses(batch, adversarial)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(losses["loss"])
+        finally:
+            if disc is not None:
+                disc.requires_grad_(True)
+        if self.hparams.max_grad_norm is not None:
+            losses["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.objective.generator_parameters(), self.hparams.max_grad_norm)
+        opt_g.step()
+        self.lr_schedulers().step()  # type: ignore[union-attr]
+        size = self._batch_size(batch)
+        self.log("train/loss", losses["loss"], prog_bar=True, batch_size=size)
+        self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "loss"}, batch_size=size)
+        if adversarial and opt_d is not None and fake is not None and real is not None:
+            d_losses = self.objective.discriminator_losses(fake.detach(), real)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_losses["loss"])
+            opt_d.step()
+            self.log_dict({f"train/disc/{k}": v for k, v in d_losses.items()}, batch_size=size)
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        state = torch.get_rng_state()
+        torch.manual_seed(1234 + batch_idx)  # the same posterior samples every validation
+        try:
+            losses, _, _ = self.objective.generator_losses(batch, adversarial=False)
+        finally:
+            torch.set_rng_state(state)
+        size = self._batch_size(batch)
+        self.log("val/loss", losses["loss"], prog_bar=True, batch_size=size, sync_dist=True)
+        self.log_dict({f"val/{k}": v for k, v in losses.items() if k != "loss"}, batch_size=size, sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        gen = torch.optim.AdamW(self.objective.generator_parameters(), lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+        total = hp.total_steps or (self.trainer.max_steps if self.trainer.max_steps > 0 else 10_000)
+        schedule = {"scheduler": warmup_cosine_scheduler(gen, hp.warmup_steps, total, hp.min_lr_ratio), "interval": "step"}
+        if not self.has_discriminator:
+            return [gen], [schedule]
+        disc = torch.optim.AdamW(self.objective.discriminator.parameters(), lr=hp.disc_lr or hp.lr, betas=tuple(hp.betas))
+        return [gen, disc], [schedule]
+
+    # ----------------------------------------------------------------- export
+    @torch.no_grad()
+    def fit_latent_stats(self, batches: Any) -> None:
+        """Measure the model's LatentStats on posterior means of `batches` (skipped for non-VAEs)."""
+        stats = getattr(self.objective.model, "latent_stats", None)
+        if stats is None or self.hparams.stats_batches <= 0:
+            return
+        was_training = self.objective.training
+        self.objective.eval()
+        device = self.device
+
+        def means() -> Any:
+            for i, batch in enumerate(batches):
+                if i >= self.hparams.stats_batches:
+                    break
+                batch = self.transfer_batch_to_device(batch, device, 0)
+                z = self.objective.latents(batch)
+                if z is not None:
+                    yield z
+        try:
+            stats.fit(means())
+        finally:
+            self.objective.train(was_training)
+        log.info("latent stats: mean |mu| %.3f, std range %.3f-%.3f",
+                 float(stats.mean.abs().mean()), float(stats.std.min()), float(stats.std.max()))
+
+    def on_fit_end(self) -> None:
+        self.fit_latent_stats(self.trainer.train_dataloader)
+        if self.hparams.export_dir and self.trainer.is_global_zero:
+            self.objective.model.save_pretrained(self.hparams.export_dir)
+            log.info("exported %s to %s", type(self.objective.model).__name__, self.hparams.export_dir)

@@ -1,0 +1,91 @@
+"""Train the shipped ToyDance checkpoint from scratch on CPU: data -> VAEs -> latent cache -> DiT.
+
+    python tools/train_toydance.py                       # every stage, ~2 h on 2 CPU cores
+    python tools/train_toydance.py --stages dit,assemble # resume from a stage
+    python tools/train_toydance.py --scale 0.02          # a smoke run (2% of the steps)
+
+Every stage is an ordinary `mmgen` command (`toydance make`, `fit -c configs/toydance/...`,
+`cache`), so the same run is reproducible by hand; this script only chains them, times them and
+records the times in `checkpoints/toydance/training.json`. Seeds: data seed 1, `seed_everything: 0`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs" / "toydance"
+WORK = Path("work/toydance")
+CHECKPOINT = Path("checkpoints/toydance")
+
+# stage -> (config, default max_steps)
+FIT_STAGES = {
+    "vae_audio": ("vae_audio.yaml", 1500),
+    "vocoder": ("vocoder.yaml", 1500),
+    "vae_motion": ("vae_motion.yaml", 1500),
+    "vae_video": ("vae_video.yaml", 1500),
+    "dit": ("dit.yaml", 6000),
+}
+STAGES = ("data", "vae_audio", "vocoder", "vae_motion", "vae_video", "cache", "dit", "assemble")
+
+
+def mmgen(*args: str) -> None:
+    command = [sys.executable, "-m", "mmgen.cli", *args]
+    print("$", " ".join(shlex.quote(a) for a in command[2:]), flush=True)
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
+def run_stage(stage: str, args: argparse.Namespace) -> None:
+    if stage == "data":
+        mmgen("toydance", "make", "--out", str(WORK / "data"), "--clips", str(args.clips), "--seconds", "8", "--seed", "1")
+    elif stage in FIT_STAGES:
+        config, steps = FIT_STAGES[stage]
+        mmgen(
+            "fit", "-c", str(CONFIGS / "trainer_cpu.yaml"), "-c", str(CONFIGS / config),
+            f"--trainer.max_steps={max(2, round(steps * args.scale))}",
+            f"--trainer.logger.init_args.name={stage}",
+        )
+    elif stage == "cache":
+        mmgen(
+            "cache", "--data", str(WORK / "data"), "--out", str(WORK / "cache"),
+            "--vae", f"audio={CHECKPOINT / 'audio'}", "--vae", f"motion={CHECKPOINT / 'motion'}",
+            "--vae", f"video={CHECKPOINT / 'video'}",
+        )
+    elif stage == "assemble":
+        from assemble_toydance import assemble  # tools/ is on sys.path when run as a script
+
+        assemble(ROOT / CHECKPOINT)
+    else:
+        raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's max_steps (smoke runs)")
+    parser.add_argument("--clips", type=int, default=240, help="ToyDance training clips of 8 s")
+    args = parser.parse_args()
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        parser.error(f"unknown stages {unknown}; choose from {', '.join(STAGES)}")
+    record_path = ROOT / CHECKPOINT / "training.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {"stages": {}}
+    for stage in stages:
+        start = time.perf_counter()
+        run_stage(stage, args)
+        record["stages"][stage] = {"seconds": round(time.perf_counter() - start, 1), "scale": args.scale}
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        record_path.write_text(json.dumps(record, indent=1))
+        print(f"== {stage}: {record['stages'][stage]['seconds']} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
