@@ -19,6 +19,7 @@ from mmgen.errors import MmgenError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("mmgen.commands.demo", "run every task of the shipped ToyDance checkpoint with metrics"),
     "toydance": ("mmgen.commands.toydance", "make or report on the synthetic ToyDance data set"),
     "preprocess": ("mmgen.commands.preprocess", "AIST++ / LORIS 2-D pose / a video folder -> manifest + features"),
     "generate": ("mmgen.commands.generate", "run a task (dance2music, music2dance, ...) of a pipeline on wav / npz / mp4"),

@@ -23,9 +23,9 @@ from mmgen.modalities.media import MediaModality
 
 
 def resolve_task(
-    task: str | Task, modalities: Sequence[str], given: Sequence[str] = (), **kwargs: Any
+    task: str | Task, available: Sequence[str], given: Sequence[str] = (), **kwargs: Any
 ) -> Task:
-    """A Task for a pipeline with `modalities`: a Task as is, or a preset with its span arguments.
+    """A Task for a pipeline with the `available` modalities: a Task as is, or a preset with its arguments.
 
     Presets over several modalities (joint, interpolate, continue, inpaint, edit) default to every
     pipeline modality for `joint` and to the `given` ones for the others (minus `conditions`).
@@ -43,10 +43,10 @@ def resolve_task(
             raise ValueError(f"task {task!r} takes no argument {unknown}; it takes {sorted(params)}")
         if "modalities" in params and "modalities" not in kwargs:
             skip = set(kwargs.get("conditions", ()))
-            mods = [m for m in modalities if (task == "joint" or m in given) and m not in skip]
-            kwargs["modalities"] = tuple(mods or [m for m in modalities if m not in skip])
+            mods = [m for m in available if (task == "joint" or m in given) and m not in skip]
+            kwargs["modalities"] = tuple(mods or [m for m in available if m not in skip])
         resolved = PRESETS[task](**kwargs)
-    resolved.check_modalities(list(modalities))
+    resolved.check_modalities(list(available))
     return resolved
 
 

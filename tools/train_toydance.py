@@ -6,7 +6,7 @@
 
 Every stage is an ordinary `mmgen` command (`toydance make`, `fit -c configs/toydance/...`,
 `cache`), so the same run is reproducible by hand; this script only chains them, times them and
-records the times in `checkpoints/toydance/training.json`. Seeds: data seed 1, `seed_everything: 0`.
+records the times in `work/toydance/training.json` (copied into pipeline.yaml's info at assembly). Seeds: data seed 1, `seed_everything: 0`.
 """
 
 from __future__ import annotations
@@ -41,6 +41,28 @@ def mmgen(*args: str) -> None:
     subprocess.run(command, cwd=ROOT, check=True)
 
 
+def assemble() -> None:
+    """Tie the trained parts into one Pipeline folder (pipeline.yaml + the parts' folders)."""
+    from mmgen.dit.model import MultimodalDiT
+    from mmgen.modalities.media import AudioModality, MotionModality, VideoModality
+    from mmgen.pipeline import Pipeline
+
+    ckpt = ROOT / CHECKPOINT
+    modalities = {
+        "audio": AudioModality.from_pretrained(ckpt / "audio"),
+        "motion": MotionModality.from_pretrained(ckpt / "motion"),
+        "video": VideoModality.from_pretrained(ckpt / "video"),
+    }
+    defaults = {
+        "steps": 25, "sampler": "dpmpp2m", "guidance": {"motion": 2.0, "audio": 2.0, "video": 2.0},
+        "cross_guidance": 0.5, "seconds": 4.0, "window_seconds": 4.0, "hop_seconds": 2.0,
+    }
+    training = json.loads((ROOT / WORK / "training.json").read_text())
+    pipe = Pipeline(MultimodalDiT.from_pretrained(ckpt / "dit"), modalities, defaults=defaults,
+                    info={"name": "toydance", "training": training, "data": "ToyDance, 240 clips x 8 s, seed 1"})
+    pipe.save_pretrained(ckpt)
+
+
 def run_stage(stage: str, args: argparse.Namespace) -> None:
     if stage == "data":
         mmgen("toydance", "make", "--out", str(WORK / "data"), "--clips", str(args.clips), "--seconds", "8", "--seed", "1")
@@ -58,9 +80,7 @@ def run_stage(stage: str, args: argparse.Namespace) -> None:
             "--vae", f"video={CHECKPOINT / 'video'}",
         )
     elif stage == "assemble":
-        from assemble_toydance import assemble  # tools/ is on sys.path when run as a script
-
-        assemble(ROOT / CHECKPOINT)
+        assemble()
     else:
         raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
 
@@ -75,7 +95,7 @@ def main() -> int:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         parser.error(f"unknown stages {unknown}; choose from {', '.join(STAGES)}")
-    record_path = ROOT / CHECKPOINT / "training.json"
+    record_path = ROOT / WORK / "training.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {"stages": {}}
     for stage in stages:
         start = time.perf_counter()
