@@ -25,15 +25,6 @@ from mmgen.timeline import ModalitySpec
 SPEC = {"audio": ModalitySpec(channels=4, rate_hz=4.0)}
 
 
-@pytest.fixture()
-def one_thread():
-    """Tiny ops: one thread is fastest, and OpenMP threads stall badly when the cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict:
     return {
@@ -90,7 +81,7 @@ def cases(models: dict) -> dict:
 
 
 @pytest.mark.parametrize("name", ["t5", "clip_text", "clip_image", "melody", "timing", "quality"])
-def test_each_condition_changes_the_dit_output(models, name, one_thread):
+def test_each_condition_changes_the_dit_output(models, name):
     conditioner, batch_a, batch_b = cases(models)[name]
     is_context = conditioner.target == "context"
     enc = ConditionEncoder(
@@ -110,7 +101,7 @@ def test_each_condition_changes_the_dit_output(models, name, one_thread):
     assert (out_a - out_null).abs().mean() > 1e-3 * scale, f"{name}: condition and null give the same output"
 
 
-def test_cfg_with_the_learned_null_embedding(models, one_thread):
+def test_cfg_with_the_learned_null_embedding(models):
     """Targets depend only on the caption ("up" -> +v, "down" -> -v in every frame; constant in time
     because RoPE gives tokens no absolute position). Trained with 30 % of captions dropped to the
     null embedding, the conditional x0 prediction finds the class, the null prediction stays

@@ -12,15 +12,6 @@ B, T, C = 2, 4, 3
 X0 = VPCosine(prediction="x0")  # x0_hat == the (guided) prediction: easy to check by hand
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Recorder:
     """out["a"] = x_a + 1 * [c clean] + 10 * [text on] + 100 * [c clean] * [text on], per example."""
 

@@ -13,15 +13,6 @@ SPECS = {"audio": ModalitySpec(2, 4.0), "motion": ModalitySpec(2, 2.0)}  # diffe
 N = 4000  # examples
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def batch(n=N):
     return {"audio": torch.zeros(n, 16, 2), "motion": torch.zeros(n, 8, 2)}  # 4 s
 

@@ -10,15 +10,6 @@ from mmgen.timeline import ModalitySpec
 X0 = VPCosine(prediction="x0")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_window_bounds_golden():
     assert window_bounds(12.0, 4.0, 3.0, 0.5, [2.0]) == [(0, 4), (3, 7), (6, 10), (8, 12)]
     assert window_bounds(3.0, 4.0, 3.0, 0.5, [2.0]) == [(0, 3)]  # shorter than a window

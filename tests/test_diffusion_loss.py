@@ -11,15 +11,6 @@ from mmgen.diffusion import NoiseLevels, VPCosine, denoising_loss
 B, C = 2, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def model(x, t, cond=None):
     return {m: 0.3 * v for m, v in x.items()}
 

@@ -21,15 +21,6 @@ PROCESSES = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_cosine_golden_values():
     a, s = VPCosine().alpha_sigma(torch.tensor([0.0, 0.5, 1.0]))
     assert a.tolist() == [1.0, pytest.approx(math.sqrt(0.5), abs=1e-7), 0.0]

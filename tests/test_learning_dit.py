@@ -62,9 +62,7 @@ def mse(x: torch.Tensor, y: torch.Tensor) -> float:
 
 @pytest.fixture(scope="module")
 def trained():
-    """(model, first losses, last losses): trained once for the whole module, on one thread (tiny ops)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """(model, first losses, last losses): trained once for the whole module."""
     torch.manual_seed(0)
     model = MultimodalDiT(SPECS, d_model=64, depth=2, num_heads=4, segment_seconds=0.5, check_levels=False)
     process, config = VPCosine(), MoNLConfig(p_drop_text=0.0)
@@ -82,8 +80,7 @@ def trained():
         sched.step()
         losses.append(loss.item())
     model.eval()
-    yield model, sum(losses[:20]) / 20, sum(losses[-50:]) / 50
-    torch.set_num_threads(threads)
+    return model, sum(losses[:20]) / 20, sum(losses[-50:]) / 50
 
 
 @pytest.fixture(scope="module")

@@ -19,15 +19,6 @@ B, T, C = 2, 6, 4
 PRED = {"eps": "epsilon", "v": "v_prediction"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def linear_model(process):
     g = torch.Generator().manual_seed(1)
     mix, bias = 0.05 * torch.randn(C, C, generator=g), torch.randn(C, generator=g)

@@ -8,15 +8,6 @@ import torch
 from mmgen.diffusion import DiscreteVP, RectifiedFlow, VPCosine, check_grid, sample_masked, uniform_grid
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny elementwise ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 DETERMINISTIC = ["ddim", "dpmpp2m", "euler", "heun"]
 ALL = DETERMINISTIC + ["ddpm"]
 

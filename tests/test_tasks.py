@@ -11,15 +11,6 @@ SPECS = {"audio": ModalitySpec(4, 2.0), "motion": ModalitySpec(3, 2.0)}  # 2 Hz,
 FRAMES = {"audio": 8, "motion": 8}  # 4 s
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny ops: one thread is fastest, and OpenMP threads stall when the cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def rows(task, specs=SPECS, frames=FRAMES, seg=1.0):
     return {m: s.tolist() for m, s in task.resolve(specs, frames, seg).start.items()}
 

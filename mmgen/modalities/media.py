@@ -12,6 +12,7 @@ Each saves itself as a folder of pretrained sub-modules (`vae/`, and `vocoder/` 
 
 from __future__ import annotations
 
+import abc
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,11 +35,15 @@ def _as_tensor(x: Any, device: torch.device, dtype: torch.dtype | None = None) -
     return t.to(device=device, dtype=dtype) if dtype is not None else t.to(device)
 
 
-class MediaModality(nn.Module):
+class MediaModality(nn.Module, abc.ABC):
     """Base: a modality VAE plus its codec. Subclasses define the raw <-> features steps."""
 
     kind: ClassVar[str]
-    vae: Any
+    vae_class: ClassVar[type]
+
+    def __init__(self, vae: Any) -> None:
+        super().__init__()
+        self.vae = vae
 
     @property
     def spec(self) -> ModalitySpec:
@@ -58,7 +63,8 @@ class MediaModality(nn.Module):
 
     @property
     def raw_rate(self) -> float:
-        raise TypeError(f"{type(self).__name__} must define raw_rate")
+        """Raw samples (audio) or frames (motion, video) per second."""
+        return float(self.vae.fps)
 
     @torch.no_grad()
     def encode_item(self, raw: Any) -> torch.Tensor:
@@ -69,18 +75,24 @@ class MediaModality(nn.Module):
         directory = Path(directory)
         self.vae.save_pretrained(directory / "vae")
 
+    @abc.abstractmethod
     def encode(self, raw: torch.Tensor) -> torch.Tensor:
-        raise TypeError(f"{type(self).__name__} must define encode")
+        """A batch of raw media -> normalized latents (posterior mode)."""
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu") -> MediaModality:
+        return cls(cls.vae_class.from_pretrained(Path(directory) / "vae", device)).to(device)
 
 
 class AudioModality(MediaModality):
     """Waveforms at the mel spec's sample rate; decoded by the vocoder if given, else Griffin-Lim."""
 
     kind = "audio_mel"
+    vae_class = MelVAE
 
     def __init__(self, vae: MelVAE, vocoder: VocosVocoder | None = None, griffin_lim_iters: int = 32) -> None:
-        super().__init__()
-        self.vae, self.vocoder = vae, vocoder
+        super().__init__(vae)
+        self.vocoder = vocoder
         self.codec = MelAudioCodec(vae.mel, vocoder, griffin_lim_iters)
 
     @property
@@ -122,14 +134,7 @@ class MotionModality(MediaModality):
     """Joint positions [B, T, J, D] at the VAE's fps (SMPL-24, y-up, metres for 3-D)."""
 
     kind = "motion"
-
-    def __init__(self, vae: MotionVAE) -> None:
-        super().__init__()
-        self.vae = vae
-
-    @property
-    def raw_rate(self) -> float:
-        return self.vae.fps
+    vae_class = MotionVAE
 
     @torch.no_grad()
     def encode(self, raw: torch.Tensor) -> torch.Tensor:
@@ -144,23 +149,12 @@ class MotionModality(MediaModality):
     def initial_state(self, joints: torch.Tensor) -> torch.Tensor:
         return self.vae.codec.initial_state(joints.to(self.device, torch.float32))
 
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu") -> MotionModality:
-        return cls(MotionVAE.from_pretrained(Path(directory) / "vae", device)).to(device)
-
 
 class VideoModality(MediaModality):
     """RGB frames uint8 [B, F, H, W, 3] at the VAE's fps and frame size."""
 
     kind = "video"
-
-    def __init__(self, vae: VideoVAE) -> None:
-        super().__init__()
-        self.vae = vae
-
-    @property
-    def raw_rate(self) -> float:
-        return self.vae.fps
+    vae_class = VideoVAE
 
     @torch.no_grad()
     def encode(self, raw: torch.Tensor) -> torch.Tensor:
@@ -170,10 +164,6 @@ class VideoModality(MediaModality):
     def decode(self, z: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         features = self.vae.decode(self.vae.latent_stats.denormalize(z), num_frames)
         return features_to_frames(features)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu") -> VideoModality:
-        return cls(VideoVAE.from_pretrained(Path(directory) / "vae", device)).to(device)
 
 
 MEDIA_KINDS: dict[str, type[MediaModality]] = {c.kind: c for c in (AudioModality, MotionModality, VideoModality)}
