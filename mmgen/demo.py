@@ -29,6 +29,7 @@ from mmgen.demo_tasks import (
     long_form_rows,
     music_for_dance,
     run_generation,
+    vae_round_trip,
     shuffled_pairs,
     video_for_music,
 )
@@ -101,7 +102,7 @@ def run_demo(pipeline: Pipeline, out: str | Path, settings: DemoSettings = DemoS
             rows += music_for_dance(task, gen, clips, perm, min_f=0.8)
         elif task == "music2dance":
             gen = run_generation(pipeline, task, {"audio": audio}, s.seconds, s.steps, s.seed)
-            rows += dance_for_music(task, gen, clips, perm)
+            rows += dance_for_music(task, gen, clips, perm, vae_round_trip(pipeline, motion))
         elif task == "video2audio":
             frames = _stack(video_clips, "video", s.video_seconds, vfps)
             gen = run_generation(pipeline, task, {"video": frames}, s.video_seconds, s.steps, s.seed)
