@@ -16,7 +16,7 @@ from mmgen.timeline import ModalitySpec
 @pytest.fixture(scope="module")
 def vae() -> VideoVAE:
     torch.manual_seed(0)
-    return VideoVAE.tiny(channels=(8, 8, 16), latent_channels=4).eval()
+    return VideoVAE.tiny(channels=(12, 24, 48), latent_channels=4).eval()
 
 
 def _clip(b: int, t: int, seed: int = 0) -> torch.Tensor:
@@ -33,7 +33,7 @@ def test_toydance_preset_rate_and_shapes(vae):
             assert mean.shape == logvar.shape == (1, -(-t // 4), 8, 8, 4)
             assert vae.decode(mean, t).shape == (1, t, 64, 64, 3)
             assert vae.decode(mean).shape == (1, 4 * mean.shape[1], 64, 64, 3)
-    big = VideoVAE(frame_size=(32, 64), channels=(8, 8, 8, 8), num_res_blocks=0, latent_channels=2)
+    big = VideoVAE(frame_size=(32, 64), channels=(6, 12, 24, 24), num_res_blocks=0, latent_channels=2)
     assert big.latent_spatial == (4, 8) and big.latent_rate_hz == 3.75
 
 
@@ -117,21 +117,22 @@ def test_gradient_and_hinge_losses_by_hand():
 
 def test_losses_are_named_weighted_and_the_adversarial_step_trains_only_its_own_net():
     torch.manual_seed(3)
-    vae = VideoVAE.tiny(channels=(8, 8, 8), latent_channels=2, num_res_blocks=0)
+    vae = VideoVAE.tiny(channels=(12, 24, 48), latent_channels=2, num_res_blocks=0)
     disc = PatchDiscriminator(channels=8, num_layers=2)
     frames = (torch.rand(2, 4, 64, 64, 3) * 255).to(torch.uint8)
     w = VideoLossWeights(l1=1.0, gradient=0.5, kl=0.1, adversarial=0.2)
     losses, recon = video_vae_losses(vae, frames, w, disc, sample=False)
-    assert set(losses) == {"l1", "gradient", "kl", "adversarial", "loss"} and recon.shape == (2, 4, 64, 64, 3)
+    assert set(losses) == {"l1", "l2", "gradient", "kl", "adversarial", "loss"} and recon.shape == (2, 4, 64, 64, 3)
     total = losses["l1"] + 0.5 * losses["gradient"] + 0.1 * losses["kl"] + 0.2 * losses["adversarial"]
     torch.testing.assert_close(losses["loss"], total)
     x = frames.float() / 127.5 - 1
     torch.testing.assert_close(losses["l1"], (recon - x).abs().mean())
+    torch.testing.assert_close(losses["l2"], (recon - x).pow(2).mean())
     d_before = [p.detach().clone() for p in disc.parameters()]
     opt = torch.optim.SGD(vae.parameters(), lr=0.01)
     d_opt = torch.optim.SGD(disc.parameters(), lr=0.1)
     out = video_training_step(vae, opt, frames, w, disc, d_opt)
-    assert set(out) == {"l1", "gradient", "kl", "adversarial", "loss", "discriminator"}
+    assert set(out) == {"l1", "l2", "gradient", "kl", "adversarial", "loss", "discriminator"}
     assert any(not torch.equal(a, b) for a, b in zip(d_before, disc.parameters()))
     assert all(p.requires_grad for p in disc.parameters())  # frozen only during the VAE step
     with pytest.raises(ValueError, match="both discriminator and disc_optimizer"):
@@ -153,5 +154,7 @@ def test_bad_input_raises_clear_errors(vae):
         VideoVAE(temporal_downsample=3)
     with pytest.raises(ValueError, match="channels needs 4 entries"):
         VideoVAE(channels=(8, 8))
+    with pytest.raises(ValueError, match="shortcut from 3 to 8 channels"):
+        VideoVAE(channels=(8, 16, 32, 32))
     with pytest.raises(ValueError, match="multiples of spatial_downsample"):
         VideoVAE(frame_size=(60, 64))

@@ -147,8 +147,14 @@ class KinematicFeatures(nn.Module):
         return self.dims - 1 + int(self.facing_invariant)
 
     # ------------------------------------------------------------------ checks
-    def check_joints(self, joints: torch.Tensor | np.ndarray, what: str = "joints") -> torch.Tensor:
-        """Raise ValueError unless `joints` is [B, T, J, D] (or [T, J, D]) finite with T >= 2."""
+    def check_joints(
+        self, joints: torch.Tensor | np.ndarray, what: str = "joints", check_finite: bool = True
+    ) -> torch.Tensor:
+        """Raise ValueError unless `joints` is [B, T, J, D] (or [T, J, D]) finite with T >= 2.
+
+        The finiteness test reads a value back from the device; training loops that validated
+        their data once pass `check_finite=False`.
+        """
         if not isinstance(joints, torch.Tensor):
             joints = torch.as_tensor(np.asarray(joints))
         if joints.ndim == 3:
@@ -163,7 +169,7 @@ class KinematicFeatures(nn.Module):
             raise ValueError(f"{what}: clip too short ({joints.shape[1]} frames); need at least {MIN_FRAMES}")
         if not joints.is_floating_point():
             joints = joints.float()
-        if not bool(torch.isfinite(joints).all()):
+        if check_finite and not bool(torch.isfinite(joints).all()):
             raise ValueError(f"{what}: contains NaN or infinite values")
         return joints
 
@@ -194,18 +200,18 @@ class KinematicFeatures(nn.Module):
         disp[:, :-1] = feet[:, 1:] - feet[:, :-1]
         return (disp.norm(dim=-1) < self.contact_threshold).to(joints.dtype)
 
-    def initial_state(self, joints: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def initial_state(self, joints: torch.Tensor | np.ndarray, check_finite: bool = True) -> torch.Tensor:
         """The frame-0 state the features drop: [B, state_dim] (root x[, z][, heading])."""
-        joints = self.check_joints(joints)
+        joints = self.check_joints(joints, check_finite=check_finite)
         state = self.horizontal(self.root(joints)[:, 0])  # [B, D - 1]
         if self.facing_invariant:
             state = torch.cat((state, self.heading(joints[:, :1])), dim=-1)
         return state
 
     # ------------------------------------------------------------------ joints <-> features
-    def features(self, joints: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def features(self, joints: torch.Tensor | np.ndarray, check_finite: bool = True) -> torch.Tensor:
         """Raw (un-normalized) features: joints [B, T, J, D] -> [B, T, feature_dim]."""
-        joints = self.check_joints(joints)
+        joints = self.check_joints(joints, check_finite=check_finite)
         b, t = joints.shape[:2]
         root = self.root(joints)  # [B, T, D]
         rel = joints[:, :, list(self.layout.stored_joints)] - root.unsqueeze(2)  # [B, T, J_r, D]
@@ -294,10 +300,10 @@ class KinematicFeatures(nn.Module):
     def denormalize(self, features: torch.Tensor) -> torch.Tensor:
         return features * self.feature_std.to(features.dtype) + self.feature_mean.to(features.dtype)
 
-    def encode(self, joints: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def encode(self, joints: torch.Tensor | np.ndarray, check_finite: bool = True) -> torch.Tensor:
         """joints -> normalized features [B, T, feature_dim] (what the motion VAE consumes)."""
-        joints_t = self.check_joints(joints).to(self.feature_mean.device)
-        return self.normalize(self.features(joints_t))
+        joints_t = self.check_joints(joints, check_finite=check_finite).to(self.feature_mean.device)
+        return self.normalize(self.features(joints_t, check_finite=False))
 
     def decode(self, features: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
         """normalized features -> joints [B, T, J, D]."""

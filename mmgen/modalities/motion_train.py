@@ -68,12 +68,12 @@ def motion_vae_losses(
     beats from `beat_windows`; without them it is absent from the dict.
     """
     codec = vae.codec
-    joints = codec.check_joints(joints).to(codec.feature_mean.device)
-    target = codec.encode(joints)  # [B, T, F]
+    joints = codec.check_joints(joints, check_finite=False).to(codec.feature_mean.device)  # no host sync
+    target = codec.encode(joints, check_finite=False)  # [B, T, F]
     q = DiagonalGaussian(*vae.encode(target))
     z = q.sample(generator) if sample else q.mode()
     recon = vae.decode(z, joints.shape[1])  # [B, T, F]
-    rebuilt = codec.decode(recon, codec.initial_state(joints))  # [B, T, J, D]
+    rebuilt = codec.decode(recon, codec.initial_state(joints, check_finite=False))  # [B, T, J, D]
 
     pos2, vel2 = codec.position_scale.square(), codec.velocity_scale.square()
     losses = {

@@ -1,11 +1,13 @@
 """Causal 3-D conv video VAE: frames in [-1, 1] <-> latents [B, T', h, w, C] (channels-last).
 
-Spatial x8 and temporal x4 by default (both configurable powers of two). An optional pixel
+Spatial x8 and temporal x4 by default (both configurable powers of two). Shortcuts without parameters around
+every resolution change (DC-AE) keep low frequencies (flat background colours) on an identity-like
+path, which the deep path alone learns only after a long plateau. An optional pixel
 (un)shuffle "patch" step does part of the spatial downsampling for free (Cosmos-tokenizer style),
 which keeps the full-resolution convolutions cheap.
 
 Time. Every convolution is causal in time (left padding only, by repeating the first frame) and
-normalization is per frame, so a latent frame never sees later video frames. Latent frame i
+normalization is per voxel, so a latent frame never sees later video frames. Latent frame i
 summarises video frames [4i, 4i + 4) and sits at time i / latent_rate_hz (= 4i / fps):
 
     video frames   0 1 2 3 | 4 5 6 7 | 8 9 (9) (9)    T = 10 -> padded to 12 by repeating the last frame
@@ -17,8 +19,6 @@ ToyDance preset gives 8x8 latents at exactly 3.75 Hz.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -52,17 +52,20 @@ class CausalConv3d(nn.Module):
         return self.conv(F.pad(x, self.pad, mode="replicate"))
 
 
-class FrameNorm(nn.GroupNorm):
-    """GroupNorm over each frame separately (normalizing over time would leak the future)."""
+class ChannelNorm(nn.LayerNorm):
+    """LayerNorm over the channels of each voxel of [B, C, T, H, W].
+
+    Not GroupNorm: its statistics span the whole frame, so on a flat background (most ToyDance
+    pixels) it subtracts the background colour itself and the decoder cannot tell clips apart;
+    spanning time it would also leak future frames. A per-voxel norm keeps both.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
-        y = super().forward(rearrange(x, "b c t h w -> (b t) c h w"))
-        return rearrange(y, "(b t) c h w -> b c t h w", b=b)
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
 
 
-def _norm(channels: int) -> FrameNorm:
-    return FrameNorm(math.gcd(channels, 8), channels)
+def _norm(channels: int) -> ChannelNorm:
+    return ChannelNorm(channels)
 
 
 class ResBlock3d(nn.Module):
@@ -77,18 +80,82 @@ class ResBlock3d(nn.Module):
         return self.skip(x) + self.block(x)
 
 
-class Upsample3d(nn.Module):
-    """Nearest-neighbour upsampling by (st, ss, ss), then a causal conv."""
+def _check_match(c_in: int, c_out: int, where: str) -> None:
+    if c_in % c_out and c_out % c_in:
+        raise ValueError(
+            f"{where}: shortcut from {c_in} to {c_out} channels needs one to divide the other; "
+            "choose channels accordingly"
+        )
+
+
+def _match_channels(x: torch.Tensor, c_out: int) -> torch.Tensor:
+    """Parameter-free channel change of [B, C, ...]: average groups of channels or repeat them."""
+    c_in = x.shape[1]
+    if c_in == c_out:
+        return x
+    if c_in % c_out == 0:
+        return x.unflatten(1, (c_out, c_in // c_out)).mean(2)  # [B, c_out, ...]
+    return x.repeat_interleave(c_out // c_in, dim=1)  # [B, c_out, ...]
+
+
+class Downsample3d(nn.Module):
+    """Strided causal conv plus DC-AE's space-to-channel shortcut (residual autoencoding).
+
+    The shortcut (stack each st x ss x ss block into channels, then average channel groups)
+    lets colour and other low-frequency content bypass the deep path, so flat backgrounds are
+    reconstructed from the first steps instead of after a long plateau. Latent frame j gets
+    frames 2j, 2j + 1 only: still causal.
+    """
 
     def __init__(self, c_in: int, c_out: int, st: int, ss: int) -> None:
         super().__init__()
-        self.scale = (st, ss, ss)
-        self.conv = CausalConv3d(c_in, c_out)
+        self.st, self.ss = st, ss
+        kernel = (3 if st > 1 else 1, 4 if ss > 1 else 3, 4 if ss > 1 else 3)
+        self.conv = CausalConv3d(c_in, c_out, kernel, (st, ss, ss))
+        self.c_out = c_out
+        _check_match(c_in * st * ss * ss, c_out, "Downsample3d")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.scale != (1, 1, 1):
-            x = F.interpolate(x, scale_factor=self.scale, mode="nearest")
-        return self.conv(x)
+        s2c = rearrange(x, "b c (t a) (h p) (w q) -> b (c a p q) t h w", a=self.st, p=self.ss, q=self.ss)
+        return self.conv(x) + _match_channels(s2c, self.c_out)
+
+
+class Upsample3d(nn.Module):
+    """Nearest-neighbour upsampling by (st, ss, ss) and a causal conv, plus the channel-to-space shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, st: int, ss: int) -> None:
+        super().__init__()
+        self.st, self.ss = st, ss
+        self.conv = CausalConv3d(c_in, c_out)
+        self.c_out = c_out
+        _check_match(c_in, c_out * st * ss * ss, "Upsample3d")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        short = _match_channels(x, self.c_out * self.st * self.ss * self.ss)
+        short = rearrange(short, "b (c a p q) t h w -> b c (t a) (h p) (w q)", a=self.st, p=self.ss, q=self.ss)
+        if (self.st, self.ss) != (1, 1):
+            x = F.interpolate(x, scale_factor=(self.st, self.ss, self.ss), mode="nearest")
+        return self.conv(x) + short
+
+
+class Project(nn.Module):
+    """[norm, SiLU,] causal conv from c_in to c_out channels, plus the parameter-free channel
+    shortcut on the first `shortcut_channels` outputs (all by default; the encoder's head gives it
+    to the posterior mean only, so the log-variance starts near 0 instead of at feature scale)."""
+
+    def __init__(self, c_in: int, c_out: int, pre_activation: bool, shortcut_channels: int | None = None) -> None:
+        super().__init__()
+        self.pre = nn.Sequential(_norm(c_in), nn.SiLU()) if pre_activation else nn.Identity()
+        self.conv = CausalConv3d(c_in, c_out)
+        self.c_short = c_out if shortcut_channels is None else shortcut_channels
+        _check_match(c_in, self.c_short, "Project")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(self.pre(x))
+        short = _match_channels(x, self.c_short)
+        if self.c_short == y.shape[1]:
+            return y + short
+        return torch.cat((y[:, : self.c_short] + short, y[:, self.c_short :]), dim=1)
 
 
 class VideoVAE(ModalityVAE):
@@ -104,6 +171,10 @@ class VideoVAE(ModalityVAE):
             max(log2(spatial_downsample / patch_size), log2(temporal_downsample)); stage i halves
             space while i < log2(spatial / patch) and time while i < log2(temporal).
         num_res_blocks: residual blocks per resolution.
+
+    Every change of resolution or width has a parameter-free shortcut (DC-AE's "residual
+    autoencoding": space-to-channel + channel averaging down, channel repeat + channel-to-space
+    up), so each pair of widths it joins must divide one another (checked here).
     """
 
     def __init__(
@@ -114,7 +185,7 @@ class VideoVAE(ModalityVAE):
         spatial_downsample: int = 8,
         temporal_downsample: int = 4,
         patch_size: int = 1,
-        channels: tuple[int, ...] = (64, 128, 256, 256),
+        channels: tuple[int, ...] = (96, 192, 384, 384),
         num_res_blocks: int = 2,
     ) -> None:
         super().__init__()
@@ -140,29 +211,39 @@ class VideoVAE(ModalityVAE):
         strides = [(2 if i < n_t else 1, 2 if i < n_s else 1) for i in range(stages)]
         c_pix = 3 * patch_size**2
 
-        enc: list[nn.Module] = [CausalConv3d(c_pix, channels[0])]
+        enc: list[nn.Module] = [Project(c_pix, channels[0], pre_activation=False)]
         for i, (st, ss) in enumerate(strides):
             enc += [ResBlock3d(channels[i], channels[i]) for _ in range(num_res_blocks)]
-            kernel = (3 if st > 1 else 1, 4 if ss > 1 else 3, 4 if ss > 1 else 3)
-            enc.append(CausalConv3d(channels[i], channels[i + 1], kernel, (st, ss, ss)))
+            enc.append(Downsample3d(channels[i], channels[i + 1], st, ss))
         enc += [ResBlock3d(channels[-1], channels[-1]) for _ in range(num_res_blocks)]
-        enc += [_norm(channels[-1]), nn.SiLU(), CausalConv3d(channels[-1], 2 * latent_channels)]
+        enc.append(Project(channels[-1], 2 * latent_channels, pre_activation=True, shortcut_channels=latent_channels))
         self.encoder = nn.Sequential(*enc)
 
-        dec: list[nn.Module] = [CausalConv3d(latent_channels, channels[-1])]
+        dec: list[nn.Module] = [Project(latent_channels, channels[-1], pre_activation=False)]
         dec += [ResBlock3d(channels[-1], channels[-1]) for _ in range(num_res_blocks)]
         for i in reversed(range(stages)):
             st, ss = strides[i]
             dec.append(Upsample3d(channels[i + 1], channels[i], st, ss))
             dec += [ResBlock3d(channels[i], channels[i]) for _ in range(num_res_blocks)]
-        dec += [_norm(channels[0]), nn.SiLU(), CausalConv3d(channels[0], c_pix)]
+        dec.append(Project(channels[0], c_pix, pre_activation=True))
         self.decoder = nn.Sequential(*dec)
         self.latent_stats = LatentStats(latent_channels)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """Residual blocks start as the identity (last conv zero), so at init the network is the
+        shortcut chain plus one conv per resolution change; this keeps early training stable."""
+        for module in self.modules():
+            if isinstance(module, ResBlock3d):
+                last = module.block[-1]
+                assert isinstance(last, CausalConv3d)
+                nn.init.zeros_(last.conv.weight)
+                nn.init.zeros_(last.conv.bias)
 
     @classmethod
     def tiny(cls, **overrides: object) -> VideoVAE:
         """ToyDance preset: 64x64 at 15 fps -> 8x8 latents at 3.75 Hz, small enough for CPU tests."""
-        kw: dict = dict(latent_channels=8, patch_size=2, channels=(32, 48, 64), num_res_blocks=1)
+        kw: dict = dict(latent_channels=8, patch_size=2, channels=(24, 48, 96), num_res_blocks=1)
         kw.update(overrides)
         return cls(**kw)
 
