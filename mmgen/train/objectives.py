@@ -9,7 +9,7 @@ term, so logs carry the same names as the loss weights in the config.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,9 @@ class Objective(nn.Module):
     def latents(self, batch: Mapping[str, Any]) -> torch.Tensor | None:
         """Posterior means [B, T, ..., C] of a batch (None when the model is not a VAE)."""
         return None
+
+    def fit_data_stats(self, batches: Iterable[Mapping[str, Any]]) -> None:
+        """Measure input normalisation on training batches before the first step (default: none needed)."""
 
 
 def _renamed(terms: Losses) -> Losses:
@@ -171,6 +174,7 @@ class MotionVAEObjective(Objective):
         self.model = vae
         self.weights = weights or MotionLossWeights()
         self.beat_method = beat_method
+        self.register_buffer("codec_fitted", torch.zeros((), dtype=torch.bool))  # in the Lightning checkpoint
         self.music: MelVAE | None = None
         self.rhythm: RhythmContrastive | None = None
         if music_vae is not None and self.weights.rhythm > 0:
@@ -182,6 +186,13 @@ class MotionVAEObjective(Objective):
             self.music = music
             self.music_codec = MelAudioCodec(music.mel)
             self.rhythm = RhythmContrastive(vae.latent_channels, music.latent_channels, rhythm_dim, rhythm_temperature)
+
+    def fit_data_stats(self, batches: Iterable[Mapping[str, Any]]) -> None:
+        """Fit the kinematic codec's per-dimension normalisation once (a resumed run keeps it)."""
+        if bool(self.codec_fitted):
+            return
+        self.model.codec.fit(batch[self.input_key] for batch in batches)
+        self.codec_fitted.fill_(True)
 
     def generator_parameters(self) -> list[nn.Parameter]:
         # the rhythm projection heads train with the VAE but are not part of the exported model

@@ -32,7 +32,8 @@ class VAEModule(L.LightningModule):
         max_grad_norm: clip the generator's gradient norm (None disables).
         disc_start_step: generator steps before the adversarial terms switch on.
         export_dir: where `save_pretrained` writes the trained model after fit.
-        stats_batches: training batches used to measure LatentStats after fit (0 keeps the stats).
+        stats_batches: training batches used to measure LatentStats after fit (0 keeps the stats), and
+            the input normalisation some objectives fit before the first step (at least one batch).
     """
 
     def __init__(
@@ -58,6 +59,13 @@ class VAEModule(L.LightningModule):
     @property
     def has_discriminator(self) -> bool:
         return self.objective.discriminator is not None
+
+    def on_train_start(self) -> None:
+        """Input normalisation (e.g. the motion codec) from training batches, before the first step."""
+        hp = self.hparams
+        batches = (self.transfer_batch_to_device(b, self.device, 0)
+                   for i, b in zip(range(max(hp.stats_batches, 1)), self.trainer.train_dataloader))
+        self.objective.fit_data_stats(batches)
 
     def _adversarial_on(self) -> bool:
         return self.has_discriminator and self.global_step >= self.hparams.disc_start_step
