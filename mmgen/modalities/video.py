@@ -28,6 +28,9 @@ from torch import nn
 from mmgen.modalities.base import LatentStats, ModalityVAE
 
 
+INIT_LOGVAR = -6.0
+
+
 def _log2(value: int, what: str) -> int:
     if value < 1 or value & (value - 1):
         raise ValueError(f"{what} must be a power of two, got {value}")
@@ -231,19 +234,35 @@ class VideoVAE(ModalityVAE):
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
-        """Residual blocks start as the identity (last conv zero), so at init the network is the
-        shortcut chain plus one conv per resolution change; this keeps early training stable."""
+        """Start as the shortcut chain alone: the last conv of every residual block and every conv
+        beside a shortcut are zero. The untrained model then reconstructs the video's block
+        averages (the per 8x8x4 block mean colour) and training only adds detail to them."""
         for module in self.modules():
             if isinstance(module, ResBlock3d):
                 last = module.block[-1]
                 assert isinstance(last, CausalConv3d)
-                nn.init.zeros_(last.conv.weight)
-                nn.init.zeros_(last.conv.bias)
+                convs = [last.conv]
+            elif isinstance(module, (Downsample3d, Upsample3d, Project)):
+                convs = [module.conv.conv]
+            else:
+                continue
+            for conv in convs:
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
+        # posterior std starts at exp(-3) ~ 0.05, not 1: unit noise would drown the block averages
+        head = self.encoder[-1]
+        assert isinstance(head, Project)
+        nn.init.constant_(head.conv.conv.bias[self.latent_channels :], INIT_LOGVAR)
 
     @classmethod
     def tiny(cls, **overrides: object) -> VideoVAE:
-        """ToyDance preset: 64x64 at 15 fps -> 8x8 latents at 3.75 Hz, small enough for CPU tests."""
-        kw: dict = dict(latent_channels=8, patch_size=2, channels=(24, 48, 96), num_res_blocks=1)
+        """ToyDance preset: 64x64 at 15 fps -> 8x8x12 latents at 3.75 Hz, small enough for CPU tests.
+
+        12 latent channels make the shortcut chain exact: the 96 channels before the latent hold
+        32 per colour, so averaging groups of 8 never mixes colours and the untrained model
+        reproduces each 8x8x4 block's mean colour.
+        """
+        kw: dict = dict(latent_channels=12, patch_size=2, channels=(24, 48, 96), num_res_blocks=1)
         kw.update(overrides)
         return cls(**kw)
 

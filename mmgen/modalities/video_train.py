@@ -107,6 +107,11 @@ def video_vae_losses(
     return losses, recon
 
 
+def _clip(optimizer: torch.optim.Optimizer, max_norm: float | None) -> None:
+    if max_norm is not None:
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], max_norm)
+
+
 def video_training_step(
     vae: VideoVAE,
     optimizer: torch.optim.Optimizer,
@@ -114,8 +119,13 @@ def video_training_step(
     weights: VideoLossWeights = VideoLossWeights(),
     discriminator: PatchDiscriminator | None = None,
     disc_optimizer: torch.optim.Optimizer | None = None,
+    max_grad_norm: float | None = 1.0,
 ) -> dict[str, torch.Tensor]:
-    """One VAE step (and, with a discriminator, one hinge discriminator step); detached losses."""
+    """One VAE step (and, with a discriminator, one hinge discriminator step); detached losses.
+
+    Gradients are clipped to `max_grad_norm` (per network): the zero-initialized convs see
+    DC-heavy inputs, and unclipped early steps overshoot.
+    """
     if (discriminator is None) != (disc_optimizer is None):
         raise ValueError("pass both discriminator and disc_optimizer, or neither")
     vae.train()
@@ -128,6 +138,7 @@ def video_training_step(
     finally:
         if discriminator is not None:
             discriminator.requires_grad_(True)
+    _clip(optimizer, max_grad_norm)
     optimizer.step()
     if discriminator is not None and disc_optimizer is not None:
         discriminator.train()
@@ -135,6 +146,7 @@ def video_training_step(
         real = _as_features(frames).to(recon.device)
         d_loss = hinge_discriminator_loss(discriminator(real), discriminator(recon.detach()))
         d_loss.backward()
+        _clip(disc_optimizer, max_grad_norm)
         disc_optimizer.step()
         losses["discriminator"] = d_loss
     return {k: v.detach() for k, v in losses.items()}
