@@ -29,8 +29,8 @@ from mmgen.demo_tasks import (
     long_form_rows,
     music_for_dance,
     run_generation,
-    vae_round_trip,
     shuffled_pairs,
+    vae_round_trip,
     video_for_music,
 )
 from mmgen.fileio import atomic_path

@@ -65,7 +65,7 @@ class GenerationDefaults:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"defaults.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if not isinstance(self.guidance, Mapping):
-            raise ValueError(f"defaults.guidance must map groups to scales, got {self.guidance!r}")  # noqa: TRY004
+            raise ValueError(f"defaults.guidance must map groups to scales, got {self.guidance!r}")
         for group, scale in self.guidance.items():
             if not (isinstance(scale, (int, float)) and math.isfinite(scale)):
                 raise ValueError(f"defaults.guidance[{group!r}] must be a finite number, got {scale!r}")

@@ -6,8 +6,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 # One torch thread per test process: tests run tiny ops where thread hand-off costs more than it
 # saves (measured 15 s vs 0.06 s on a busy 2-core machine); `pytest -n 2` uses both cores instead.

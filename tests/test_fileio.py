@@ -8,11 +8,10 @@ from mmgen.fileio import atomic_dir, atomic_path
 
 def test_atomic_path_keeps_nothing_on_failure_and_has_normal_mode(tmp_path):
     target = tmp_path / "out.wav"
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            assert tmp.suffix == ".wav"
-            tmp.write_text("half")
-            raise RuntimeError("crash mid-write")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        assert tmp.suffix == ".wav"
+        tmp.write_text("half")
+        raise RuntimeError("crash mid-write")
     assert list(tmp_path.iterdir()) == []
     with atomic_path(target) as tmp:
         tmp.write_text("whole")
@@ -26,10 +25,9 @@ def test_atomic_dir_replaces_only_on_success(tmp_path):
     target = tmp_path / "ckpt"
     with atomic_dir(target) as tmp:
         (tmp / "a").write_text("1")
-    with pytest.raises(RuntimeError):
-        with atomic_dir(target) as tmp:
-            (tmp / "a").write_text("2")
-            raise RuntimeError
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "a").write_text("2")
+        raise RuntimeError
     assert (target / "a").read_text() == "1"
     with atomic_dir(target) as tmp:
         (tmp / "b").write_text("3")

@@ -7,7 +7,6 @@ import torch
 
 from mmgen.diffusion import DiscreteVP, RectifiedFlow, VPCosine, check_grid, sample_masked, uniform_grid
 
-
 DETERMINISTIC = ["ddim", "dpmpp2m", "euler", "heun"]
 ALL = DETERMINISTIC + ["ddpm"]
 

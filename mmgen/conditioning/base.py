@@ -130,10 +130,12 @@ class Conditioner(PretrainedMixin, nn.Module, metaclass=abc.ABCMeta):
         if config is not None:
             config.update({k: v for k, v in values.items() if k in config})
 
+    key: str  # the batch key of a one-input conditioner
+
     @property
-    @abc.abstractmethod
     def keys(self) -> tuple[str, ...]:
-        """Batch keys this conditioner reads."""
+        """Batch keys this conditioner reads (a one-input conditioner: its `key`)."""
+        return (self.key,)
 
     @property
     def device(self) -> torch.device:

@@ -62,10 +62,6 @@ class CLIPImageConditioner(_OpenCLIPBase):
             raise ValueError(f"CLIPImageConditioner: frames_per_clip must be positive, got {frames_per_clip}")
         self.key, self.frames_per_clip = key, frames_per_clip
 
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return (self.key,)
-
     @torch.no_grad()
     def encode(self, batch: Mapping[str, Any], device: torch.device | None = None) -> Features:
         device = device or self.device

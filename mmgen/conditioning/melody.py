@@ -112,10 +112,6 @@ class MelodyConditioner(Conditioner):
         self.argmax, self.key = argmax, key
         self.proj = nn.Linear(n_chroma, dim)
 
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return (self.key,)
-
     @torch.no_grad()
     def encode(self, batch: Mapping[str, Any], device: torch.device | None = None) -> Features:
         device = device or self.device

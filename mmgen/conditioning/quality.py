@@ -71,10 +71,6 @@ class QualityConditioner(Conditioner):
         self.embed = nn.Embedding(num_levels, dim)
         nn.init.normal_(self.embed.weight, std=0.02)
 
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return (self.key,)
-
     def encode(self, batch: Mapping[str, Any], device: torch.device | None = None) -> Features:
         device = device or self.device
         scores = as_float_tensor(

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 def captions_of(batch: Mapping[str, Any], key: str, owner: str) -> list[str]:
     values = get_values(batch, key, owner)
     if isinstance(values, str) or not isinstance(values, Sequence):
-        raise ValueError(f"{owner}: batch[{key!r}] must be a list of strings, got {type(values).__name__}")  # noqa: TRY004
+        raise ValueError(f"{owner}: batch[{key!r}] must be a list of strings, got {type(values).__name__}")
     if not all(isinstance(v, str) for v in values):
         raise ValueError(f"{owner}: batch[{key!r}] must hold only strings")
     return list(values)
@@ -70,10 +70,6 @@ class T5TextConditioner(Conditioner):
             self.record_config(feature_dim=feature_dim)
         self.proj = nn.Linear(feature_dim, dim)
         self._frozen = FrozenSlot()  # (tokenizer, encoder), loaded on first use, not in state_dict
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return (self.key,)
 
     def _encoder(self, device: torch.device) -> tuple[Any, nn.Module]:
         if self._frozen.value is None:
@@ -173,10 +169,6 @@ class CLIPTextConditioner(_OpenCLIPBase):
     ) -> None:
         super().__init__(dim, model, pretrained, feature_dim)
         self.key = key
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return (self.key,)
 
     @torch.no_grad()
     def encode(self, batch: Mapping[str, Any], device: torch.device | None = None) -> Features:

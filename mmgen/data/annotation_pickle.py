@@ -53,5 +53,5 @@ def load_annotation_pickle(path: str | os.PathLike) -> dict[str, Any]:
     ) as err:
         raise ValueError(f"{path}: not a readable annotation pickle ({err})") from err
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a pickled dict, got {type(data).__name__}")  # noqa: TRY004
+        raise ValueError(f"{path}: expected a pickled dict, got {type(data).__name__}")
     return data

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mmgen.data.manifest import read_manifest_records
 from mmgen.data.toydance import MAX_SECONDS, STYLES, ToyDanceClip, generate_clip
 from mmgen.export import load_motion_npz, save_motion_npz, save_video, save_wav
 from mmgen.fileio import atomic_dir, atomic_path
@@ -38,7 +39,6 @@ logger = logging.getLogger(__name__)
 SOURCE = "mmgen.toydance"
 GENERATOR_VERSION = 1
 MODALITIES = ("audio", "motion", "video")
-_MANIFEST_KEYS = ("id", "style", "bpm", "caption", "structure", "seconds", "seed", "files")
 
 
 def clip_plan(seed: int, index: int) -> tuple[int, str]:
@@ -130,27 +130,9 @@ def make_dataset(
 
 
 def read_manifest(root: str | os.PathLike) -> list[dict[str, Any]]:
-    """Parse <root>/manifest.jsonl; errors name the file and line."""
-    path = Path(root) / "manifest.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: ToyDance manifest not found (make one with `mmgen toydance make`)")
-    records = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{n}: not valid JSON ({err.msg})") from None
-        missing = [k for k in _MANIFEST_KEYS if not isinstance(rec, dict) or k not in rec]
-        if missing:
-            raise ValueError(f"{path}:{n}: record lacks {missing}")
-        if not isinstance(rec["files"], dict) or not all(m in rec["files"] for m in MODALITIES):
-            raise ValueError(f"{path}:{n}: 'files' must map {MODALITIES} to paths")
-        records.append(rec)
-    if not records:
-        raise ValueError(f"{path}: manifest is empty")
-    return records
+    """Parse <root>/manifest.jsonl (the shared `mmgen.data.manifest` format with every modality
+    present); errors name the file and line."""
+    return read_manifest_records(root, MODALITIES)
 
 
 def _check_modalities(modalities: Sequence[str]) -> tuple[str, ...]:

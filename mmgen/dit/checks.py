@@ -81,30 +81,16 @@ def check_inputs(
 def _check_cond(cond: Cond | None, batch: int, context_dim: int | None, prefix_dim: int | None) -> None:
     context = cond.context if cond is not None else None
     prefix = cond.prefix if cond is not None else None
-    if context is not None and context_dim is None:
-        raise ValueError(
-            "MultimodalDiT: cond.context given but the model has no cross-attention (context_dim=None)"
-        )
-    if context is None and context_dim is not None:
-        raise ValueError(
-            f"MultimodalDiT: the model cross-attends (context_dim={context_dim}) but cond.context is missing"
-        )
-    if context is not None and context.shape[-1] != context_dim:
-        raise ValueError(
-            f"MultimodalDiT: cond.context has width {context.shape[-1]}, the model expects {context_dim}"
-        )
-    if prefix is not None and prefix_dim is None:
-        raise ValueError(
-            "MultimodalDiT: cond.prefix given but the model takes no prefix tokens (prefix_dim=None)"
-        )
-    if prefix is None and prefix_dim is not None:
-        raise ValueError(
-            f"MultimodalDiT: the model takes prefix tokens (prefix_dim={prefix_dim}) but cond.prefix is missing"
-        )
-    if prefix is not None and prefix.shape[-1] != prefix_dim:
-        raise ValueError(
-            f"MultimodalDiT: cond.prefix has width {prefix.shape[-1]}, the model expects {prefix_dim}"
-        )
+    for name, tokens, dim, takes in (
+        ("context", context, context_dim, "cross-attends"),
+        ("prefix", prefix, prefix_dim, "takes prefix tokens"),
+    ):
+        if tokens is not None and dim is None:
+            raise ValueError(f"MultimodalDiT: cond.{name} given but the model has no {name} input ({name}_dim=None)")
+        if tokens is None and dim is not None:
+            raise ValueError(f"MultimodalDiT: the model {takes} ({name}_dim={dim}) but cond.{name} is missing")
+        if tokens is not None and tokens.shape[-1] != dim:
+            raise ValueError(f"MultimodalDiT: cond.{name} has width {tokens.shape[-1]}, the model expects {dim}")
     if cond is not None and cond.batch_size is not None and cond.batch_size != batch:
         raise ValueError(f"MultimodalDiT: cond has batch size {cond.batch_size}, the latents have {batch}")
 

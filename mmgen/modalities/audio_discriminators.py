@@ -34,6 +34,19 @@ def _as_channels(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _conv_stack(
+    convs: nn.ModuleList, post: nn.Module, h: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Leaky-ReLU conv stack then a linear head: (flattened logits, every feature map incl. logits)."""
+    feats = []
+    for conv in convs:
+        h = F.leaky_relu(conv(h), LRELU_SLOPE)
+        feats.append(h)
+    logits = post(h)
+    feats.append(logits)
+    return logits.flatten(1), feats
+
+
 class PeriodDiscriminator(nn.Module):
     def __init__(
         self,
@@ -60,13 +73,7 @@ class PeriodDiscriminator(nn.Module):
         if pad:
             x = F.pad(x, (0, pad), mode="reflect" if pad < x.shape[-1] else "constant")
         h = rearrange(x, "b c (t p) -> b c t p", p=self.period)  # [B, C, S / p, p]
-        feats = []
-        for conv in self.convs:
-            h = F.leaky_relu(conv(h), LRELU_SLOPE)
-            feats.append(h)
-        logits = self.post(h)
-        feats.append(logits)
-        return logits.flatten(1), feats
+        return _conv_stack(self.convs, self.post, h)
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -106,13 +113,7 @@ class STFTDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         spec = stft(_as_channels(x), self.n_fft, self.hop, self.window)  # [B, C, F, N] complex
         h = rearrange(torch.view_as_real(spec), "b c f n ri -> b (c ri) n f").to(x.dtype)  # [B, 2C, N, F]
-        feats = []
-        for conv in self.convs:
-            h = F.leaky_relu(conv(h), LRELU_SLOPE)
-            feats.append(h)
-        logits = self.post(h)
-        feats.append(logits)
-        return logits.flatten(1), feats
+        return _conv_stack(self.convs, self.post, h)
 
 
 class MultiResolutionSTFTDiscriminator(nn.Module):

@@ -28,7 +28,7 @@ from einops import rearrange
 from torch import nn
 
 from mmgen.modalities.audio_codec import MelAudioCodec, MelSpec
-from mmgen.modalities.base import LatentStats, ModalityVAE
+from mmgen.modalities.base import DiagonalGaussian, LatentStats, ModalityVAE
 
 MEL_PRESETS: dict[str, dict] = {
     # the project's audio VAE: 80 mels x 75 fps -> 7.5 Hz tokens of 4 x 20 = 80 channels
@@ -211,8 +211,6 @@ class MelVAE(ModalityVAE):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reconstruct: returns (log-mel [B, n_mels, N], mean, logvar)."""
         mean, logvar = self.encode(features)
-        z = mean
-        if sample_posterior:
-            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-            z = mean + torch.exp(0.5 * logvar) * noise
+        posterior = DiagonalGaussian(mean, logvar)
+        z = posterior.sample(generator) if sample_posterior else posterior.mode()
         return self.decode(z, features.shape[-1]), mean, logvar

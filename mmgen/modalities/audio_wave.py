@@ -26,7 +26,7 @@ from einops import rearrange
 from torch import nn
 
 from mmgen.modalities.audio_codec import prepare_waveform
-from mmgen.modalities.base import LatentStats, ModalityVAE
+from mmgen.modalities.base import DiagonalGaussian, LatentStats, ModalityVAE
 
 SNAKE_EPS = 1e-9
 STD_EPS = 1e-4
@@ -360,8 +360,6 @@ class WaveVAE(ModalityVAE):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reconstruct: returns (reconstruction [B, C, S], mean, logvar)."""
         mean, logvar = self.encode(wave)
-        z = mean
-        if sample_posterior:
-            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-            z = mean + torch.exp(0.5 * logvar) * noise
+        posterior = DiagonalGaussian(mean, logvar)
+        z = posterior.sample(generator) if sample_posterior else posterior.mode()
         return self.decode(z, wave.shape[-1]), mean, logvar

@@ -12,13 +12,25 @@ reshaping outside the VAE.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from mmgen.pretrained import PretrainedMixin
 from mmgen.timeline import ModalitySpec
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Base of the per-modality loss-weight dataclasses: every field a finite number >= 0."""
+
+    def __post_init__(self) -> None:
+        for name, w in asdict(self).items():
+            if not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0):
+                raise ValueError(f"{type(self).__name__}.{name} must be a finite number >= 0, got {w!r}")
 
 
 class DiagonalGaussian:

@@ -20,30 +20,24 @@ pixels alike) and the default weights of 1 give them comparable size.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from mmgen.modalities.base import DiagonalGaussian
+from mmgen.modalities.base import DiagonalGaussian, LossWeights
 from mmgen.modalities.motion import MotionVAE
 from mmgen.modalities.motion_rhythm import RhythmContrastive
 
 
 @dataclass(frozen=True)
-class MotionLossWeights:
+class MotionLossWeights(LossWeights):
     features: float = 1.0
     positions: float = 1.0
     velocities: float = 1.0
     foot_contact: float = 1.0
     kl: float = 1e-4
     rhythm: float = 0.1
-
-    def __post_init__(self) -> None:
-        for name, w in asdict(self).items():
-            if not (math.isfinite(w) and w >= 0):
-                raise ValueError(f"MotionLossWeights.{name} must be a finite number >= 0, got {w}")
 
 
 def _displacement(joints: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,6 @@ from torch import nn
 
 from mmgen.modalities.base import LatentStats, ModalityVAE
 
-
 INIT_LOGVAR = -6.0
 
 

@@ -18,31 +18,26 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from mmgen.modalities.base import DiagonalGaussian
+from mmgen.modalities.base import DiagonalGaussian, LossWeights
 from mmgen.modalities.video import VideoVAE
 from mmgen.modalities.video_codec import frames_to_features
 from mmgen.pretrained import PretrainedMixin
 
 
 @dataclass(frozen=True)
-class VideoLossWeights:
+class VideoLossWeights(LossWeights):
     l1: float = 1.0
     l2: float = 0.0
     gradient: float = 1.0
     kl: float = 1e-4
     adversarial: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name, w in asdict(self).items():
-            if not (math.isfinite(w) and w >= 0):
-                raise ValueError(f"VideoLossWeights.{name} must be a finite number >= 0, got {w}")
 
 
 def gradient_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
-import torch
 from torch.utils.data import DataLoader, Subset
 
 from mmgen.data.latent_cache import LatentCache, LatentWindows, collate_latents

@@ -14,8 +14,8 @@ from typing import Any
 import lightning as L
 import torch
 
-from mmgen.conditioning import ConditionEncoder
 from mmgen.cond import Cond
+from mmgen.conditioning import ConditionEncoder
 from mmgen.diffusion.loss import denoising_loss
 from mmgen.diffusion.noise_levels import MoNLConfig, NoiseLevels, sample_levels
 from mmgen.diffusion.process import Process, VPCosine

@@ -36,7 +36,7 @@ class MediaDataModule(L.LightningDataModule):
     def __init__(
         self,
         root: str,
-        modalities: list[str] = ["audio"],  # noqa: B006 - jsonargparse needs a literal default
+        modalities: list[str] = ["audio"],
         window_seconds: float = 2.0,
         stride_seconds: float | None = None,
         batch_size: int = 8,

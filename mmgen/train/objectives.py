@@ -26,7 +26,12 @@ from mmgen.modalities.motion_rhythm import RhythmContrastive, beat_windows, moti
 from mmgen.modalities.motion_train import MotionLossWeights, motion_vae_losses
 from mmgen.modalities.video import VideoVAE
 from mmgen.modalities.video_codec import frames_to_features
-from mmgen.modalities.video_train import PatchDiscriminator, VideoLossWeights, hinge_discriminator_loss, video_vae_losses
+from mmgen.modalities.video_train import (
+    PatchDiscriminator,
+    VideoLossWeights,
+    hinge_discriminator_loss,
+    video_vae_losses,
+)
 from mmgen.modalities.vocoder import VocosVocoder
 
 Losses = dict[str, torch.Tensor]
