@@ -28,8 +28,8 @@ CHECKPOINT = Path("checkpoints/toydance")
 FIT_STAGES = {
     "vae_audio": ("vae_audio.yaml", 1500),
     "vocoder": ("vocoder.yaml", 1500),
-    "vae_motion": ("vae_motion.yaml", 1500),
-    "vae_video": ("vae_video.yaml", 1500),
+    "vae_motion": ("vae_motion.yaml", 1000),
+    "vae_video": ("vae_video.yaml", 1000),
     "dit": ("dit.yaml", 6000),
 }
 STAGES = ("data", "vae_audio", "vocoder", "vae_motion", "vae_video", "cache", "dit", "assemble", "report")
@@ -101,6 +101,7 @@ def run_stage(stage: str, args: argparse.Namespace) -> None:
         mmgen("toydance", "make", "--out", str(WORK / "data"), "--clips", str(args.clips), "--seconds", "8", "--seed", "1")
     elif stage in FIT_STAGES:
         config, steps = FIT_STAGES[stage]
+        steps = args.steps.get(stage, steps)
         mmgen(
             "fit", "-c", str(CONFIGS / "trainer_cpu.yaml"), "-c", str(CONFIGS / config),
             f"--trainer.max_steps={max(2, round(steps * args.scale))}",
@@ -125,7 +126,14 @@ def main() -> int:
     parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's max_steps (smoke runs)")
     parser.add_argument("--clips", type=int, default=240, help="ToyDance training clips of 8 s")
+    parser.add_argument("--steps", default="", help="per-stage max_steps overrides, e.g. vae_video=600,dit=3000")
     args = parser.parse_args()
+    try:
+        args.steps = {k.strip(): int(v) for k, v in (item.split("=") for item in args.steps.split(",") if item.strip())}
+    except ValueError:
+        parser.error(f"--steps wants stage=int pairs separated by commas, got {args.steps!r}")
+    if set(args.steps) - set(FIT_STAGES):
+        parser.error(f"--steps names unknown stages {sorted(set(args.steps) - set(FIT_STAGES))}; fit stages: {', '.join(FIT_STAGES)}")
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
@@ -136,6 +144,8 @@ def main() -> int:
         start = time.perf_counter()
         run_stage(stage, args)
         record["stages"][stage] = {"seconds": round(time.perf_counter() - start, 1), "scale": args.scale}
+        if stage in args.steps:
+            record["stages"][stage]["max_steps"] = args.steps[stage]
         record_path.parent.mkdir(parents=True, exist_ok=True)
         record_path.write_text(json.dumps(record, indent=1))
         print(f"== {stage}: {record['stages'][stage]['seconds']} s", flush=True)
