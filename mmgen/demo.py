@@ -166,9 +166,11 @@ def write_report(rows: list[Row], out: Path, settings: DemoSettings, timings: di
     table = format_table(rows)
     with atomic_path(out / "metrics.md") as tmp:
         tmp.write_text(f"# mmgen demo\n\n{notes}\n\n{table}\n\nSeconds per task: {json.dumps(timings)}\n")
-    payload = {"settings": asdict(settings), "timings": timings, "rows": [asdict(r) for r in rows]}
+    # NaN (an undefined metric) becomes null: json.dumps would write the non-JSON token NaN
+    finite = [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(r).items()} for r in rows]
+    payload = {"settings": asdict(settings), "timings": timings, "rows": finite}
     with atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(payload, indent=1, default=lambda x: None if isinstance(x, float) and math.isnan(x) else x))
+        tmp.write_text(json.dumps(payload, indent=1, allow_nan=False))
 
 
 def default_pipeline_dir() -> Path:
