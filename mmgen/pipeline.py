@@ -117,22 +117,25 @@ class Pipeline:
         return self
 
     # ------------------------------------------------------------------ save / load
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write the folder (pipeline.yaml + one save_pretrained folder per part), atomically."""
+    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+        """Write the folder (pipeline.yaml + one save_pretrained folder per part), atomically.
+
+        `dtype=torch.float16` stores every part's parameters at half precision (half the size;
+        loading casts back to float32)."""
         cfg: dict[str, Any] = {"format": FORMAT, "modalities": {}}
         with atomic_dir(directory) as tmp:
             for name, mod in self.modalities.items():
-                mod.save_pretrained(tmp / name)
+                mod.save_pretrained(tmp / name, dtype)
                 entry: dict[str, Any] = {"kind": mod.kind, "path": name}
                 if hasattr(mod, "codec") and hasattr(mod.codec, "griffin_lim_iters"):
                     entry["griffin_lim_iters"] = int(mod.codec.griffin_lim_iters)
                 cfg["modalities"][name] = entry
-            self.dit.save_pretrained(tmp / "dit")
+            self.dit.save_pretrained(tmp / "dit", dtype)
             cfg["dit"] = "dit"
             cfg["process"] = plain_process(self.process)
             cfg["condition"] = None
             if self.condition is not None:
-                self.condition.save_pretrained(tmp / "condition")
+                self.condition.save_pretrained(tmp / "condition", dtype)
                 cfg["condition"] = "condition"
             cfg["defaults"] = self.defaults.to_dict()
             cfg["info"] = self.info

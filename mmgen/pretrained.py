@@ -139,10 +139,19 @@ class PretrainedMixin:
             digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
         return digest.hexdigest()
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write `config.yaml` and `model.safetensors` into `directory` (atomically)."""
+    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+        """Write `config.yaml` and `model.safetensors` into `directory` (atomically).
+
+        `dtype` (e.g. torch.float16) stores the floating-point *parameters* at that precision to
+        halve the file; buffers (latent statistics, filterbanks) stay exact. `from_pretrained`
+        casts them back to the module's own dtype.
+        """
         assert isinstance(self, torch.nn.Module)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        params = {name for name, _ in self.named_parameters()}
+        state = {
+            k: (v.to(dtype) if dtype is not None and k in params and v.is_floating_point() else v).detach().contiguous().cpu()
+            for k, v in self.state_dict().items()
+        }
         with atomic_dir(directory) as tmp:
             (tmp / CONFIG_NAME).write_text(yaml.safe_dump(self.config_yaml(), sort_keys=False))
             save_file(state, str(tmp / WEIGHTS_NAME))

@@ -36,6 +36,24 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
     assert not loaded.training
 
 
+def test_half_precision_storage_rounds_parameters_only(tmp_path):
+    from safetensors.torch import load_file
+
+    net = TinyNet(64, ModalitySpec(64, 7.5))
+    net.stats.std.fill_(1.0 + 1e-6)  # not representable in float16: buffers must stay exact
+    net.save_pretrained(tmp_path / "half", dtype=torch.float16)
+    net.save_pretrained(tmp_path / "full")
+    stored = load_file(str(tmp_path / "half" / "model.safetensors"))
+    assert stored["proj.weight"].dtype == torch.float16 and stored["stats.std"].dtype == torch.float32
+    size = {d: (tmp_path / d / "model.safetensors").stat().st_size for d in ("half", "full")}
+    assert size["half"] < 0.6 * size["full"]
+    loaded = TinyNet.from_pretrained(tmp_path / "half")
+    assert loaded.proj.weight.dtype == torch.float32
+    assert torch.equal(loaded.stats.std, net.stats.std)
+    err = (loaded.proj.weight - net.proj.weight).abs().max()
+    assert 0 < err <= 1e-3 * net.proj.weight.abs().max()  # rounded, to float16's precision
+
+
 def test_subclass_records_only_its_own_signature(tmp_path):
     child = TinyChild(extra=7)
     assert child.config == {"width": 3, "extra": 7}

@@ -71,9 +71,10 @@ class MediaModality(nn.Module, abc.ABC):
         """One clip (no batch dim) -> normalized latents [T, ...] (for the latent cache)."""
         return self.encode(_as_tensor(raw, self.device)[None])[0]
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
+    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> None:
+        """The VAE's folder under `directory/vae`; `dtype` as in `PretrainedMixin.save_pretrained`."""
         directory = Path(directory)
-        self.vae.save_pretrained(directory / "vae")
+        self.vae.save_pretrained(directory / "vae", dtype)
 
     @abc.abstractmethod
     def encode(self, raw: torch.Tensor) -> torch.Tensor:
@@ -118,10 +119,10 @@ class AudioModality(MediaModality):
         mel = self.vae.decode(self.vae.latent_stats.denormalize(z), num_frames=frames)  # [B, n_mels, N]
         return self.codec.decode(mel, num_samples, generator=generator).clamp(-1.0, 1.0)
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        super().save_pretrained(directory)
+    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> None:
+        super().save_pretrained(directory, dtype)
         if self.vocoder is not None:
-            self.vocoder.save_pretrained(Path(directory) / "vocoder")
+            self.vocoder.save_pretrained(Path(directory) / "vocoder", dtype)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu") -> AudioModality:
