@@ -44,26 +44,60 @@ def test_fit_a_motion_vae_with_the_rhythm_term_through_the_cli(data, tmp_path):
     assert not torch.allclose(vae.latent_stats.std, torch.ones_like(vae.latent_stats.std))  # stats were measured
 
 
-def test_cache_then_fit_the_dit_through_the_cli(data, tmp_path):
+@pytest.fixture(scope="module")
+def cache(data, tmp_path_factory) -> tuple[Path, dict, str]:
+    """A latent cache of the test clips made by tiny random VAEs: (cache dir, media, the --data vaes value)."""
+    tmp = tmp_path_factory.mktemp("cache")
     torch.manual_seed(0)
     media = {"audio": AudioModality(MelVAE.from_preset("tiny")), "motion": MotionModality(MotionVAE.tiny()),
              "video": VideoModality(VideoVAE.tiny())}
     for name, m in media.items():
-        m.save_pretrained(tmp_path / name)
-    cache = tmp_path / "cache"
-    vae_args = [a for name in media for a in ("--vae", f"{name}={tmp_path / name}")]
-    assert main(["cache", "--data", str(data), "--out", str(cache), *vae_args, "--no-progress"]) == 0
-    vaes = "{" + ", ".join(f"{n}: {tmp_path / n / 'vae'}" for n in media) + "}"
+        m.save_pretrained(tmp / name)
+    vae_args = [a for name in media for a in ("--vae", f"{name}={tmp / name}")]
+    assert main(["cache", "--data", str(data), "--out", str(tmp / "cache"), *vae_args, "--no-progress"]) == 0
+    vaes = "{" + ", ".join(f"{n}: {tmp / n / 'vae'}" for n in media) + "}"
+    return tmp / "cache", media, vaes
+
+
+def fit_tiny_dit(cache, tmp: Path, steps: int, *overrides: str) -> int:
+    root, _, vaes = cache
+    return fit("dit.yaml", tmp, steps,
+               f"--data.init_args.root={root}", f"--data.init_args.vaes={vaes}", "--data.init_args.batch_size=2",
+               "--data.init_args.val_fraction=0.0", "--model.init_args.model.init_args.d_model=32",
+               "--model.init_args.model.init_args.depth=1", "--model.init_args.model.init_args.num_heads=2",
+               *overrides)
+
+
+def test_cache_then_fit_the_dit_through_the_cli(cache, tmp_path):
     out = tmp_path / "dit"
-    code = fit("dit.yaml", tmp_path, 4,
-                 f"--data.init_args.root={cache}", f"--data.init_args.vaes={vaes}", "--data.init_args.batch_size=2",
-                 "--data.init_args.val_fraction=0.0", "--model.init_args.model.init_args.d_model=32",
-                 "--model.init_args.model.init_args.depth=1", "--model.init_args.model.init_args.num_heads=2",
-                 f"--model.init_args.export_dir={out}")
-    assert code == 0
+    assert fit_tiny_dit(cache, tmp_path, 4, f"--model.init_args.export_dir={out}") == 0
     dit = MultimodalDiT.from_pretrained(out)
-    assert dit.specs == {n: m.spec for n, m in media.items()}
+    assert dit.specs == {n: m.spec for n, m in cache[1].items()}
     assert any(p.abs().sum() > 0 for n, p in dit.named_parameters() if "out_proj" in n)  # it trained (zero at init)
+
+
+def test_resuming_continues_the_same_run(cache, tmp_path):
+    """`--ckpt_path last` picks up step, LR schedule, optimizer and EMA where the first run stopped."""
+
+    def run(name: str, steps: int, *extra: str) -> dict:
+        ckpts = tmp_path / name
+        callback = ("--trainer.callbacks=[{class_path: lightning.pytorch.callbacks.ModelCheckpoint, "
+                    f"init_args: {{dirpath: {ckpts}, save_last: true, every_n_train_steps: 1}}}}]")
+        assert fit_tiny_dit(cache, tmp_path / name, steps, callback, *extra) == 0
+        # our own file, written just above by Lightning (it holds hyperparameters, not only tensors)
+        return torch.load(ckpts / "last.ckpt", weights_only=False, map_location="cpu")
+
+    first = run("split", 3)
+    resumed = run("split", 5, "--ckpt_path=last")
+    straight = run("straight", 5)
+    assert first["global_step"] == 3 and resumed["global_step"] == straight["global_step"] == 5
+    sched = [c["lr_schedulers"][0] for c in (resumed, straight)]
+    assert sched[0]["last_epoch"] == sched[1]["last_epoch"] == 5 and sched[0]["_last_lr"] == sched[1]["_last_lr"]
+    assert int(resumed["state_dict"]["ema.num_updates"]) == 5  # EMA kept counting across the restart
+    adam = [c["optimizer_states"][0]["state"][0]["step"] for c in (first, resumed)]
+    assert float(adam[0]) == 3 and float(adam[1]) == 5  # Adam moments continued, not restarted
+    moved = [k for k, v in first["state_dict"].items() if v.is_floating_point() and not torch.equal(v, resumed["state_dict"][k])]
+    assert moved  # and it trained on from there
 
 
 def test_fit_refuses_a_cache_made_by_other_vaes(data, tmp_path):

@@ -79,18 +79,23 @@ def report() -> None:
     rows = run_demo(pipe, ROOT / WORK / "demo", DemoSettings())
     demo_seconds = clock.perf_counter() - start
     training = json.loads((ROOT / WORK / "training.json").read_text())["stages"]
-    times = "\n".join(f"| {k} | {v['seconds'] / 60:.1f} |" for k, v in training.items())
+    times = "\n".join(f"| {k} | {v['seconds'] / 60:.1f} | {v.get('note', '')} |" for k, v in training.items())
+    decoder = (
+        "a Vocos-style vocoder" if (ckpt / "audio" / "vocoder").is_dir()
+        else f"Griffin-Lim ({pipe.modalities['audio'].codec.griffin_lim_iters} iterations; no vocoder stage was run)"
+    )
     size = sum(f.stat().st_size for f in ckpt.rglob("*.safetensors")) / 2**20
     (ckpt / "README.md").write_text(f"""# ToyDance checkpoint
 
 One MultimodalDiT over audio (mel VAE, 7.5 Hz), motion (kinematic VAE, 7.5 Hz) and video (causal
 video VAE, 3.75 Hz) latents, trained from scratch on CPU on the synthetic ToyDance set (240 clips
-of 8 s, `mmgen toydance make --seed 1`) by `python tools/train_toydance.py`. {size:.1f} MB of safetensors.
+of 8 s, `mmgen toydance make --seed 1`) by `python tools/train_toydance.py`. {size:.1f} MB of safetensors
+(parameters in float16). Mel spectrograms become audio through {decoder}.
 
 ## Training time (2 CPU cores, minutes; shared with other jobs during the session that made it)
 
-| stage | minutes |
-|---|---|
+| stage | minutes | note |
+|---|---|---|
 {times}
 
 ## `mmgen demo` on held-out clips ({demo_seconds:.0f} s for the whole demo)

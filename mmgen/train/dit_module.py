@@ -124,7 +124,11 @@ class DiTModule(L.LightningModule):
         self.log("val/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
         self.log_dict({f"val/{k}": v for k, v in logs.items()}, batch_size=size, sync_dist=True)
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The optimizer step, then the EMA step. Not in `on_train_batch_end`: Lightning runs the
+        callbacks' hooks (ModelCheckpoint) before the module's, so a checkpoint would hold the new
+        weights with the EMA one update behind, and every resume would lose that update."""
+        super().optimizer_step(*args, **kwargs)
         if self.ema is not None:
             self.ema.update(self.model)
 
