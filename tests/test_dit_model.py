@@ -4,6 +4,7 @@ import types
 
 import torch
 import torch.nn.functional as F
+from dit_helpers import perturb
 
 from mmgen.cond import Cond
 from mmgen.dit import MultimodalDiT
@@ -16,15 +17,6 @@ FRAMES = {"audio": 9, "motion": 5, "video": 3}  # 2.25 s, 2.5 s, 1.5 s: odd leng
 def tiny(specs=SPECS, **kw) -> MultimodalDiT:
     kw = {"d_model": 32, "depth": 2, "num_heads": 2, **kw}
     return MultimodalDiT(specs, **kw)
-
-
-def perturb(model: torch.nn.Module, std: float = 0.1) -> torch.nn.Module:
-    """Move every parameter off its (partly zero) init so every path carries signal."""
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * std)
-    return model
 
 
 def inputs(model: MultimodalDiT, batch: int = 2, frames=FRAMES, seed: int = 0):

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from dit_helpers import perturb
 
 from mmgen.cond import Cond
 from mmgen.dit import MultimodalDiT, random_token_mask
@@ -14,14 +15,6 @@ FRAMES = {"audio": 8, "video": 4}
 def tiny(**kw) -> MultimodalDiT:
     kw = {"d_model": 32, "depth": 2, "num_heads": 2, **kw}
     return MultimodalDiT(SPECS, **kw)
-
-
-def perturb(model: torch.nn.Module, std: float = 0.1) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * std)
-    return model
 
 
 def inputs(batch: int = 2, frames=FRAMES, seed: int = 0):
