@@ -1,5 +1,6 @@
 """MoNL training levels: variant frequencies and structure, p_clean / p_drop statistics, time sampling."""
 
+import dataclasses
 import math
 
 import pytest
@@ -69,15 +70,7 @@ def test_levels_are_uniform_or_logit_normal():
     )
     t = per_segment(sample_levels(batch(2000), SPECS, cfg, torch.Generator().manual_seed(1)).levels).flatten()
     assert abs(t.mean().item() - 0.5) < 0.01 and abs(t.var().item() - 1 / 12) < 0.003
-    cfg = MoNLConfig(
-        p_clean=0.0,
-        p_drop=0.0,
-        p_per_modality_segment=1.0,
-        p_vanilla=0.0,
-        p_per_modality=0.0,
-        p_per_segment=0.0,
-        time_sampling="logit_normal",
-    )
+    cfg = dataclasses.replace(cfg, time_sampling="logit_normal")
     t = per_segment(sample_levels(batch(2000), SPECS, cfg, torch.Generator().manual_seed(1)).levels).flatten()
     inside = ((t > 1 / (1 + math.e)) & (t < 1 / (1 + 1 / math.e))).float().mean().item()
     assert abs(inside - 0.6827) < 0.01  # P(|z| < 1) for logit(t) ~ N(0, 1)
