@@ -9,6 +9,8 @@ from mmgen.train.cli import MmgenCLI
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 TRAINER_FILES = {"trainer_cpu.yaml", "gpu.yaml"}
 RUN_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.name not in TRAINER_FILES)
+# overlays: files that only change a few values of the run they are layered on
+BASES = {"dit_tune.yaml": "dit.yaml"}
 
 
 class ParseOnlyCLI(MmgenCLI):
@@ -31,7 +33,8 @@ def test_configs_exist():
 @pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_config_parses(path):
     trainer = CONFIGS / ("toydance/trainer_cpu.yaml" if path.parent.name == "toydance" else "trainer/gpu.yaml")
-    config = parse(trainer, path)
+    base = [path.parent / BASES[path.name]] if path.name in BASES else []
+    config = parse(trainer, *base, path)
     assert config.model.class_path.startswith("mmgen.train.")
     assert config.data.class_path.startswith("mmgen.train.")
     assert config.trainer.max_steps > 0
@@ -55,3 +58,12 @@ def test_dit_specs_match_the_toydance_vaes():
     assert specs["motion"]["channels"] == motion.model.init_args.objective.init_args.vae.init_args.latent_channels
     video = parse(CONFIGS / "toydance/trainer_cpu.yaml", CONFIGS / "toydance/vae_video.yaml")
     assert specs["video"]["channels"] == video.model.init_args.objective.init_args.vae.init_args.latent_channels
+
+
+def test_the_tune_overlay_changes_only_the_noise_level_mixture_and_steps():
+    base = parse(CONFIGS / "toydance/trainer_cpu.yaml", CONFIGS / "toydance/dit.yaml")
+    tuned = parse(CONFIGS / "toydance/trainer_cpu.yaml", CONFIGS / "toydance/dit.yaml", CONFIGS / "toydance/dit_tune.yaml")
+    assert tuned.model.init_args.model == base.model.init_args.model
+    assert tuned.model.init_args.lr == base.model.init_args.lr and tuned.data == base.data
+    assert tuned.model.init_args.monl.init_args.drop_mode == "absent"
+    assert tuned.trainer.max_steps > base.trainer.max_steps

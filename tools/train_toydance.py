@@ -1,6 +1,6 @@
-"""Train the shipped ToyDance checkpoint from scratch on CPU: data -> VAEs -> latent cache -> DiT.
+"""Train the shipped ToyDance checkpoint from scratch on CPU: data -> VAEs -> latent cache -> DiT -> DiT tune.
 
-    python tools/train_toydance.py                       # every stage, ~2 h on 2 CPU cores
+    python tools/train_toydance.py                       # every stage, ~2 h on an idle 2-core CPU
     python tools/train_toydance.py --stages dit,assemble # resume from a stage
     python tools/train_toydance.py --scale 0.02          # a smoke run (2% of the steps)
 
@@ -24,15 +24,20 @@ CONFIGS = ROOT / "configs" / "toydance"
 WORK = Path("work/toydance")
 CHECKPOINT = Path("checkpoints/toydance")
 
-# stage -> (config, default max_steps)
+# stage -> (config files layered in order, default max_steps)
 FIT_STAGES = {
-    "vae_audio": ("vae_audio.yaml", 1500),
-    "vocoder": ("vocoder.yaml", 1500),
-    "vae_motion": ("vae_motion.yaml", 1000),
-    "vae_video": ("vae_video.yaml", 1000),
-    "dit": ("dit.yaml", 10000),
+    "vae_audio": (("vae_audio.yaml",), 1500),
+    "vocoder": (("vocoder.yaml",), 1500),
+    "vae_motion": (("vae_motion.yaml",), 1000),
+    "vae_video": (("vae_video.yaml",), 1000),
+    "dit": (("dit.yaml",), 10000),
+    "dit_tune": (("dit.yaml", "dit_tune.yaml"), 16000),  # max_steps counts from the dit stage's start
 }
-STAGES = ("data", "vae_audio", "vocoder", "vae_motion", "vae_video", "cache", "dit", "assemble", "report")
+# stage -> the stage whose newest Lightning checkpoint it resumes (same run, new settings)
+RESUMES = {"dit_tune": "dit"}
+STAGES = (
+    "data", "vae_audio", "vocoder", "vae_motion", "vae_video", "cache", "dit", "dit_tune", "assemble", "report",
+)
 
 
 def mmgen(*args: str) -> None:
@@ -104,16 +109,24 @@ of 8 s, `mmgen toydance make --seed 1`) by `python tools/train_toydance.py`. {si
 """)
 
 
+def newest_checkpoint(stage: str) -> Path:
+    found = sorted((ROOT / WORK / "logs" / stage).glob("version_*/checkpoints/*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise SystemExit(f"no checkpoint of stage {stage!r} under {WORK / 'logs' / stage}; run that stage first")
+    return found[-1]
+
+
 def run_stage(stage: str, args: argparse.Namespace) -> None:
     if stage == "data":
         mmgen("toydance", "make", "--out", str(WORK / "data"), "--clips", str(args.clips), "--seconds", "8", "--seed", "1")
     elif stage in FIT_STAGES:
-        config, steps = FIT_STAGES[stage]
+        configs, steps = FIT_STAGES[stage]
         steps = args.steps.get(stage, steps)
+        files = [a for c in ("trainer_cpu.yaml", *configs) for a in ("-c", str(CONFIGS / c))]
+        resume = ["--ckpt_path", str(newest_checkpoint(RESUMES[stage]))] if stage in RESUMES else []
         mmgen(
-            "fit", "-c", str(CONFIGS / "trainer_cpu.yaml"), "-c", str(CONFIGS / config),
-            f"--trainer.max_steps={max(2, round(steps * args.scale))}",
-            f"--trainer.logger.init_args.name={stage}",
+            "fit", *files, f"--trainer.max_steps={max(2, round(steps * args.scale))}",
+            f"--trainer.logger.init_args.name={stage}", *resume,
         )
     elif stage == "cache":
         mmgen(
