@@ -22,8 +22,13 @@ def data(tmp_path_factory) -> Path:
 
 
 def fit(config: str, tmp: Path, steps: int, *overrides: str) -> int:
-    """`mmgen fit` on a shipped config; overrides come after every -c, so they win (later wins)."""
+    """`mmgen fit` on a shipped config; overrides come after every -c, so they win (later wins).
+
+    The shipped configs export into checkpoints/toydance/ (relative to the working directory):
+    every test run exports under `tmp` instead, or it would overwrite the shipped checkpoint.
+    """
     return main(["fit", "-c", str(CONFIGS / "trainer_cpu.yaml"), "-c", str(CONFIGS / config),
+                 f"--model.init_args.export_dir={tmp}/export",
                  f"--trainer.max_steps={steps}", f"--trainer.default_root_dir={tmp}",
                  f"--trainer.logger.init_args.save_dir={tmp}/logs", "--trainer.enable_progress_bar=false",
                  "--trainer.enable_model_summary=false", "--trainer.log_every_n_steps=1", *overrides])
@@ -112,3 +117,11 @@ def test_fit_refuses_a_cache_made_by_other_vaes(data, tmp_path):
     code = fit("dit.yaml", tmp_path, 2, f"--data.init_args.root={cache}", f"--data.init_args.vaes={{audio: {tmp_path / 'other' / 'vae'}}}",
                  "--model.init_args.model.init_args.modalities={audio: {channels: 80, rate_hz: 7.5}}")
     assert code == 2
+
+
+def test_fits_export_under_the_test_directory(cache, tmp_path, monkeypatch):
+    """A fit from a shipped config writes its export under tmp, never into the shipped checkpoint."""
+    monkeypatch.chdir(tmp_path)  # where a relative export_dir of the config would land
+    assert fit_tiny_dit(cache, tmp_path / "run", 1) == 0
+    assert (tmp_path / "run" / "export" / "model.safetensors").is_file()
+    assert not (tmp_path / "checkpoints").exists()
