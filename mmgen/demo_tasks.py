@@ -111,14 +111,18 @@ def dance_for_music(
 
 
 def video_for_music(task: str, gen: Generation, clips: Sequence[ToyDanceClip], perm: list[int]) -> list[Row]:
-    """Rows for audio2video: how well the generated video's motion energy follows the music's beats."""
+    """Rows for audio2video: how well the generated video's motion energy follows the music's beats.
+
+    The issue sets no number here; the demo asks for a margin of 0.1 over the shuffled pairing,
+    more than the score moves between pairings of unrelated clips, so chance does not pass.
+    """
     assert gen.frames is not None and gen.video_fps is not None
     fps = gen.video_fps
     own = _mean([video_beat_alignment(gen.frames[i], fps, c.beat_times) for i, c in enumerate(clips)])
     base = _mean([video_beat_alignment(gen.frames[perm[i]], fps, c.beat_times) for i, c in enumerate(clips)])
     truth = _mean([video_beat_alignment(c.video, c.video_fps, c.beat_times) for c in clips])
     return [Row(task, "video beat alignment (frame-difference minima vs music beats)", own, truth, base,
-                "> baseline", own > base)]
+                ">= baseline + 0.1", own >= base + 0.1)]
 
 
 def joint_sync(task: str, gen: Generation) -> float:

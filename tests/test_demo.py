@@ -4,6 +4,7 @@ JSON, ground-truth references) and on the shipped ToyDance checkpoint through th
 from __future__ import annotations
 
 import json
+
 import numpy as np
 import pytest
 import soundfile as sf

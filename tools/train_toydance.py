@@ -84,7 +84,11 @@ def report() -> None:
     rows = run_demo(pipe, ROOT / WORK / "demo", DemoSettings())
     demo_seconds = clock.perf_counter() - start
     training = json.loads((ROOT / WORK / "training.json").read_text())["stages"]
-    times = "\n".join(f"| {k} | {v['seconds'] / 60:.1f} | {v.get('note', '')} |" for k, v in training.items())
+    times = "\n".join(
+        f"| {k} | {v['seconds'] / 60:.1f} | {v.get('note', '')} |"
+        for k, v in training.items()
+        if k not in ("assemble", "report")  # packaging and measuring, not training
+    )
     decoder = (
         "a Vocos-style vocoder" if (ckpt / "audio" / "vocoder").is_dir()
         else f"Griffin-Lim ({pipe.modalities['audio'].codec.griffin_lim_iters} iterations; no vocoder stage was run)"
