@@ -149,9 +149,10 @@ class MotionVAE(ModalityVAE):
         nearly all compute runs at the latent rate and the model starts out close to a
         block-wise linear code (it learns in a few hundred CPU steps).
         """
-        kw: dict = dict(
-            latent_channels=16, channels=(48, 96), strides=(4,), num_res_blocks=1, num_transformer_layers=0, num_heads=4
-        )
+        kw: dict = {
+            "latent_channels": 16, "channels": (48, 96), "strides": (4,), "num_res_blocks": 1,
+            "num_transformer_layers": 0, "num_heads": 4,
+        }
         kw.update(overrides)
         return cls(skeleton=skeleton, dims=dims, **kw)
 

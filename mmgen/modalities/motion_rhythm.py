@@ -87,7 +87,7 @@ def window_max_pool(z: torch.Tensor, index: torch.Tensor, radius: int) -> torch.
     """
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
-    b, t, c = z.shape
+    c = z.shape[-1]
     padded = F.pad(z.transpose(1, 2), (radius, radius), value=float("-inf"))  # [B, C, T + 2r]
     pooled = F.max_pool1d(padded, kernel_size=2 * radius + 1, stride=1).transpose(1, 2)  # [B, T, C]
     return torch.gather(pooled, 1, index.unsqueeze(-1).expand(-1, -1, c))

@@ -261,7 +261,7 @@ class VideoVAE(ModalityVAE):
         32 per colour, so averaging groups of 8 never mixes colours and the untrained model
         reproduces each 8x8x4 block's mean colour.
         """
-        kw: dict = dict(latent_channels=12, patch_size=2, channels=(24, 48, 96), num_res_blocks=1)
+        kw: dict = {"latent_channels": 12, "patch_size": 2, "channels": (24, 48, 96), "num_res_blocks": 1}
         kw.update(overrides)
         return cls(**kw)
 

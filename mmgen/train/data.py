@@ -44,7 +44,8 @@ def vae_fingerprints(vaes: dict[str, str]) -> dict[str, str]:
         config = os.path.join(directory, "config.yaml")
         if not os.path.isfile(config):
             raise FileNotFoundError(f"{config}: missing (expected a pretrained VAE directory for {m!r})")
-        cls = import_class(yaml.safe_load(open(config))["class_path"])
+        with open(config) as f:
+            cls = import_class(yaml.safe_load(f)["class_path"])
         out[m] = cls.from_pretrained(directory).fingerprint()
     return out
 
