@@ -31,13 +31,12 @@ FIT_STAGES = {
     "vae_motion": (("vae_motion.yaml",), 1000),
     "vae_video": (("vae_video.yaml",), 1000),
     "dit": (("dit.yaml",), 10000),
-    "dit_tune": (("dit.yaml", "dit_tune.yaml"), 16000),  # max_steps counts from the dit stage's start
+    "dit_tune": (("dit.yaml", "dit_tune.yaml"), 6000),  # steps beyond the dit stage's
 }
 # stage -> the stage whose newest Lightning checkpoint it resumes (same run, new settings)
 RESUMES = {"dit_tune": "dit"}
-STAGES = (
-    "data", "vae_audio", "vocoder", "vae_motion", "vae_video", "cache", "dit", "dit_tune", "assemble", "report",
-)
+TRAINING_STAGES = ("data", "vae_audio", "vocoder", "vae_motion", "vae_video", "cache", "dit", "dit_tune")
+STAGES = (*TRAINING_STAGES, "assemble", "report")  # only training stages are timed into training.json
 
 
 def mmgen(*args: str) -> None:
@@ -87,7 +86,6 @@ def report() -> None:
     times = "\n".join(
         f"| {k} | {v['seconds'] / 60:.1f} | {v.get('note', '')} |"
         for k, v in training.items()
-        if k not in ("assemble", "report")  # packaging and measuring, not training
     )
     decoder = (
         "a Vocos-style vocoder" if (ckpt / "audio" / "vocoder").is_dir()
@@ -126,6 +124,8 @@ def run_stage(stage: str, args: argparse.Namespace) -> None:
     elif stage in FIT_STAGES:
         configs, steps = FIT_STAGES[stage]
         steps = args.steps.get(stage, steps)
+        if stage in RESUMES:  # the resumed run's max_steps counts from its first stage's start
+            steps += args.steps.get(RESUMES[stage], FIT_STAGES[RESUMES[stage]][1])
         files = [a for c in ("trainer_cpu.yaml", *configs) for a in ("-c", str(CONFIGS / c))]
         resume = ["--ckpt_path", str(newest_checkpoint(RESUMES[stage]))] if stage in RESUMES else []
         mmgen(
@@ -163,17 +163,21 @@ def main() -> int:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         parser.error(f"unknown stages {unknown}; choose from {', '.join(STAGES)}")
+    from mmgen.fileio import atomic_path
+
     record_path = ROOT / WORK / "training.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {"stages": {}}
     for stage in stages:
         start = time.perf_counter()
         run_stage(stage, args)
-        record["stages"][stage] = {"seconds": round(time.perf_counter() - start, 1), "scale": args.scale}
-        if stage in args.steps:
-            record["stages"][stage]["max_steps"] = args.steps[stage]
-        record_path.parent.mkdir(parents=True, exist_ok=True)
-        record_path.write_text(json.dumps(record, indent=1))
-        print(f"== {stage}: {record['stages'][stage]['seconds']} s", flush=True)
+        seconds = round(time.perf_counter() - start, 1)
+        print(f"== {stage}: {seconds} s", flush=True)
+        if stage in TRAINING_STAGES:
+            record["stages"][stage] = {"seconds": seconds, "scale": args.scale}
+            if stage in args.steps:
+                record["stages"][stage]["max_steps"] = args.steps[stage]
+            with atomic_path(record_path) as tmp:
+                tmp.write_text(json.dumps(record, indent=1))
     return 0
 
 
