@@ -174,8 +174,27 @@ class PretrainedMixin:
         if not (isinstance(target, type) and issubclass(target, cls)):
             raise ValueError(f"{config_file}: holds a {spec['class_path']}, not a {cls.__name__}")
         module = target(**from_yaml_value(spec.get("init_args") or {}))
-        state = load_file(str(weights_file), device=str(device))
-        missing, unexpected = module.load_state_dict(state, strict=False)  # type: ignore[attr-defined]
-        if strict and (missing or unexpected):
-            raise ValueError(f"{weights_file}: weights do not match the config (missing {missing}, unexpected {unexpected})")
+        load_weights(module, weights_file, device=device, strict=strict)  # type: ignore[arg-type]
         return module.to(device).eval()  # type: ignore[attr-defined,return-value]
+
+
+def load_weights(
+    module: torch.nn.Module, path: str | os.PathLike, device: torch.device | str = "cpu", strict: bool = True
+) -> None:
+    """Load a `model.safetensors` file (or the one in a pretrained directory) into a built module.
+
+    Tensors are cast to the module's own dtypes (float16-stored checkpoints load into float32
+    modules). With `strict`, a missing or unexpected name or a changed shape is an error naming the file.
+    """
+    path = Path(path)
+    weights_file = path / WEIGHTS_NAME if path.is_dir() else path
+    if not weights_file.is_file():
+        raise FileNotFoundError(f"{weights_file}: missing (a pretrained directory holds {CONFIG_NAME} and {WEIGHTS_NAME})")
+    state = load_file(str(weights_file), device=str(device))
+    own = module.state_dict()
+    changed = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if changed:
+        raise ValueError(f"{weights_file}: shapes differ from the module's: {', '.join(changed[:5])}")
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if strict and (missing or unexpected):
+        raise ValueError(f"{weights_file}: weights do not match the config (missing {missing}, unexpected {unexpected})")

@@ -124,3 +124,36 @@ def test_fingerprint_tracks_config_and_weights(tmp_path):
     other_cfg = TinyNet(3, ModalitySpec(3, 7.5), scale=5.0)
     other_cfg.load_state_dict(net.state_dict())
     assert other_cfg.fingerprint() != net.fingerprint()
+
+
+def test_load_weights_casts_and_names_the_file_on_a_shape_change(tmp_path):
+    from mmgen.pretrained import load_weights
+
+    net = TinyNet(4, ModalitySpec(4, 7.5))
+    net.save_pretrained(tmp_path / "net", dtype=torch.float16)
+    other = TinyNet(4, ModalitySpec(4, 15.0))  # a different rate, the same parameters
+    load_weights(other, tmp_path / "net")
+    assert other.proj.weight.dtype == torch.float32
+    assert torch.allclose(other.proj.weight, net.proj.weight, atol=1e-3)
+    with pytest.raises(ValueError, match=r"model\.safetensors: shapes differ.*proj\.weight"):
+        load_weights(TinyNet(5, ModalitySpec(5, 7.5)), tmp_path / "net")
+
+
+def test_dit_module_fine_tunes_from_pretrained_weights_after_a_rate_change(tmp_path):
+    from mmgen.dit.model import MultimodalDiT
+    from mmgen.train.dit_module import DiTModule
+
+    def dit(video_rate: float) -> MultimodalDiT:
+        torch.manual_seed(int(video_rate))
+        specs = {"audio": {"channels": 4, "rate_hz": 7.5}, "video": {"channels": 3, "rate_hz": video_rate, "spatial": [2, 2]}}
+        return MultimodalDiT(modalities=specs, d_model=32, depth=1, num_heads=2, patch_size=2, segment_seconds=0.5)
+
+    trained = dit(3.75)
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(1.0)
+    trained.save_pretrained(tmp_path / "dit")
+    module = DiTModule(dit(7.5), init_weights=str(tmp_path / "dit"))
+    for (name, a), b, e in zip(trained.state_dict().items(), module.model.state_dict().values(), module.ema.ema.state_dict().values()):
+        assert torch.equal(a, b) and torch.equal(a, e), name
+    assert module.model.specs["video"].rate_hz == 7.5

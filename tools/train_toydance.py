@@ -91,12 +91,13 @@ def report() -> None:
         "a Vocos-style vocoder" if (ckpt / "audio" / "vocoder").is_dir()
         else f"Griffin-Lim ({pipe.modalities['audio'].codec.griffin_lim_iters} iterations; no vocoder stage was run)"
     )
+    rates = {name: spec.rate_hz for name, spec in pipe.dit.specs.items()}
     size = sum(f.stat().st_size for f in ckpt.rglob("*.safetensors")) / 2**20
     (ckpt / "README.md").write_text(f"""# ToyDance checkpoint
 
-One MultimodalDiT over audio (mel VAE, 7.5 Hz), motion (kinematic VAE, 7.5 Hz) and video (causal
-video VAE, 3.75 Hz) latents, trained from scratch on CPU on the synthetic ToyDance set (240 clips
-of 8 s, `mmgen toydance make --seed 1`) by `python tools/train_toydance.py`. {size:.1f} MB of safetensors
+One MultimodalDiT over audio (mel VAE, {rates['audio']:g} Hz), motion (kinematic VAE, {rates['motion']:g} Hz) and video (causal
+video VAE, {rates['video']:g} Hz) latents, trained from scratch on CPU on the synthetic ToyDance set (240 clips
+of 8 s, `mmgen toydance make --seed 1`) by `python tools/train_toydance.py` (stages below). {size:.1f} MB of safetensors
 (parameters in float16). Mel spectrograms become audio through {decoder}.
 
 ## Training time (2 CPU cores, minutes; shared with other jobs during the session that made it)

@@ -21,6 +21,7 @@ from mmgen.diffusion.noise_levels import MoNLConfig, NoiseLevels, sample_levels
 from mmgen.diffusion.process import Process, VPCosine
 from mmgen.dit.masking import random_token_mask
 from mmgen.dit.model import MultimodalDiT
+from mmgen.pretrained import load_weights
 from mmgen.train.ema import EMA
 from mmgen.train.schedule import warmup_cosine_scheduler
 
@@ -43,6 +44,10 @@ class DiTModule(L.LightningModule):
         modality_weights: per-modality factors of the loss.
         export_dir: where `save_pretrained` writes the sampling weights (EMA if any) after fit.
         condition_export_dir: where the trained condition encoder is written after fit.
+        init_weights: a pretrained DiT directory (or its model.safetensors) whose weights start
+            this run: fine-tuning, e.g. after a modality's VAE changed its latent rate (RoPE
+            positions are in seconds, so a rate change needs no new parameters). Resuming a
+            Lightning checkpoint overrides it.
     """
 
     def __init__(
@@ -62,9 +67,12 @@ class DiTModule(L.LightningModule):
         modality_weights: Mapping[str, float] | None = None,
         export_dir: str | None = None,
         condition_export_dir: str | None = None,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "condition"])
+        if init_weights is not None:
+            load_weights(model, init_weights)
         self.model = model
         self.process = process or VPCosine()
         self.monl = monl or MoNLConfig(segment_seconds=model.segment_seconds)
