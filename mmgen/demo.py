@@ -135,7 +135,7 @@ def run_demo(pipeline: Pipeline, out: str | Path, settings: DemoSettings = DemoS
             rows += long_form_rows("long_form", gen, long_clip, window, hop)
         timings[task] = round(time.perf_counter() - start, 1)
         _save(gen, out / task, s.save_examples if task != "long_form" else 1)
-    write_report(rows, out, settings, timings)
+    write_report(rows, out, settings, timings, pipeline.defaults.task_args)
     return rows
 
 
@@ -155,7 +155,10 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_report(rows: list[Row], out: Path, settings: DemoSettings, timings: dict[str, float]) -> None:
+def write_report(
+    rows: list[Row], out: Path, settings: DemoSettings, timings: dict[str, float],
+    task_args: dict[str, dict] | None = None,
+) -> None:
     notes = (
         f"Held-out ToyDance clips: {settings.clips} (seeds {HELD_OUT_SEED}..), {settings.seconds:.0f} s for music/dance "
         f"tasks, {settings.video_seconds:.0f} s for video tasks, {settings.long_seconds:.0f} s long form; "
@@ -163,6 +166,9 @@ def write_report(rows: list[Row], out: Path, settings: DemoSettings, timings: di
         "different tempo. LORIS BCS/BHS use 1-second bins and saturate on any music with a steady beat; "
         "beat F-measure (±70 ms) is the sharp measure."
     )
+    if task_args:
+        args = "; ".join(f"{t}: {json.dumps(a)}" for t, a in sorted(task_args.items()))
+        notes += f" Preset arguments from the pipeline's defaults.task_args: {args}."
     table = format_table(rows)
     with atomic_path(out / "metrics.md") as tmp:
         tmp.write_text(f"# mmgen demo\n\n{notes}\n\n{table}\n\nSeconds per task: {json.dumps(timings)}\n")

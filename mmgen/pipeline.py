@@ -201,7 +201,8 @@ class Pipeline:
             seed: same seed, same output (noise and Griffin-Lim phases come from it).
             batch_size: examples to draw (inputs with batch 1 are shared by all of them).
             long_form: sample in windows (default: when `seconds` exceeds `defaults.window_seconds`).
-            task_kwargs: span arguments of the preset (e.g. {"head": 1.0, "tail": 1.0}).
+            task_kwargs: arguments of the preset (e.g. {"head": 1.0, "tail": 1.0}, {"via": ["motion"]});
+                they override `defaults.task_args` of the preset.
         """
         given = dict(given or {})
         unknown = sorted(set(given) - set(self.modalities))
@@ -209,6 +210,8 @@ class Pipeline:
             raise ValueError(
                 f"given names modalities {unknown} this pipeline lacks (has {sorted(self.modalities)})"
             )
+        if isinstance(task, str):
+            task_kwargs = self.defaults.task_kwargs(task, task_kwargs)
         task_obj = self.task(task, list(given), **dict(task_kwargs or {}))
         unused = sorted(set(given) - set(task_obj.modalities))
         if unused:

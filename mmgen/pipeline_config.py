@@ -18,6 +18,7 @@ Every sub-folder is a `save_pretrained` folder: safetensors weights, nothing pic
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import os
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from typing import Any
 import yaml
 
 from mmgen.diffusion.samplers import SAMPLERS
+from mmgen.diffusion.tasks import PRESETS
 from mmgen.errors import MmgenError
 
 CONFIG_NAME = "pipeline.yaml"
@@ -48,6 +50,8 @@ class GenerationDefaults:
         window_seconds, hop_seconds: the training window; longer clips are sampled in windows
             (`diffusion.sample_long`) sliding by the hop (default half the window).
         grid_shift: shift of the sampling grid towards noise (1 = uniform).
+        task_args: {preset: {argument: value}}, preset arguments this checkpoint samples best with
+            (e.g. `{video2audio: {via: [motion]}}`); arguments given to `generate` win.
     """
 
     steps: int = 50
@@ -58,8 +62,10 @@ class GenerationDefaults:
     window_seconds: float | None = None
     hop_seconds: float | None = None
     grid_shift: float = 1.0
+    task_args: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_task_args(self.task_args)
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"defaults.steps must be a positive integer, got {self.steps!r}")
         if self.sampler not in SAMPLERS:
@@ -86,6 +92,10 @@ class GenerationDefaults:
         if not self.grid_shift > 0:
             raise ValueError(f"defaults.grid_shift must be positive, got {self.grid_shift}")
 
+    def task_kwargs(self, task: str, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The preset arguments for `task`: these defaults, overridden by the `given` ones."""
+        return {**self.task_args.get(task, {}), **dict(given or {})}
+
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> GenerationDefaults:
         """From the `defaults:` mapping of pipeline.yaml; unknown keys raise."""
@@ -105,6 +115,21 @@ class GenerationDefaults:
         if self.window_seconds is None:
             return None
         return self.hop_seconds if self.hop_seconds is not None else self.window_seconds / 2
+
+
+def check_task_args(task_args: Any) -> None:
+    """`defaults.task_args` names presets and arguments those presets take."""
+    if not isinstance(task_args, Mapping):
+        raise ValueError(f"defaults.task_args must map task presets to arguments, got {task_args!r}")
+    for task, args in task_args.items():
+        if task not in PRESETS:
+            raise ValueError(f"defaults.task_args: unknown task {task!r}; presets: {', '.join(sorted(PRESETS))}")
+        if not isinstance(args, Mapping):
+            raise ValueError(f"defaults.task_args[{task!r}] must map arguments to values, got {args!r}")
+        params = inspect.signature(PRESETS[task]).parameters
+        unknown = sorted(set(args) - set(params))
+        if unknown:
+            raise ValueError(f"defaults.task_args[{task!r}]: {task} takes no argument {unknown}; it takes {sorted(params)}")
 
 
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:

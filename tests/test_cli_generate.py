@@ -125,6 +125,11 @@ def test_generate_conforms_inputs_at_other_rates(pipe_dir, data, tmp_path):
     assert (
         rc == 0 and (tmp_path / "v" / "sample.mp4").is_file() and not (tmp_path / "v" / "sample.npz").exists()
     )
+    # --via motion: the dance is generated alongside the music and written too
+    video = ["--video", str(data / "clips" / "00001.mp4"), "--steps", "2", "--seconds", "2", "--no-progress"]
+    rc = main(["generate", "--pipeline", str(pipe_dir), "--task", "video2audio", "--via", "motion",
+               "--out", str(tmp_path / "vm"), *video])
+    assert rc == 0 and load_motion_npz(tmp_path / "vm" / "sample.npz")["joints"].shape == (60, 24, 3)
 
 
 def test_cache_from_pipeline_and_from_vae_folders(pipe_dir, data, tmp_path):
@@ -229,3 +234,17 @@ def test_read_motion_resamples_and_drops_2d_confidence(tmp_path):
     joints = read_motion(tmp_path / "pose.npz", MotionModality(MotionVAE.tiny(skeleton="coco17", dims=2)))
     assert joints.shape == (30, 17, 2)  # 30 fps, confidence dropped
     assert np.allclose(joints[:, 0, 0], np.arange(30) / 30.0, atol=1e-6)
+
+
+def test_task_arguments_from_flags():
+    import argparse
+
+    from mmgen.commands.generate import add_arguments, task_kwargs
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    parse = lambda *flags: task_kwargs(parser.parse_args(["--out", "o", *flags]))
+    assert parse("--via", "motion") == {"via": ("motion",)}
+    assert parse("--via", "none") == {"via": ()}  # turns a pipeline's task_args default off
+    assert parse("--head", "1", "--modalities", "audio, motion") == {"head": 1.0, "modalities": ("audio", "motion")}
+    assert parse() == {}

@@ -66,7 +66,8 @@ def raw_of(clip) -> dict:
 
 
 def test_save_load_round_trip_gives_identical_generations(tmp_path):
-    pipe = make_pipeline(process=RectifiedFlow(prediction="v"), defaults={"cross_guidance": 0.5})
+    defaults = {"cross_guidance": 0.5, "task_args": {"video2audio": {"via": ["motion"]}}}
+    pipe = make_pipeline(process=RectifiedFlow(prediction="v"), defaults=defaults)
     pipe.save_pretrained(tmp_path / "p")
     loaded = Pipeline.from_pretrained(tmp_path / "p")
     assert loaded.process == pipe.process and loaded.defaults == pipe.defaults
@@ -266,6 +267,20 @@ def test_bad_input_raises_clear_errors(pipe, clip):
         pipe.generate("dance2music", {"motion": np.stack([clip.joints] * 3)}, batch_size=2, **kw)
     with pytest.raises(ValueError, match="unknown generation defaults"):
         make_pipeline(defaults={"step": 3})
+
+
+def test_task_args_default_adds_the_bridge_modality_and_generate_arguments_win(clip):
+    pipe = make_pipeline(defaults={"task_args": {"video2audio": {"via": ["motion"]}}})
+    run = lambda **kw: pipe.generate("video2audio", {"video": clip.video}, seconds=2.0, seed=1, progress=False, **kw)
+    bridged, plain = run(), run(task_kwargs={"via": []})
+    assert bridged.joints is not None and bridged.joints.shape[1] == 60 and plain.joints is None
+    assert np.array_equal(bridged.audio, run(task_kwargs={"via": ("motion",)}).audio)
+    # the bridge changes the music: it is sampled jointly with the dance, not on its own
+    assert not np.allclose(bridged.audio, plain.audio)
+    with pytest.raises(ValueError, match=r"defaults.task_args: unknown task 'video2sound'"):
+        make_pipeline(defaults={"task_args": {"video2sound": {"via": ["motion"]}}})
+    with pytest.raises(ValueError, match=r"task_args\['video2audio'\]: video2audio takes no argument \['head'\]"):
+        make_pipeline(defaults={"task_args": {"video2audio": {"head": 1.0}}})
 
 
 def test_cross_guidance_default_applies_where_two_modalities_are_generated(clip):

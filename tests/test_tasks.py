@@ -4,7 +4,16 @@ import pytest
 import torch
 
 from mmgen.diffusion import EDIT, GEN, GIVEN, Span, Task, VPCosine, get_task, sample
-from mmgen.diffusion.tasks import Role, continuation, dance2music, edit, inpaint, interpolate, joint
+from mmgen.diffusion.tasks import (
+    Role,
+    continuation,
+    dance2music,
+    edit,
+    inpaint,
+    interpolate,
+    joint,
+    video2audio,
+)
 from mmgen.timeline import ModalitySpec
 
 SPECS = {"audio": ModalitySpec(4, 2.0), "motion": ModalitySpec(3, 2.0)}  # 2 Hz, as the DESIGN example
@@ -26,6 +35,14 @@ def test_presets_match_the_design_example():
     }
     assert rows(joint()) == {"audio": [1.0] * 8, "motion": [1.0] * 8}
     assert rows(get_task("music2dance")) == {"audio": [0.0] * 8, "motion": [1.0] * 8}
+    # via: the bridge modality is generated alongside (video given, dance and music generated)
+    specs = SPECS | {"video": ModalitySpec(2, 1.0, spatial=(2, 2))}
+    frames = FRAMES | {"video": 4}
+    assert rows(video2audio(via=("motion",)), specs, frames) == {
+        "video": [0.0] * 4, "audio": [1.0] * 8, "motion": [1.0] * 8
+    }
+    assert rows(video2audio(via="motion"), specs, frames) == rows(video2audio(via=["motion"]), specs, frames)
+    assert rows(video2audio(), specs, frames) == {"video": [0.0] * 4, "audio": [1.0] * 8}
 
 
 def test_picture_golden():
@@ -74,6 +91,10 @@ def test_bad_tasks_raise():
         continuation(("audio",), conditions=("audio",))
     with pytest.raises(ValueError, match="start < end"):
         inpaint(start=2.0, end=1.0)
+    with pytest.raises(ValueError, match=r"via \['audio'\] is already the given or the generated"):
+        video2audio(via=("audio",))
+    with pytest.raises(ValueError, match="via names a modality twice"):
+        video2audio(via=("motion", "motion"))
 
 
 def _model(x, t, cond=None):

@@ -3,6 +3,7 @@
 mmgen generate --task dance2music --motion dance.npz --out out/
 mmgen generate --task music2dance --audio song.wav --out out/ --seconds 8 --steps 30
 mmgen generate --task interpolate --audio a.wav --motion a.npz --head 1 --tail 1 --out out/
+mmgen generate --task video2audio --video clip.mp4 --via motion --out out/
 mmgen generate --task joint --seconds 4 --cross-guidance 0.5 --caption "a calm waltz" --out out/
 
 Inputs are conformed to the pipeline (`mmgen.inputs`): audio is resampled to the model's sample
@@ -91,14 +92,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     span.add_argument(
         "--conditions", help="comma-separated modalities GIVEN throughout (continue / inpaint / edit)"
     )
+    span.add_argument(
+        "--via",
+        help="dance2music / music2dance / video2audio / audio2video: comma-separated modalities generated "
+        "alongside as a bridge, e.g. motion for video2audio ('none' turns the pipeline's default off)",
+    )
 
 
 def task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs: dict[str, Any] = {k: getattr(args, k) for k in SPAN_ARGS if getattr(args, k) is not None}
-    for key in ("modalities", "conditions"):
+    for key in ("modalities", "conditions", "via"):
         value = getattr(args, key)
         if value:
             kwargs[key] = tuple(v.strip() for v in value.split(",") if v.strip())
+    if kwargs.get("via") == ("none",):
+        kwargs["via"] = ()
     return kwargs
 
 

@@ -211,24 +211,37 @@ def joint(modalities: Sequence[str] = ("audio", "motion")) -> Task:
     return Task.from_roles("joint", {m: GEN for m in modalities})
 
 
-def _conditional(name: str, given: str, gen: str) -> Task:
-    return Task.from_roles(name, {given: GIVEN, gen: GEN})
+def _conditional(name: str, given: str, gen: str, via: Sequence[str] = ()) -> Task:
+    """`given` GIVEN, `gen` GEN, and every `via` modality GEN alongside it.
+
+    A `via` modality is a bridge the model generates on the way: video2audio via motion asks the
+    DiT for the dance it sees and the music of that dance at once, so the music can lock onto a
+    dance that is generated with it instead of onto video latents directly. It is ordinary
+    joint sampling; the bridge comes back in the output like any generated modality.
+    """
+    via = (via,) if isinstance(via, str) else tuple(via)
+    clash = sorted({given, gen} & set(via))
+    if clash:
+        raise ValueError(f"task {name!r}: via {clash} is already the given or the generated modality")
+    if len(set(via)) != len(via):
+        raise ValueError(f"task {name!r}: via names a modality twice: {list(via)}")
+    return Task.from_roles(name, {given: GIVEN, gen: GEN, **{m: GEN for m in via}})
 
 
-def dance2music(motion: str = "motion", audio: str = "audio") -> Task:
-    return _conditional("dance2music", motion, audio)
+def dance2music(motion: str = "motion", audio: str = "audio", via: Sequence[str] = ()) -> Task:
+    return _conditional("dance2music", motion, audio, via)
 
 
-def music2dance(audio: str = "audio", motion: str = "motion") -> Task:
-    return _conditional("music2dance", audio, motion)
+def music2dance(audio: str = "audio", motion: str = "motion", via: Sequence[str] = ()) -> Task:
+    return _conditional("music2dance", audio, motion, via)
 
 
-def video2audio(video: str = "video", audio: str = "audio") -> Task:
-    return _conditional("video2audio", video, audio)
+def video2audio(video: str = "video", audio: str = "audio", via: Sequence[str] = ()) -> Task:
+    return _conditional("video2audio", video, audio, via)
 
 
-def audio2video(audio: str = "audio", video: str = "video") -> Task:
-    return _conditional("audio2video", audio, video)
+def audio2video(audio: str = "audio", video: str = "video", via: Sequence[str] = ()) -> Task:
+    return _conditional("audio2video", audio, video, via)
 
 
 def _with_conditions(roles: dict[str, Role | Sequence[Span]], conditions: Sequence[str]) -> dict:
