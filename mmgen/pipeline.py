@@ -164,7 +164,10 @@ class Pipeline:
     # ------------------------------------------------------------------ tasks
     def task(self, task: str | Task, given: Sequence[str] = (), **kwargs: Any) -> Task:
         """A preset by name with its span arguments (head / tail / prefix / start / end / t0 / ...);
-        multi-modality presets default to all modalities for `joint`, else to the `given` ones."""
+        multi-modality presets default to all modalities for `joint`, else to the `given` ones.
+        A preset's `defaults.task_args` apply under the arguments given here."""
+        if isinstance(task, str):
+            kwargs = self.defaults.task_kwargs(task, kwargs)
         return resolve_task(task, list(self.modalities), given, **kwargs)
 
     # ------------------------------------------------------------------ generation
@@ -210,8 +213,6 @@ class Pipeline:
             raise ValueError(
                 f"given names modalities {unknown} this pipeline lacks (has {sorted(self.modalities)})"
             )
-        if isinstance(task, str):
-            task_kwargs = self.defaults.task_kwargs(task, task_kwargs)
         task_obj = self.task(task, list(given), **dict(task_kwargs or {}))
         unused = sorted(set(given) - set(task_obj.modalities))
         if unused:

@@ -18,7 +18,6 @@ Every sub-folder is a `save_pretrained` folder: safetensors weights, nothing pic
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import os
 from collections.abc import Mapping
@@ -29,7 +28,7 @@ from typing import Any
 import yaml
 
 from mmgen.diffusion.samplers import SAMPLERS
-from mmgen.diffusion.tasks import PRESETS
+from mmgen.diffusion.tasks import preset_parameters
 from mmgen.errors import MmgenError
 
 CONFIG_NAME = "pipeline.yaml"
@@ -122,14 +121,9 @@ def check_task_args(task_args: Any) -> None:
     if not isinstance(task_args, Mapping):
         raise ValueError(f"defaults.task_args must map task presets to arguments, got {task_args!r}")
     for task, args in task_args.items():
-        if task not in PRESETS:
-            raise ValueError(f"defaults.task_args: unknown task {task!r}; presets: {', '.join(sorted(PRESETS))}")
         if not isinstance(args, Mapping):
             raise ValueError(f"defaults.task_args[{task!r}] must map arguments to values, got {args!r}")
-        params = inspect.signature(PRESETS[task]).parameters
-        unknown = sorted(set(args) - set(params))
-        if unknown:
-            raise ValueError(f"defaults.task_args[{task!r}]: {task} takes no argument {unknown}; it takes {sorted(params)}")
+        preset_parameters(task, args, where="defaults.task_args: ")
 
 
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:

@@ -10,13 +10,12 @@ floored); where that latent frame is GIVEN the input itself is returned:
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from mmgen.diffusion.tasks import PRESETS, Task
+from mmgen.diffusion.tasks import PRESETS, Task, preset_parameters
 from mmgen.generation import Generation
 from mmgen.inputs import fit_length, pad_mode
 from mmgen.modalities.media import MediaModality
@@ -35,12 +34,7 @@ def resolve_task(
             raise ValueError(f"task arguments {sorted(kwargs)} only apply to preset names, not a Task")
         resolved = task
     else:
-        if task not in PRESETS:
-            raise ValueError(f"unknown task {task!r}; presets: {', '.join(sorted(PRESETS))}")
-        params = inspect.signature(PRESETS[task]).parameters
-        unknown = sorted(set(kwargs) - set(params))
-        if unknown:
-            raise ValueError(f"task {task!r} takes no argument {unknown}; it takes {sorted(params)}")
+        params = preset_parameters(task, kwargs)
         if "modalities" in params and "modalities" not in kwargs:
             skip = set(kwargs.get("conditions", ()))
             mods = [m for m in available if (task == "joint" or m in given) and m not in skip]

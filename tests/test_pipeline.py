@@ -279,7 +279,7 @@ def test_task_args_default_adds_the_bridge_modality_and_generate_arguments_win(c
     assert not np.allclose(bridged.audio, plain.audio)
     with pytest.raises(ValueError, match=r"defaults.task_args: unknown task 'video2sound'"):
         make_pipeline(defaults={"task_args": {"video2sound": {"via": ["motion"]}}})
-    with pytest.raises(ValueError, match=r"task_args\['video2audio'\]: video2audio takes no argument \['head'\]"):
+    with pytest.raises(ValueError, match=r"defaults.task_args: task 'video2audio' takes no argument \['head'\]"):
         make_pipeline(defaults={"task_args": {"video2audio": {"head": 1.0}}})
 
 

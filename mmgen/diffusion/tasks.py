@@ -24,8 +24,9 @@ does not name are ABSENT. `Task.picture(...)` draws the resolved mask like the t
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -313,8 +314,21 @@ PRESETS: dict[str, Callable[..., Task]] = {
 }
 
 
+def preset_parameters(name: str, arguments: Iterable[str] = (), where: str = "") -> Mapping[str, inspect.Parameter]:
+    """The parameters of preset `name`, after checking that it exists and takes every argument named.
+
+    `where` prefixes the error (e.g. "defaults.task_args: " for arguments read from pipeline.yaml).
+    """
+    if name not in PRESETS:
+        raise ValueError(f"{where}unknown task {name!r}; presets: {', '.join(sorted(PRESETS))}")
+    params = inspect.signature(PRESETS[name]).parameters
+    unknown = sorted(set(arguments) - set(params))
+    if unknown:
+        raise ValueError(f"{where}task {name!r} takes no argument {unknown}; it takes {sorted(params)}")
+    return params
+
+
 def get_task(name: str, **kwargs) -> Task:  # type: ignore[no-untyped-def]
     """A preset by name with its keyword arguments (e.g. `get_task("continue", prefix=2.0)`)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown task {name!r}; presets: {sorted(PRESETS)}")
+    preset_parameters(name, kwargs)
     return PRESETS[name](**kwargs)
