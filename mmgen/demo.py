@@ -1,9 +1,10 @@
 """`mmgen demo`: every task of the shipped ToyDance checkpoint on held-out clips, with metrics.
 
 Held-out clips come from seeds the training set never used (training: `toydance make --seed 1`;
-here: `generate_clip(10_000 + i)`), generated in memory. Each task's numbers stand beside the
-ground truth and a shuffled-condition baseline (the same generations scored against a clip of
-another tempo). Outputs: wav / mp4 (audio muxed) / mel PNG of the first examples per task,
+here: `generate_clip(10_000 + i, tempo_position=i / (n - 1))`: the seed draws the style, and the
+tempi run from slow to fast inside each style's own range), generated in memory. Each task's
+numbers stand beside the ground truth and a shuffled-condition baseline (the same generations
+scored against a clip of another tempo). Outputs: wav / mp4 (audio muxed) / mel PNG of the first examples per task,
 `metrics.md` and `metrics.json`.
 """
 
@@ -82,14 +83,17 @@ def run_demo(pipeline: Pipeline, out: str | Path, settings: DemoSettings = DemoS
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     s = settings
-    # tempi spread over 85-135 BPM so every clip has a partner of clearly different tempo
-    bpms = [round(85 + 50 * i / (s.clips - 1)) for i in range(s.clips)]
-    clips = [generate_clip(HELD_OUT_SEED + i, seconds=s.seconds, bpm=b) for i, b in enumerate(bpms)]
+    # tempi spread from slow to fast (every clip has a partner of clearly different tempo), each
+    # inside its style's training range: a 114-bpm ballet waltz was never seen (ballet is 80-100)
+    spread = [i / (s.clips - 1) for i in range(s.clips)]
+    clips = [generate_clip(HELD_OUT_SEED + i, seconds=s.seconds, tempo_position=p) for i, p in enumerate(spread)]
     perm = shuffled_pairs(clips)
     fps, sr, vfps = clips[0].fps, clips[0].sample_rate, clips[0].video_fps
     motion = _stack(clips, "joints", s.seconds, fps)
     audio = _stack(clips, "audio", s.seconds, sr)
-    video_clips = [generate_clip(HELD_OUT_SEED + i, seconds=s.video_seconds, bpm=b) for i, b in enumerate(bpms)]
+    video_clips = [
+        generate_clip(HELD_OUT_SEED + i, seconds=s.video_seconds, tempo_position=p) for i, p in enumerate(spread)
+    ]
     rows: list[Row] = []
     timings: dict[str, float] = {}
     steps = [
@@ -160,7 +164,8 @@ def write_report(
     task_args: dict[str, dict] | None = None,
 ) -> None:
     notes = (
-        f"Held-out ToyDance clips: {settings.clips} (seeds {HELD_OUT_SEED}..), {settings.seconds:.0f} s for music/dance "
+        f"Held-out ToyDance clips: {settings.clips} (seeds {HELD_OUT_SEED}.., each style's tempo range spread from "
+        f"slow to fast), {settings.seconds:.0f} s for music/dance "
         f"tasks, {settings.video_seconds:.0f} s for video tasks, {settings.long_seconds:.0f} s long form; "
         f"{settings.steps} sampler steps. The shuffled baseline scores each generation against another clip of a "
         "different tempo. LORIS BCS/BHS use 1-second bins and saturate on any music with a steady beat; "

@@ -122,3 +122,15 @@ def test_bad_arguments_raise(kwargs, match):
     args = {"seed": 0, "seconds": 1.0, **kwargs}
     with pytest.raises(ValueError, match=match):
         generate_clip(**args)
+
+
+def test_tempo_position_places_the_tempo_inside_the_style_range():
+    low, mid, high = (generate_clip(8, 3.0, style="ballet", tempo_position=p, render_video=False) for p in (0.0, 0.5, 1.0))
+    assert (low.bpm, mid.bpm, high.bpm) == (80.0, 90.0, 100.0)  # ballet waltzes are trained at 80-100 bpm
+    assert low.beat_times[1] - low.beat_times[0] == pytest.approx(60.0 / 80.0)
+    drawn = generate_clip(8, 1.0, render_video=False)
+    assert generate_clip(8, 1.0, tempo_position=0.0, render_video=False).style == drawn.style  # the seed keeps its style
+    with pytest.raises(ValueError, match="either bpm or tempo_position"):
+        generate_clip(8, 1.0, bpm=100, tempo_position=0.5)
+    with pytest.raises(ValueError, match=r"tempo_position must be in \[0, 1\]"):
+        generate_clip(8, 1.0, tempo_position=1.5)

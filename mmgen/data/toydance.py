@@ -60,7 +60,9 @@ class ToyDanceClip:
         return len(self.audio) / self.sample_rate
 
 
-def check_args(seed: int, seconds: float, style: str | None, bpm: float | None, video_size: int) -> None:
+def check_args(
+    seed: int, seconds: float, style: str | None, bpm: float | None, video_size: int, tempo_position: float | None = None
+) -> None:
     """Raise ValueError naming the bad argument of `generate_clip`."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"ToyDance seed must be a non-negative integer, got {seed!r}")
@@ -70,6 +72,11 @@ def check_args(seed: int, seconds: float, style: str | None, bpm: float | None, 
         raise ValueError(f"unknown ToyDance style {style!r}; known styles: {', '.join(STYLES)}")
     if bpm is not None and not (math.isfinite(bpm) and BPM_RANGE[0] <= bpm <= BPM_RANGE[1]):
         raise ValueError(f"ToyDance bpm must be in [{BPM_RANGE[0]:g}, {BPM_RANGE[1]:g}], got {bpm!r}")
+    if tempo_position is not None:
+        if bpm is not None:
+            raise ValueError("give ToyDance either bpm or tempo_position, not both")
+        if not (math.isfinite(tempo_position) and 0.0 <= tempo_position <= 1.0):
+            raise ValueError(f"ToyDance tempo_position must be in [0, 1], got {tempo_position!r}")
     if video_size < 16 or video_size % 2:
         raise ValueError(
             f"ToyDance video_size must be an even number >= 16 (H.264 yuv420p), got {video_size}"
@@ -91,6 +98,7 @@ def generate_clip(
     bpm: float | None = None,
     render_video: bool = True,
     video_size: int = 64,
+    tempo_position: float | None = None,
 ) -> ToyDanceClip:
     """Generate one ToyDance clip; the same arguments always give the same clip.
 
@@ -99,12 +107,20 @@ def generate_clip(
         seconds: clip length; style: one of STYLES (default: drawn from the seed);
         bpm: tempo in [80, 140] (default: drawn from the style's range, an integer).
         render_video: also draw the stick-figure video (15 fps, video_size x video_size).
+        tempo_position: instead of `bpm`, where in the style's own tempo range the tempo lies
+            (0 = its slowest, 1 = its fastest; rounded to an integer bpm). Evaluation sets use it to
+            span slow to fast without playing a style at a tempo its training clips never had.
     """
-    check_args(seed, seconds, style, bpm, video_size)
+    check_args(seed, seconds, style, bpm, video_size, tempo_position)
     streams = np.random.SeedSequence(int(seed)).spawn(4)
     rng_main, rng_music, rng_dance, rng_text = (np.random.default_rng(s) for s in streams)
     sty = get_style(style) if style is not None else get_style(STYLES[int(rng_main.integers(len(STYLES)))])
-    tempo = float(bpm) if bpm is not None else float(rng_main.integers(sty.bpm[0], sty.bpm[1] + 1))
+    if bpm is not None:
+        tempo = float(bpm)
+    elif tempo_position is not None:
+        tempo = float(round(sty.bpm[0] + tempo_position * (sty.bpm[1] - sty.bpm[0])))
+    else:
+        tempo = float(rng_main.integers(sty.bpm[0], sty.bpm[1] + 1))
     period = 60.0 / tempo
     grid = BeatGrid(
         bpm=tempo,
