@@ -19,6 +19,7 @@ from mmgen.diffusion.tasks import PRESETS, Task, preset_parameters
 from mmgen.generation import Generation
 from mmgen.inputs import fit_length, pad_mode
 from mmgen.modalities.media import MediaModality
+from mmgen.modalities.motion_anchor import anchor_to_given
 
 
 def resolve_task(
@@ -110,11 +111,11 @@ def decode_raw(
     out = fit_length(out.cpu(), n, pad)
     if raw is not None and bool(given.any()):
         pos = torch.arange(n, dtype=torch.float64) * (mod.spec.rate_hz / mod.raw_rate)
-        keep = given[
-            torch.floor(pos + 1e-6).long().clamp(max=len(given) - 1)
-        ]  # [N] its latent frame is GIVEN
-        keep = keep.reshape(1, n, *([1] * (out.ndim - 2)))
-        out = torch.where(keep, fit_length(raw, n, pad).to(out.dtype), out)
+        keep = given[torch.floor(pos + 1e-6).long().clamp(max=len(given) - 1)]  # [N] its latent frame is GIVEN
+        raw = fit_length(raw, n, pad).to(out.dtype)
+        if mod.kind == "motion":
+            out = anchor_to_given(out, raw, keep, mod.root)
+        out = torch.where(keep.reshape(1, n, *([1] * (out.ndim - 2))), raw, out)
     return out
 
 

@@ -150,6 +150,10 @@ class MotionModality(MediaModality):
     def initial_state(self, joints: torch.Tensor) -> torch.Tensor:
         return self.vae.codec.initial_state(joints.to(self.device, torch.float32))
 
+    def root(self, joints: torch.Tensor) -> torch.Tensor:
+        """Root positions [B, T, D] of joints [B, T, J, D] (the skeleton's root or hip midpoint)."""
+        return self.vae.codec.root(joints)
+
 
 class VideoModality(MediaModality):
     """RGB frames uint8 [B, F, H, W, 3] at the VAE's fps and frame size."""
