@@ -50,7 +50,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
-        _chmod_default(tmp, directory=True)
+        for item in (tmp, *tmp.rglob("*")):  # writers such as safetensors create 0600 files
+            if not item.is_symlink():
+                _chmod_default(item, directory=item.is_dir())
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
             os.replace(path, old / path.name)

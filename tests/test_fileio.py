@@ -36,3 +36,21 @@ def test_atomic_dir_replaces_only_on_success(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~umask
+
+
+def test_atomic_dir_gives_files_written_inside_the_normal_mode(tmp_path):
+    """safetensors creates its files 0600: a saved checkpoint would be unreadable to other users."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    target = tmp_path / "ckpt"
+    with atomic_dir(target) as tmp:
+        save_file({"w": torch.zeros(2)}, str(tmp / "model.safetensors"))
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "x").write_text("1")
+        os.chmod(tmp / "sub" / "x", 0o600)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((target / "model.safetensors").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((target / "sub" / "x").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((target / "sub").stat().st_mode) == 0o777 & ~umask
