@@ -21,13 +21,14 @@ def data(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("toydance") / "data", clips=3, seconds=4.0, seed=5, progress=False)
 
 
-def fit(config: str, tmp: Path, steps: int, *overrides: str) -> int:
+def fit(config: str | tuple[str, ...], tmp: Path, steps: int, *overrides: str) -> int:
     """`mmgen fit` on a shipped config; overrides come after every -c, so they win (later wins).
 
     The shipped configs export into checkpoints/toydance/ (relative to the working directory):
     every test run exports under `tmp` instead, or it would overwrite the shipped checkpoint.
     """
-    return main(["fit", "-c", str(CONFIGS / "trainer_cpu.yaml"), "-c", str(CONFIGS / config),
+    layers = [a for c in ((config,) if isinstance(config, str) else config) for a in ("-c", str(CONFIGS / c))]
+    return main(["fit", "-c", str(CONFIGS / "trainer_cpu.yaml"), *layers,
                  f"--model.init_args.export_dir={tmp}/export",
                  f"--trainer.max_steps={steps}", f"--trainer.default_root_dir={tmp}",
                  f"--trainer.logger.init_args.save_dir={tmp}/logs", "--trainer.enable_progress_bar=false",
@@ -47,6 +48,36 @@ def test_fit_a_motion_vae_with_the_rhythm_term_through_the_cli(data, tmp_path):
     logged = (next((tmp_path / "logs").rglob("metrics.csv"))).read_text().splitlines()[0]
     assert "train/rhythm" in logged and "train/positions" in logged  # named losses, logged under their names
     assert not torch.allclose(vae.latent_stats.std, torch.ones_like(vae.latent_stats.std))  # stats were measured
+
+
+def test_fine_tuning_the_motion_decoder_keeps_every_latent(data, tmp_path):
+    torch.manual_seed(0)
+    MelVAE.from_preset("tiny").save_pretrained(tmp_path / "music_vae")
+    first = tmp_path / "stage3"
+    assert fit("vae_motion.yaml", tmp_path / "a", 2, f"--data.init_args.root={data}", "--data.init_args.batch_size=2",
+               f"--model.init_args.objective.init_args.music_vae={tmp_path / 'music_vae'}",
+               f"--model.init_args.export_dir={first}",
+               "--model.init_args.stats_batches=2") == 0
+    tuned = tmp_path / "stage3b"
+    assert fit(("vae_motion.yaml", "vae_motion_decoder.yaml"), tmp_path / "b", 3, f"--data.init_args.root={data}",
+               "--data.init_args.batch_size=2", f"--model.init_args.init_weights={first}",
+               f"--model.init_args.export_dir={tuned}") == 0
+    before, after = MotionVAE.from_pretrained(first), MotionVAE.from_pretrained(tuned)
+    old, new = before.state_dict(), after.state_dict()
+    frozen = [k for k in old if not k.startswith("decoder.")]  # encoder, feature normalisation, latent stats
+    assert any(k.startswith("latent_stats.") for k in frozen) and any(k.startswith("codec.") for k in frozen)
+    assert all(torch.equal(old[k], new[k]) for k in frozen)
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("decoder."))  # the decoder trained
+    joints = torch.randn(1, 60, 24, 3) * 0.1
+    assert torch.equal(before.encode_joints(joints)[0], after.encode_joints(joints)[0])  # same latents: caches stay valid
+
+
+def test_freezing_a_submodule_the_model_lacks_is_refused():
+    from mmgen.train.objectives import MotionVAEObjective
+    from mmgen.train.vae_module import VAEModule
+
+    with pytest.raises(ValueError, match=r"freeze: MotionVAE has no submodule 'encoders' \(it has \[.*'encoder'"):
+        VAEModule(MotionVAEObjective(MotionVAE.tiny()), freeze=["encoders"])
 
 
 @pytest.fixture(scope="module")

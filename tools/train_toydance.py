@@ -1,5 +1,8 @@
 """Train the shipped ToyDance checkpoint from scratch on CPU: data -> VAEs -> latent cache -> DiT -> DiT tune.
 
+The motion VAE trains twice: whole (vae_motion), then its decoder alone (vae_motion_decoder), which
+leaves the latents as they were and rebuilds joints from them more closely.
+
     python tools/train_toydance.py                       # every stage, ~2 h on an idle 2-core CPU
     python tools/train_toydance.py --stages dit,assemble # resume from a stage
     python tools/train_toydance.py --scale 0.02          # a smoke run (2% of the steps)
@@ -29,13 +32,16 @@ FIT_STAGES = {
     "vae_audio": (("vae_audio.yaml",), 1500),
     "vocoder": (("vocoder.yaml",), 1500),
     "vae_motion": (("vae_motion.yaml",), 1000),
+    "vae_motion_decoder": (("vae_motion.yaml", "vae_motion_decoder.yaml"), 5000),  # same latents, better joints
     "vae_video": (("vae_video.yaml",), 1000),
     "dit": (("dit.yaml",), 10000),
     "dit_tune": (("dit.yaml", "dit_tune.yaml"), 6000),  # steps beyond the dit stage's
 }
 # stage -> the stage whose newest Lightning checkpoint it resumes (same run, new settings)
 RESUMES = {"dit_tune": "dit"}
-TRAINING_STAGES = ("data", "vae_audio", "vocoder", "vae_motion", "vae_video", "cache", "dit", "dit_tune")
+TRAINING_STAGES = (
+    "data", "vae_audio", "vocoder", "vae_motion", "vae_motion_decoder", "vae_video", "cache", "dit", "dit_tune",
+)
 STAGES = (*TRAINING_STAGES, "assemble", "report")  # only training stages are timed into training.json
 
 

@@ -10,12 +10,13 @@ batches and, with `export_dir`, the model is written with `save_pretrained`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
 import torch
 
+from mmgen.pretrained import load_weights
 from mmgen.train.objectives import Objective
 from mmgen.train.schedule import warmup_cosine_scheduler
 
@@ -34,6 +35,12 @@ class VAEModule(L.LightningModule):
         export_dir: where `save_pretrained` writes the trained model after fit.
         stats_batches: training batches used to measure LatentStats after fit (0 keeps the stats), and
             the input normalisation some objectives fit before the first step (at least one batch).
+        init_weights: a pretrained directory (or its model.safetensors) of the model to start from;
+            its input normalisation comes with it and is not measured again.
+        freeze: names of the model's submodules that do not train (e.g. ["encoder"]).
+
+    Fine-tuning only the decoder (`init_weights` + `freeze: [encoder]` + `stats_batches: 0`) keeps
+    every latent the same, so latent caches and a DiT trained on them stay valid.
     """
 
     def __init__(
@@ -50,9 +57,19 @@ class VAEModule(L.LightningModule):
         disc_start_step: int = 0,
         export_dir: str | None = None,
         stats_batches: int = 32,
+        init_weights: str | None = None,
+        freeze: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["objective"])
+        if init_weights is not None:
+            load_weights(objective.model, init_weights)
+        submodules = dict(objective.model.named_modules())
+        for name in freeze:
+            if not name or name not in submodules:
+                children = [n for n, _ in objective.model.named_children()]
+                raise ValueError(f"freeze: {type(objective.model).__name__} has no submodule {name!r} (it has {children})")
+            submodules[name].requires_grad_(False)
         self.objective = objective
         self.automatic_optimization = False
 
@@ -63,6 +80,8 @@ class VAEModule(L.LightningModule):
     def on_train_start(self) -> None:
         """Input normalisation (e.g. the motion codec) from training batches, before the first step."""
         hp = self.hparams
+        if hp.init_weights is not None:
+            return  # the pretrained model brought its normalisation
         batches = (self.transfer_batch_to_device(b, self.device, 0)
                    for i, b in zip(range(max(hp.stats_batches, 1)), self.trainer.train_dataloader))
         self.objective.fit_data_stats(batches)
