@@ -133,11 +133,17 @@ class PretrainedMixin:
         """
         assert isinstance(self, torch.nn.Module)
         digest = hashlib.sha256(yaml.safe_dump(self.config_yaml(), sort_keys=True).encode())
-        for name, tensor in sorted(self.state_dict().items()):
+        for name, tensor in sorted(self.fingerprinted_state().items()):
             t = tensor.detach().cpu().contiguous()
             digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
             digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
         return digest.hexdigest()
+
+    def fingerprinted_state(self) -> dict[str, torch.Tensor]:
+        """The weights `fingerprint` hashes: all of them unless a subclass knows some cannot
+        change what the fingerprint vouches for."""
+        assert isinstance(self, torch.nn.Module)
+        return self.state_dict()
 
     def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
         """Write `config.yaml` and `model.safetensors` into `directory` (atomically).

@@ -70,6 +70,7 @@ def test_fine_tuning_the_motion_decoder_keeps_every_latent(data, tmp_path):
     assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("decoder."))  # the decoder trained
     joints = torch.randn(1, 60, 24, 3) * 0.1
     assert torch.equal(before.encode_joints(joints)[0], after.encode_joints(joints)[0])  # same latents: caches stay valid
+    assert before.fingerprint() == after.fingerprint()  # so a cache made with `first` is accepted for `tuned`
 
 
 def test_freezing_a_submodule_the_model_lacks_is_refused():

@@ -3,6 +3,7 @@ import torch
 
 from mmgen.data.toydance import generate_clip
 from mmgen.modalities.audio_mel import MelVAE
+from mmgen.modalities.audio_wave import WaveVAE
 from mmgen.modalities.media import AudioModality, MotionModality, VideoModality
 from mmgen.modalities.motion import MotionVAE
 from mmgen.modalities.video import VideoVAE
@@ -55,3 +56,33 @@ def test_save_load_round_trip_keeps_the_fingerprint(tmp_path, clip, media):
         assert loaded.fingerprint() == media[name].fingerprint()
     raw = torch.from_numpy(clip.joints)
     assert torch.equal(MotionModality.from_pretrained(tmp_path / "motion").encode_item(raw), media["motion"].encode_item(raw))
+
+
+def test_fingerprint_covers_exactly_the_weights_that_make_latents(clip):
+    """Changing every decoder-only weight keeps the latents and the fingerprint (a decoder
+    fine-tune leaves latent caches valid); changing an encoder weight changes the fingerprint."""
+    torch.manual_seed(0)
+    wave = WaveVAE.from_preset("tiny").eval()
+    encoders = {
+        "mel": (AudioModality(MelVAE.from_preset("tiny")).eval(), clip.audio),
+        "motion": (MotionModality(MotionVAE.tiny()).eval(), clip.joints),
+        "video": (VideoModality(VideoVAE.tiny()).eval(), clip.video),
+    }
+    cases = {}
+    for name, (modality, raw) in encoders.items():
+        cases[name] = (modality.vae, lambda m=modality, r=raw: m.encode_item(r))
+    audio = torch.from_numpy(clip.audio)[None]
+    cases["wave"] = (wave, lambda: wave.encode_normalized(wave.prepare(audio, clip.sample_rate)))
+    for name, (vae, encode) in cases.items():
+        fingerprint, latents = vae.fingerprint(), encode()
+        decoder = [p for k, p in vae.named_parameters() if k.startswith(vae.decoder_prefixes)]
+        assert len(decoder) > 4, f"{name}: decoder_prefixes {vae.decoder_prefixes} match no decoder"
+        with torch.no_grad():
+            for p in decoder:
+                p.add_(torch.randn_like(p))
+        assert vae.fingerprint() == fingerprint, name
+        assert torch.equal(encode(), latents), f"{name}: a decoder-only weight changed the latents"
+        encoder = next(p for k, p in vae.named_parameters() if not k.startswith(vae.decoder_prefixes))
+        with torch.no_grad():
+            encoder.add_(0.01)
+        assert vae.fingerprint() != fingerprint, name

@@ -6,9 +6,11 @@
       shard-00001.safetensors ...
 
 Latents are stored already normalized by each VAE's `LatentStats`, so the DiT reads unit-variance
-tokens directly. The manifest records the sha256 fingerprint (config + weights) of the VAE that
-made each modality; `LatentCache.check_fingerprints` refuses a cache made by other VAEs, because
-a DiT trained on one VAE's latents produces noise through another's decoder.
+tokens directly. The manifest records the sha256 fingerprint of the VAE that made each modality
+(its config and every weight but the decoder's, `ModalityVAE.fingerprinted_state`);
+`LatentCache.check_fingerprints` refuses a cache made by other VAEs, because a DiT trained on one
+VAE's latents produces noise through another's decoder. A decoder fine-tuned alone changes no
+latent, so the cache stays valid.
 """
 
 from __future__ import annotations

@@ -92,6 +92,8 @@ class MelVAE(ModalityVAE):
             the network ((x - shift) / scale); decode undoes it.
     """
 
+    decoder_prefixes = ("dec_",)  # dec_in, dec_mid, dec_stages, dec_norm, dec_out
+
     def __init__(
         self,
         mel: MelSpec | None = None,

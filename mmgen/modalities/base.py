@@ -111,6 +111,13 @@ class ModalityVAE(PretrainedMixin, nn.Module, abc.ABC):
     """
 
     latent_stats: LatentStats
+    #: state_dict prefixes that only `decode` uses. The fingerprint (what a latent cache records)
+    #: leaves them out: fine-tuning the decoder alone keeps every latent, so caches made with the
+    #: VAE, and DiTs trained on them, stay valid.
+    decoder_prefixes: tuple[str, ...] = ("decoder.",)
+
+    def fingerprinted_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(self.decoder_prefixes)}
 
     @property
     @abc.abstractmethod
