@@ -22,8 +22,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from mmgen.metrics._checks import to_numpy
+from mmgen.spans import blend_runs
 
 logger = logging.getLogger(__name__)
 
@@ -202,15 +204,10 @@ def video_beat_alignment(
     return float(np.mean(np.exp(-(d**2) / (2 * sigma_seconds**2))))
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[(a, b)] of maximal runs of True in a 1-D bool mask."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
-
-
 def linear_blend(ref: Any, mask: Any) -> np.ndarray:
     """Baseline for interpolation: each run of masked frames of `ref` [T, ...] replaced by the
-    straight line between the unmasked frames around it (the one present at the clip ends is held).
+    straight line between the unmasked frames around it (the one present at the clip ends is held;
+    `mmgen.spans.blend_runs`).
 
         ref    r0  r1  r2  r3  r4       mask  F T T F F
         blend  r0  r0 + (r3 - r0)/3  r0 + 2 (r3 - r0)/3  r3  r4
@@ -221,15 +218,7 @@ def linear_blend(ref: Any, mask: Any) -> np.ndarray:
         raise ValueError(f"linear_blend: mask has {m.shape[0]} frames, ref has {x.shape[0]}")
     if m.all():
         raise ValueError("linear_blend: every frame is masked; nothing to blend between")
-    out = x.copy()
-    t_len = len(m)
-    for a, b in _runs(m):
-        left = x[a - 1] if a > 0 else x[b]
-        right = x[b] if b < t_len else x[a - 1]
-        w = (np.arange(a, b) - (a - 1)) / (b - (a - 1))  # [b - a]
-        w = w.reshape(-1, *([1] * (x.ndim - 1)))
-        out[a:b] = (1 - w) * left + w * right
-    return out
+    return blend_runs(torch.from_numpy(x), torch.from_numpy(m)).numpy()
 
 
 def _frame_distance(diff: np.ndarray, batched: bool) -> np.ndarray:

@@ -1,6 +1,6 @@
 """`Pipeline`: modality VAEs + one MultimodalDiT (+ condition encoder) -> any task on raw media.
 
-    given raw media ──fit to the clip──► MediaModality.encode ──► latents of GIVEN / EDIT modalities
+    given raw media ──fit to the clip, generated spans blanked──► MediaModality.encode ──► latents of GIVEN / EDIT modalities
         task (a noise-level mask) ──► diffusion.sample (or sample_long past the training window)
     sampled latents ──► MediaModality.decode ──► raw; GIVEN frames pasted back from the input ──► Generation
 
@@ -11,6 +11,11 @@ latent frames cover, so each VAE gives exactly that many; outputs are cut to `se
     seconds = 4.1, motion 30 fps, latents 7.5 Hz   ->  31 latent frames  <- 124 input frames
                                                        (a 4-s input of 120 frames holds its last frame 4x)
                                                        decode: 124 frames -> output round(4.1 * 30) = 123
+
+Before encoding, the raw frames of fully generated latent frames are replaced by the straight
+line between the given frames around them (`pipeline_media.blank_generated`): what the caller
+puts where the model generates (the true middle, zeros) cannot leak into the GIVEN latents
+through the encoders' receptive fields. EDIT spans keep their content (SDEdit starts from it).
 
 Raw samples of GIVEN latent frames are returned as given (not their VAE round trip). Motion
 decodes from the given motion's frame-0 root state when the task takes motion as input (it was
@@ -47,7 +52,14 @@ from mmgen.inputs import coverage_length, fit_length, pad_mode
 from mmgen.modalities.media import MediaModality
 from mmgen.pipeline_config import CONFIG_NAME, FORMAT, GenerationDefaults, plain, read_config
 from mmgen.pipeline_load import check_parts, load_condition, load_dit, load_modalities, load_process
-from mmgen.pipeline_media import check_raw, common_batch, decode_raw, resolve_task, to_generation
+from mmgen.pipeline_media import (
+    blank_generated,
+    check_raw,
+    common_batch,
+    decode_raw,
+    resolve_task,
+    to_generation,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +261,13 @@ class Pipeline:
             [self.dit, *self.modalities.values(), *([self.condition] if self.condition else [])], self.dit
         ):
             covered = {
-                m: fit_length(x, coverage_length(self.modalities[m], frames[m]), pad_mode(self.modalities[m]))
+                m: blank_generated(
+                    self.modalities[m],
+                    fit_length(x, coverage_length(self.modalities[m], frames[m]), pad_mode(self.modalities[m])),
+                    resolved.start[m],
+                )
+                if m in resolved.start
+                else x
                 for m, x in raw.items()
             }
             latents_in = {

@@ -20,6 +20,7 @@ from mmgen.generation import Generation
 from mmgen.inputs import fit_length, pad_mode
 from mmgen.modalities.media import MediaModality
 from mmgen.modalities.motion_anchor import anchor_to_given
+from mmgen.spans import blend_runs
 
 
 def resolve_task(
@@ -81,6 +82,22 @@ def common_batch(raw: Mapping[str, torch.Tensor], batch_size: int | None) -> int
     return batch
 
 
+def latent_frame_of(mod: MediaModality, n: int, frames: int) -> torch.Tensor:
+    """Index [n] of the latent frame covering each of n raw samples / frames (floored, see above)."""
+    pos = torch.arange(n, dtype=torch.float64) * (mod.spec.rate_hz / mod.raw_rate)
+    return torch.floor(pos + 1e-6).long().clamp(max=frames - 1)
+
+
+def blank_generated(mod: MediaModality, covered: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    """The input [B, N, ...] with the raw frames of fully generated latent frames (start level 1)
+    replaced by the straight line between the frames around them (`mmgen.spans`), so that what
+    the caller put there cannot reach the GIVEN latents through the encoder's receptive field."""
+    generated = (start >= 1).cpu()[latent_frame_of(mod, covered.shape[1], len(start))]
+    if not bool(generated.any()) or bool(generated.all()):
+        return covered
+    return blend_runs(covered, generated, dim=1)
+
+
 def decode_raw(
     mod: MediaModality,
     z: torch.Tensor,
@@ -110,8 +127,7 @@ def decode_raw(
         out = mod.decode(z, n, generator=torch.Generator(device=mod.device).manual_seed(int(seed) + 1))
     out = fit_length(out.cpu(), n, pad)
     if raw is not None and bool(given.any()):
-        pos = torch.arange(n, dtype=torch.float64) * (mod.spec.rate_hz / mod.raw_rate)
-        keep = given[torch.floor(pos + 1e-6).long().clamp(max=len(given) - 1)]  # [N] its latent frame is GIVEN
+        keep = given[latent_frame_of(mod, n, len(given))]  # [N] its latent frame is GIVEN
         raw = fit_length(raw, n, pad).to(out.dtype)
         if mod.kind == "motion":
             out = anchor_to_given(out, raw, keep, mod.root)
