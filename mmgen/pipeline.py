@@ -368,8 +368,11 @@ class Pipeline:
             )
         if cross is not None:
             return cross
-        moving = [m for m, s in start.items() if bool((s > 0).any())]
-        return self.defaults.cross_guidance if len(moving) >= 2 else None
+        # MoMu's cross-guidance ties modalities generated from scratch to each other; where each
+        # has given frames of its own (interpolate, continue, inpaint) those already tie them, and
+        # on the shipped checkpoint it made interpolation worse (MPJPE 0.044 vs 0.041 m without)
+        from_scratch = [m for m, s in start.items() if bool((s > 0).all())]
+        return self.defaults.cross_guidance if len(from_scratch) >= 2 else None
 
 
 def plain_process(process: Process) -> dict[str, Any]:

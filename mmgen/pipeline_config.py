@@ -44,7 +44,9 @@ class GenerationDefaults:
         steps, sampler: solver steps and name (`mmgen.diffusion.SAMPLERS`).
         guidance: {group: scale}, groups = condition modalities or "text"; a group is applied only
             where it means something (the modality is GIVEN in the task, a caption is given).
-        cross_guidance: MoMu switch level for tasks generating >= 2 modalities (None: off).
+        cross_guidance: MoMu switch level, applied by default where >= 2 modalities are generated
+            from scratch (joint, a conditional task via a bridge), not where each generated
+            modality has given frames of its own (interpolate, continue); None: off.
         seconds: clip length when nothing is given to measure it from.
         window_seconds, hop_seconds: the training window; longer clips are sampled in windows
             (`diffusion.sample_long`) sliding by the hop (default half the window).

@@ -19,8 +19,11 @@ from mmgen.diffusion.tasks import PRESETS, Task, preset_parameters
 from mmgen.generation import Generation
 from mmgen.inputs import fit_length, pad_mode
 from mmgen.modalities.media import MediaModality
-from mmgen.modalities.motion_anchor import anchor_to_given
+from mmgen.modalities.motion_anchor import anchor_to_given, ease_into_given
 from mmgen.spans import blend_runs
+
+
+EASE_SECONDS = 1 / 3  # generated motion fades into the given pose over this much time at each join
 
 
 def resolve_task(
@@ -131,6 +134,7 @@ def decode_raw(
         raw = fit_length(raw, n, pad).to(out.dtype)
         if mod.kind == "motion":
             out = anchor_to_given(out, raw, keep, mod.root)
+            out = ease_into_given(out, raw, keep, frames=max(1, round(EASE_SECONDS * mod.raw_rate)))
         out = torch.where(keep.reshape(1, n, *([1] * (out.ndim - 2))), raw, out)
     return out
 

@@ -1,9 +1,9 @@
-"""Generated motion spans are shifted so their root meets the given frames around them."""
+"""Generated motion spans are shifted so their root meets the given frames around them, and eased into them."""
 
 import pytest
 import torch
 
-from mmgen.modalities.motion_anchor import anchor_to_given
+from mmgen.modalities.motion_anchor import anchor_to_given, ease_into_given
 
 
 def root(joints: torch.Tensor) -> torch.Tensor:
@@ -69,3 +69,26 @@ def test_a_shared_reference_and_bad_shapes(reference):
         anchor_to_given(decoded, reference[:, :30], given, root)
     with pytest.raises(ValueError, match=r"given must be \[40\]"):
         anchor_to_given(decoded, reference, given[:30], root)
+
+
+def test_easing_removes_the_pop_at_each_join_and_leaves_the_rest(reference):
+    decoded = reference + 0.2 * torch.randn(2, 1, 5, 3, dtype=torch.float64)  # the same wrong pose offset throughout
+    given = torch.zeros(40, dtype=torch.bool)
+    given[:10] = given[30:] = True
+    out = ease_into_given(decoded, reference, given, frames=6)
+    for b in (10, 29):  # first generated frame after a join, last before one
+        mismatch, before = (out[:, b] - reference[:, b]).norm(), (decoded[:, b] - reference[:, b]).norm()
+        assert mismatch < 0.1 * before  # the pose continues from the given frame instead of jumping
+    torch.testing.assert_close(out[:, 17:23], decoded[:, 17:23])  # more than 6 frames from a join
+    torch.testing.assert_close(out[:, given], decoded[:, given])
+    # the correction fades monotonically away from the left join
+    change = (out - decoded).norm(dim=(-1, -2)).mean(0)[10:17]
+    assert torch.all(change[1:] <= change[:-1] + 1e-12) and change[-1] == 0
+
+
+def test_easing_checks_its_arguments(reference):
+    given = torch.zeros(40, dtype=torch.bool)
+    with pytest.raises(ValueError, match="frames must be >= 1"):
+        ease_into_given(reference, reference, given, frames=0)
+    with pytest.raises(ValueError, match="do not match"):
+        ease_into_given(reference, reference[:, :30], given, frames=3)

@@ -295,6 +295,11 @@ def test_cross_guidance_default_applies_where_two_modalities_are_generated(clip)
     )
     with pytest.raises(ValueError, match="cross-guidance needs >= 2 generated modalities"):
         run("dance2music", {"motion": clip.joints}, cross_guidance=0.5)
+    # each generated modality has given frames of its own: off unless asked for
+    given = {"audio": clip.audio, "motion": clip.joints}
+    inbetween = run("interpolate", given, task_kwargs={"head": 0.5, "tail": 0.5}).audio
+    assert np.array_equal(inbetween, run("interpolate", given, task_kwargs={"head": 0.5, "tail": 0.5}, cross_guidance=False).audio)
+    assert not np.array_equal(inbetween, run("interpolate", given, task_kwargs={"head": 0.5, "tail": 0.5}, cross_guidance=0.5).audio)
 
 
 def test_generate_restores_module_modes(pipe):
