@@ -130,7 +130,7 @@ def run_demo(pipeline: Pipeline, out: str | Path, settings: DemoSettings = DemoS
                      "video": _stack(video_clips, "video", s.video_seconds, vfps)}
             gen = run_generation(pipeline, task, given, s.video_seconds, s.steps, s.seed,
                                  task_kwargs={"head": head, "tail": tail})
-            rows += interpolation_rows(task, gen, video_clips, head, tail)
+            rows += interpolation_rows(task, gen, video_clips)
         else:
             long_clip = generate_clip(HELD_OUT_SEED + 999, seconds=s.long_seconds, render_video=False)
             window = pipeline.defaults.window_seconds or s.video_seconds

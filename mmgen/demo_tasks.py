@@ -131,12 +131,12 @@ def joint_sync(task: str, gen: Generation) -> float:
     return _mean([bas(j, music_beats(a, gen.sample_rate), gen.fps) for a, j in zip(gen.audio, gen.joints)])
 
 
-def interpolation_rows(task: str, gen: Generation, clips: Sequence[ToyDanceClip], head: float, tail: float) -> list[Row]:
-    """Rows for interpolation: error on the generated middle vs a linear blend of the given ends."""
+def interpolation_rows(task: str, gen: Generation, clips: Sequence[ToyDanceClip]) -> list[Row]:
+    """Rows for interpolation: error on the generated middle vs a linear blend of the given frames
+    around it, both on exactly the frames the model made (the given ends end on latent frames)."""
     assert gen.joints is not None and gen.fps is not None
     t = gen.joints.shape[1]
-    times = np.arange(t) / gen.fps
-    mask = np.broadcast_to((times >= head) & (times < gen.seconds - tail), (len(clips), t))
+    mask = np.broadcast_to(gen.generated["motion"], (len(clips), t))
     ref = np.stack([c.joints[:t] for c in clips])
     err = interpolation_error(gen.joints, ref, mask)
     return [Row(task, "motion MPJPE on the generated middle (m)", err["error"], None, err["blend_error"],

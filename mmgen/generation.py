@@ -30,6 +30,8 @@ class Generation:
 
     Given inputs appear exactly as given (trimmed / padded to the clip); `latents` holds the
     sampled normalized latents per modality (CPU) and `given` the modalities the task took as input.
+    `generated` marks, per modality, the raw samples / frames [N] the model made (False where the
+    input was pasted back): the span to score an interpolation or inpainting on.
     """
 
     task: str
@@ -43,6 +45,7 @@ class Generation:
     seed: int = 0
     given: tuple[str, ...] = ()
     latents: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    generated: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def batch_size(self) -> int:

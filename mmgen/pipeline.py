@@ -312,7 +312,7 @@ class Pipeline:
                 )
                 for m in latents
             }
-        return to_generation(self.modalities, task_obj, seconds, out, latents, seed, sorted(latents_in))
+        return to_generation(self.modalities, task_obj, seconds, out, latents, seed, sorted(latents_in), start)
 
     # ------------------------------------------------------------------ helpers
     def _conditions(

@@ -147,12 +147,16 @@ def to_generation(
     latents: Mapping[str, torch.Tensor],
     seed: int,
     given: Sequence[str],
+    start: Mapping[str, torch.Tensor],
 ) -> Generation:
-    """Raw tensors per modality -> a Generation of numpy arrays with their rates."""
+    """Raw tensors per modality -> a Generation of numpy arrays with their rates; `start` (the
+    task's start level per latent frame) gives the raw frames that were generated."""
     res = Generation(task=task.name, seconds=seconds, seed=int(seed), given=tuple(given))
     res.latents = {m: z.detach().cpu() for m, z in latents.items()}
     for name, x in out.items():
         mod = modalities[name]
+        s = start[name].cpu()
+        res.generated[name] = (s != 0)[latent_frame_of(mod, x.shape[1], len(s))].numpy()
         if mod.kind == "motion":
             res.joints, res.fps = x.float().numpy(), float(mod.raw_rate)
         elif mod.kind == "video":

@@ -179,6 +179,13 @@ def test_every_preset_runs_and_given_inputs_come_back_exactly(pipe, clip, task):
             assert not np.array_equal(
                 _seconds_slice(got[m], rates[m], a, b), _seconds_slice(raw[m][None], rates[m], a, b)
             ), m
+        for m in present:  # the mask of generated frames matches what came back
+            mask = out.generated[m]
+            assert mask.shape == (got[m].shape[1],), m
+            a, b = generated
+            assert mask[round(a * rates[m]) : round(b * rates[m])].all(), m
+            for a, b in kept if m in given else ():
+                assert not mask[round(a * rates[m]) : round(b * rates[m])].any(), (m, a, b)
     else:
         for m in given:
             assert np.array_equal(got[m][0], raw[m]), (
@@ -186,6 +193,8 @@ def test_every_preset_runs_and_given_inputs_come_back_exactly(pipe, clip, task):
             )  # fully GIVEN: the input itself, not its VAE round trip
         for m in set(present) - set(given):
             assert np.isfinite(got[m].astype(np.float64)).all()
+        for m in present:
+            assert (~out.generated[m] if m in given else out.generated[m]).all(), m  # wholly given or generated
 
 
 def test_long_form_samples_in_training_windows(pipe):
