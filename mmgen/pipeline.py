@@ -1,6 +1,7 @@
 """`Pipeline`: modality VAEs + one MultimodalDiT (+ condition encoder) -> any task on raw media.
 
-    given raw media ──fit to the clip, generated spans blanked──► MediaModality.encode ──► latents of GIVEN / EDIT modalities
+    given raw media ──fit to the clip, generated spans blanked──► MediaModality.encode
+        ──► latents of GIVEN / EDIT modalities
         task (a noise-level mask) ──► diffusion.sample (or sample_long past the training window)
     sampled latents ──► MediaModality.decode ──► raw; GIVEN frames pasted back from the input ──► Generation
 
@@ -260,14 +261,12 @@ class Pipeline:
         with _inference(
             [self.dit, *self.modalities.values(), *([self.condition] if self.condition else [])], self.dit
         ):
-            covered = {
+            covered = {  # every given modality is in the task (checked above)
                 m: blank_generated(
                     self.modalities[m],
                     fit_length(x, coverage_length(self.modalities[m], frames[m]), pad_mode(self.modalities[m])),
                     resolved.start[m],
                 )
-                if m in resolved.start
-                else x
                 for m, x in raw.items()
             }
             latents_in = {
