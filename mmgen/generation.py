@@ -31,7 +31,8 @@ class Generation:
     Given inputs appear exactly as given (trimmed / padded to the clip); `latents` holds the
     sampled normalized latents per modality (CPU) and `given` the modalities the task took as input.
     `generated` marks, per modality, the raw samples / frames [N] the model made (False where the
-    input was pasted back): the span to score an interpolation or inpainting on.
+    input was pasted back): the span to score an interpolation or inpainting on, and the frames
+    that carry a bar along the top of the stick-figure video.
     """
 
     task: str
@@ -74,7 +75,9 @@ class Generation:
         from mmgen.render import render_stick_figure
 
         fps = float(self.fps or 0.0)
-        return render_stick_figure(joints, fps, size=stick_size), fps
+        made = self.generated.get("motion")
+        marks = made if made is not None and made.any() and not made.all() else None  # only a partial span is news
+        return render_stick_figure(joints, fps, size=stick_size, generated=marks), fps
 
     def save(self, directory: str | os.PathLike, prefix: str = "sample", stick_size: int = 128) -> list[Path]:
         """Write wav / npz / mp4 (audio muxed) / mel PNG per example into `directory`; returns the paths.

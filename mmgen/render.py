@@ -31,6 +31,7 @@ LIMB_COLORS: dict[str, Color] = {
 }
 FLOOR_COLOR: Color = (120, 120, 120)
 HEAD_RADIUS_M = 0.10  # head disc radius in metres (drawn above the head joint)
+GENERATED_BAR_COLOR: Color = (235, 90, 60)  # bar along the top of frames the model made
 _ARM_WORDS = ("collar", "shoulder", "elbow", "wrist", "hand")
 _LEG_WORDS = ("hip", "knee", "ankle", "foot")
 
@@ -110,6 +111,7 @@ def render_stick_figure(
     fill: float = 0.8,
     line_width: float | None = None,
     floor: bool = True,
+    generated: np.ndarray | None = None,
 ) -> np.ndarray:
     """Render joints [T, J, 3] (y-up, metres) as stick-figure frames [F, size, size, 3] uint8.
 
@@ -119,6 +121,8 @@ def render_stick_figure(
             vertical extent (floor to head top) occupies.
         line_width: bone thickness in pixels (default size / 32, at least 1.5).
         floor: draw the floor line y = 0 when it is inside the view.
+        generated: bool [T]; frames marked True get a bar along the top edge, so a viewer sees
+            where an in-between or continuation takes over from the given motion.
     """
     joints = np.asarray(joints, dtype=np.float32)
     skeleton.check_joints(joints, "render_stick_figure joints")
@@ -131,6 +135,7 @@ def render_stick_figure(
     if not 0.0 < fill <= 1.0:
         raise ValueError(f"render_stick_figure fill must be in (0, 1], got {fill}")
     frames = resample_frames(joints, fps, out_fps or fps) if out_fps else joints
+    marked = _marks_at(generated, len(joints), len(frames), fps, out_fps or fps)
     head = skeleton.index("head") if "head" in skeleton.joint_names else None
     scale, x_mid, floor_row = _fit_view(frames, size, fill, head)
     col = size / 2 + scale * (frames[..., 0] - x_mid)  # [F, J]
@@ -161,5 +166,18 @@ def render_stick_figure(
         if head is not None:
             centre = uv[f, head] - np.array([0.0, scale * HEAD_RADIUS_M], np.float32)
             _draw_disc(img, centre, scale * HEAD_RADIUS_M, head_color)
+        if marked[f]:
+            img[: max(2, size // 24)] = GENERATED_BAR_COLOR
         out[f] = np.clip(img + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+def _marks_at(generated: np.ndarray | None, n_in: int, n_out: int, fps: float, out_fps: float) -> np.ndarray:
+    """The `generated` mask [n_in] at the output frames (nearest input frame in time)."""
+    if generated is None:
+        return np.zeros(n_out, dtype=bool)
+    g = np.asarray(generated, dtype=bool).reshape(-1)
+    if g.shape[0] != n_in:
+        raise ValueError(f"render_stick_figure generated: expected a mask of {n_in} frames, got {g.shape[0]}")
+    idx = np.clip(np.round(np.arange(n_out) / out_fps * fps).astype(int), 0, n_in - 1)
+    return g[idx]

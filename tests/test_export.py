@@ -210,6 +210,20 @@ def test_render_shape_fps_background_and_fill():
     assert 0.72 * 64 <= height <= 0.88 * 64  # floor to head top fills ~80 %
 
 
+
+def test_render_marks_generated_frames_with_a_top_bar_at_the_output_rate():
+    from mmgen.render import GENERATED_BAR_COLOR
+
+    generated = np.zeros(30, dtype=bool)
+    generated[10:20] = True  # input frames 10-19 at 30 fps -> output frames 5-9 at 15 fps
+    frames = render_stick_figure(_tpose(30), fps=30.0, size=48, out_fps=15.0, generated=generated)
+    plain = render_stick_figure(_tpose(30), fps=30.0, size=48, out_fps=15.0)
+    barred = [f for f in range(15) if (frames[f, 0] == GENERATED_BAR_COLOR).all()]
+    assert barred == [5, 6, 7, 8, 9]
+    assert np.array_equal(frames[:, 2:], plain[:, 2:])  # only the bar differs
+    with pytest.raises(ValueError, match="expected a mask of 30 frames, got 29"):
+        render_stick_figure(_tpose(30), fps=30.0, size=48, generated=generated[:29])
+
 def test_render_left_limbs_on_the_viewers_right():
     frame = render_stick_figure(_tpose(1), fps=30.0, size=64, floor=False)[0].astype(int)
     left_arm, right_arm = np.array(LIMB_COLORS["left_arm"]), np.array(LIMB_COLORS["right_arm"])

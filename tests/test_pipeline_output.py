@@ -75,3 +75,16 @@ def test_2d_pose_is_saved_with_a_confidence_channel(tmp_path):
     assert [p.name for p in written] == ["sample.npz"]  # no audio, no stick figure for COCO-17
     stored = load_motion_npz(tmp_path / "sample.npz")["joints"]
     assert np.array_equal(stored[..., :2], joints[0]) and np.all(stored[..., 2] == 1.0)
+
+
+def test_stick_figure_marks_only_the_frames_an_in_between_made(clip):
+    from mmgen.render import GENERATED_BAR_COLOR
+
+    pipe = make_pipeline(video=False)
+    out = pipe.generate("interpolate", {"motion": clip.joints}, progress=False, task_kwargs={"head": 1.0, "tail": 1.0})
+    frames, fps = out.example_frames(0, stick_size=32)
+    barred = (frames[:, 0] == GENERATED_BAR_COLOR).all(axis=(1, 2))
+    assert fps == 30.0 and np.array_equal(barred, out.generated["motion"]) and 0 < barred.sum() < len(barred)
+    whole = pipe.generate("music2dance", {"audio": clip.audio}, progress=False)
+    frames, _ = whole.example_frames(0, stick_size=32)
+    assert not (frames[:, 0] == GENERATED_BAR_COLOR).all(axis=(1, 2)).any()  # all generated: nothing to point out
