@@ -22,7 +22,6 @@ from mmgen.modalities.media import MediaModality
 from mmgen.modalities.motion_anchor import anchor_to_given, ease_into_given
 from mmgen.spans import blend_runs
 
-
 EASE_SECONDS = 1 / 3  # generated motion fades into the given pose over this much time at each join
 
 
