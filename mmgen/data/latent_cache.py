@@ -176,7 +176,7 @@ class LatentCache(torch.utils.data.Dataset):
             self._tensors = {}
             for shard in sorted({it["shard"] for it in self.items}):
                 with safe_open(str(self._shard_path(shard)), framework="pt") as f:
-                    for key in f:
+                    for key in f.keys():  # noqa: SIM118  (a safetensors handle, not a dict: it is not iterable)
                         if key.rsplit("/", 1)[1] in names:
                             self._tensors[key] = f.get_tensor(key)
 
