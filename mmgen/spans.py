@@ -34,14 +34,16 @@ def blend_runs(x: Tensor, mask: Tensor, dim: int = 0) -> Tensor:
     if bool(m.all()):
         raise ValueError("blend_runs: every frame is masked; nothing to blend between")
     xt = x.movedim(dim, 0)
-    work = xt.double() if not xt.is_floating_point() else xt
-    out = work.clone()
+    exact = xt.is_floating_point()
+    dtype = xt.dtype if exact else torch.float64  # only the blended frames are ever held in float
+    out = xt.clone()
     for a, b in runs(m):
-        left = work[a - 1] if a > 0 else work[b]
-        right = work[b] if b < n else work[a - 1]
-        w = (torch.arange(a, b, dtype=work.dtype, device=work.device) - (a - 1)) / (b - (a - 1))
-        w = w.reshape(-1, *([1] * (work.ndim - 1)))
-        out[a:b] = (1 - w) * left + w * right
-    if not xt.is_floating_point():
-        out = out.round().clamp(torch.iinfo(xt.dtype).min, torch.iinfo(xt.dtype).max)
-    return out.to(xt.dtype).movedim(0, dim)
+        left = (xt[a - 1] if a > 0 else xt[b]).to(dtype)
+        right = (xt[b] if b < n else xt[a - 1]).to(dtype)
+        w = (torch.arange(a, b, dtype=dtype, device=xt.device) - (a - 1)) / (b - (a - 1))
+        w = w.reshape(-1, *([1] * (xt.ndim - 1)))  # [b - a, 1, ...]
+        line = (1 - w) * left + w * right
+        if not exact:
+            line = line.round().clamp(torch.iinfo(xt.dtype).min, torch.iinfo(xt.dtype).max)
+        out[a:b] = line.to(xt.dtype)
+    return out.movedim(0, dim)
