@@ -34,8 +34,8 @@ def blend_runs(x: Tensor, mask: Tensor, dim: int = 0) -> Tensor:
     if bool(m.all()):
         raise ValueError("blend_runs: every frame is masked; nothing to blend between")
     xt = x.movedim(dim, 0)
-    exact = xt.is_floating_point()
-    dtype = xt.dtype if exact else torch.float64  # only the blended frames are ever held in float
+    is_float = xt.is_floating_point()
+    dtype = xt.dtype if is_float else torch.float64  # only the blended frames are ever held in float
     out = xt.clone()
     for a, b in runs(m):
         left = (xt[a - 1] if a > 0 else xt[b]).to(dtype)
@@ -43,7 +43,7 @@ def blend_runs(x: Tensor, mask: Tensor, dim: int = 0) -> Tensor:
         w = (torch.arange(a, b, dtype=dtype, device=xt.device) - (a - 1)) / (b - (a - 1))
         w = w.reshape(-1, *([1] * (xt.ndim - 1)))  # [b - a, 1, ...]
         line = (1 - w) * left + w * right
-        if not exact:
+        if not is_float:
             line = line.round().clamp(torch.iinfo(xt.dtype).min, torch.iinfo(xt.dtype).max)
         out[a:b] = line.to(xt.dtype)
     return out.movedim(0, dim)
