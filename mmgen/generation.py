@@ -32,7 +32,7 @@ class Generation:
     sampled normalized latents per modality (CPU) and `given` the modalities the task took as input.
     `generated` marks, per modality, the raw samples / frames [N] the model made (False where the
     input was pasted back): the span to score an interpolation or inpainting on, and the frames
-    that carry a bar along the top of the stick-figure video.
+    that carry a bar along the top of the mp4 (the video, or the stick figure without one).
     """
 
     task: str
@@ -64,20 +64,26 @@ class Generation:
 
     def example_frames(self, i: int, stick_size: int = 128) -> tuple[np.ndarray, float] | None:
         """Frames and fps of example i for the mp4: the video if there is one, else the stick figure."""
+        from mmgen.render import mark_generated, render_stick_figure
+
         if self.frames is not None:
-            return self.frames[i], float(self.video_fps or 0.0)
+            marks = self._partial_span("video")
+            frames = self.frames[i] if marks is None else mark_generated(self.frames[i], marks)
+            return frames, float(self.video_fps or 0.0)
         if self.joints is None:
             return None
         joints = self.joints[i]
         if joints.shape[1:] != (24, 3):
             logger.info("no stick figure for %s joints (needs SMPL-24, 3-D); mp4 skipped", joints.shape[1:])
             return None
-        from mmgen.render import render_stick_figure
-
         fps = float(self.fps or 0.0)
-        made = self.generated.get("motion")
-        marks = made if made is not None and made.any() and not made.all() else None  # only a partial span is news
-        return render_stick_figure(joints, fps, size=stick_size, generated=marks), fps
+        return render_stick_figure(joints, fps, size=stick_size, generated=self._partial_span("motion")), fps
+
+    def _partial_span(self, modality: str) -> np.ndarray | None:
+        """The generated mask of `modality` if the model made some of its frames but not all (only
+        then is there a boundary worth marking), else None."""
+        made = self.generated.get(modality)
+        return made if made is not None and made.any() and not made.all() else None
 
     def save(self, directory: str | os.PathLike, prefix: str = "sample", stick_size: int = 128) -> list[Path]:
         """Write wav / npz / mp4 (audio muxed) / mel PNG per example into `directory`; returns the paths.

@@ -166,9 +166,22 @@ def render_stick_figure(
         if head is not None:
             centre = uv[f, head] - np.array([0.0, scale * HEAD_RADIUS_M], np.float32)
             _draw_disc(img, centre, scale * HEAD_RADIUS_M, head_color)
-        if marked[f]:
-            img[: max(2, size // 24)] = GENERATED_BAR_COLOR
         out[f] = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    return mark_generated(out, marked, copy=False)
+
+
+def mark_generated(frames: np.ndarray, generated: np.ndarray, copy: bool = True) -> np.ndarray:
+    """Frames [F, H, W, 3] uint8 with a bar along the top edge of every frame marked True in
+    `generated` [F]: where an in-between, continuation or inpainted span takes over from the given
+    frames. A copy unless `copy=False`."""
+    frames = np.asarray(frames)
+    g = np.asarray(generated, dtype=bool).reshape(-1)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"mark_generated: expected uint8 frames [F, H, W, 3], got {frames.dtype} {frames.shape}")
+    if g.shape[0] != frames.shape[0]:
+        raise ValueError(f"mark_generated: mask has {g.shape[0]} frames, the video {frames.shape[0]}")
+    out = frames.copy() if copy else frames
+    out[g, : max(2, frames.shape[1] // 24)] = GENERATED_BAR_COLOR
     return out
 
 

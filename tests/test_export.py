@@ -224,6 +224,18 @@ def test_render_marks_generated_frames_with_a_top_bar_at_the_output_rate():
     with pytest.raises(ValueError, match="expected a mask of 30 frames, got 29"):
         render_stick_figure(_tpose(30), fps=30.0, size=48, generated=generated[:29])
 
+
+def test_mark_generated_checks_its_input():
+    from mmgen.render import mark_generated
+
+    frames = np.zeros((4, 48, 48, 3), np.uint8)
+    with pytest.raises(ValueError, match="mask has 3 frames, the video 4"):
+        mark_generated(frames, np.ones(3, bool))
+    with pytest.raises(ValueError, match=r"expected uint8 frames \[F, H, W, 3\], got float32"):
+        mark_generated(frames.astype(np.float32), np.ones(4, bool))
+    marked = mark_generated(frames, np.array([False, True, False, True]))
+    assert marked[[1, 3], :2].any() and not marked[[0, 2]].any() and not marked[:, 2:].any() and not frames.any()
+
 def test_render_left_limbs_on_the_viewers_right():
     frame = render_stick_figure(_tpose(1), fps=30.0, size=64, floor=False)[0].astype(int)
     left_arm, right_arm = np.array(LIMB_COLORS["left_arm"]), np.array(LIMB_COLORS["right_arm"])

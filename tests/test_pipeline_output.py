@@ -88,3 +88,17 @@ def test_stick_figure_marks_only_the_frames_an_in_between_made(clip):
     whole = pipe.generate("music2dance", {"audio": clip.audio}, progress=False)
     frames, _ = whole.example_frames(0, stick_size=32)
     assert not (frames[:, 0] == GENERATED_BAR_COLOR).all(axis=(1, 2)).any()  # all generated: nothing to point out
+
+
+def test_video_marks_only_the_frames_an_in_between_made_and_leaves_the_rest(clip):
+    from mmgen.render import GENERATED_BAR_COLOR
+
+    pipe = make_pipeline(video=True)
+    given = {"video": clip.video, "audio": clip.audio}
+    out = pipe.generate("interpolate", given, progress=False, task_kwargs={"head": 1.0, "tail": 1.0})
+    frames, fps = out.example_frames(0)
+    made = out.generated["video"]
+    barred = (frames[:, 0] == GENERATED_BAR_COLOR).all(axis=(1, 2))
+    assert fps == clip.video_fps and np.array_equal(barred, made) and 0 < made.sum() < len(made)
+    assert np.array_equal(frames[:, 2:], out.frames[0][:, 2:])  # below the bar: the frames as generated
+    assert not (out.frames[0][:, 0] == GENERATED_BAR_COLOR).all(axis=(1, 2)).any()  # the Generation is untouched
