@@ -36,6 +36,7 @@ def blend_runs(x: Tensor, mask: Tensor, dim: int = 0) -> Tensor:
     xt = x.movedim(dim, 0)
     is_float = xt.is_floating_point()
     dtype = xt.dtype if is_float else torch.float64  # only the blended frames are ever held in float
+    bounds = None if is_float else (torch.iinfo(xt.dtype).min, torch.iinfo(xt.dtype).max)
     out = xt.clone()
     for a, b in runs(m):
         left = (xt[a - 1] if a > 0 else xt[b]).to(dtype)
@@ -43,7 +44,7 @@ def blend_runs(x: Tensor, mask: Tensor, dim: int = 0) -> Tensor:
         w = (torch.arange(a, b, dtype=dtype, device=xt.device) - (a - 1)) / (b - (a - 1))
         w = w.reshape(-1, *([1] * (xt.ndim - 1)))  # [b - a, 1, ...]
         line = (1 - w) * left + w * right
-        if not is_float:
-            line = line.round().clamp(torch.iinfo(xt.dtype).min, torch.iinfo(xt.dtype).max)
+        if bounds is not None:
+            line = line.round().clamp(*bounds)
         out[a:b] = line.to(xt.dtype)
     return out.movedim(0, dim)
