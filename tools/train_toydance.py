@@ -45,6 +45,32 @@ TRAINING_STAGES = (
 STAGES = (*TRAINING_STAGES, "assemble", "report")  # only training stages are timed into training.json
 
 
+def clips_read(stage: str) -> int | None:
+    """How many clips `stage` trained on: the dataset's size for the data, VAE and cache stages, the
+    latent cache's for the DiT stages (the DiT may see more clips than the VAEs were trained on)."""
+    if stage in ("dit", "dit_tune"):
+        manifest = ROOT / WORK / "cache" / "manifest.json"
+        return len(json.loads(manifest.read_text())["items"]) if manifest.is_file() else None
+    if stage in TRAINING_STAGES:
+        from mmgen.data.manifest import read_manifest_records
+
+        data = ROOT / WORK / "data"
+        return len(read_manifest_records(data)) if (data / "manifest.jsonl").is_file() else None
+    return None
+
+
+def describe_data(stages: dict[str, dict]) -> str:
+    """One line for the checkpoint: clip counts per part, from the training record."""
+    def count(*names: str) -> str:
+        seen = sorted({stages[n]["clips"] for n in names if n in stages and stages[n].get("clips")})
+        return "/".join(str(c) for c in seen) or "?"
+
+    vaes = count("vae_audio", "vocoder", "vae_motion", "vae_motion_decoder", "vae_video")
+    dit = count("dit", "dit_tune")
+    clips = f"{dit} clips" if vaes == dit != "?" else f"VAEs on {vaes} clips, DiT on {dit} clips"
+    return f"ToyDance (`mmgen toydance make --seed 1`), {clips} x 8 s"
+
+
 def mmgen(*args: str) -> None:
     command = [sys.executable, "-m", "mmgen.cli", *args]
     print("$", " ".join(shlex.quote(a) for a in command[2:]), flush=True)
@@ -74,7 +100,7 @@ def assemble() -> None:
     }
     training = json.loads((ROOT / WORK / "training.json").read_text())
     pipe = Pipeline(MultimodalDiT.from_pretrained(ckpt / "dit"), modalities, defaults=defaults,
-                    info={"name": "toydance", "training": training, "data": "ToyDance, 240 clips x 8 s, seed 1"})
+                    info={"name": "toydance", "training": training, "data": describe_data(training["stages"])})
     pipe.save_pretrained(ckpt, dtype=torch.float16)
 
 
@@ -92,7 +118,7 @@ def report() -> None:
     demo_seconds = clock.perf_counter() - start
     training = json.loads((ROOT / WORK / "training.json").read_text())["stages"]
     times = "\n".join(
-        f"| {k} | {v['seconds'] / 60:.1f} | {v.get('note', '')} |"
+        f"| {k} | {v['seconds'] / 60:.1f} | {v.get('clips', '')} | {v.get('note', '')} |"
         for k, v in training.items()
     )
     decoder = (
@@ -104,14 +130,14 @@ def report() -> None:
     (ckpt / "README.md").write_text(f"""# ToyDance checkpoint
 
 One MultimodalDiT over audio (mel VAE, {rates['audio']:g} Hz), motion (kinematic VAE, {rates['motion']:g} Hz) and video (causal
-video VAE, {rates['video']:g} Hz) latents, trained from scratch on CPU on the synthetic ToyDance set (240 clips
-of 8 s, `mmgen toydance make --seed 1`) by `python tools/train_toydance.py` (stages below). {size:.1f} MB of safetensors
+video VAE, {rates['video']:g} Hz) latents, trained from scratch on CPU on the synthetic ToyDance set
+({describe_data(training)}) by `python tools/train_toydance.py` (stages below). {size:.1f} MB of safetensors
 (parameters in float16). Mel spectrograms become audio through {decoder}.
 
 ## Training time (2 CPU cores, minutes; shared with other jobs during the session that made it)
 
-| stage | minutes | note |
-|---|---|---|
+| stage | minutes | clips | note |
+|---|---|---|---|
 {times}
 
 ## `mmgen demo` on held-out clips ({demo_seconds:.0f} s for the whole demo)
@@ -182,7 +208,7 @@ def main() -> int:
         seconds = round(time.perf_counter() - start, 1)
         print(f"== {stage}: {seconds} s", flush=True)
         if stage in TRAINING_STAGES:
-            record["stages"][stage] = {"seconds": seconds, "scale": args.scale}
+            record["stages"][stage] = {"seconds": seconds, "scale": args.scale, "clips": clips_read(stage)}
             if stage in args.steps:
                 record["stages"][stage]["max_steps"] = args.steps[stage]
             with atomic_path(record_path) as tmp:
