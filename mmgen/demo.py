@@ -16,6 +16,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -139,7 +140,8 @@ def run_demo(pipeline: Pipeline, out: str | Path, settings: DemoSettings = DemoS
             rows += long_form_rows("long_form", gen, long_clip, window, hop)
         timings[task] = round(time.perf_counter() - start, 1)
         _save(gen, out / task, s.save_examples if task != "long_form" else 1)
-    write_report(rows, out, settings, timings, pipeline.defaults.task_args)
+    labels = [{"seed": c.seed, "style": c.style, "bpm": c.bpm} for c in clips]
+    write_report(rows, out, settings, timings, pipeline.defaults.task_args, labels)
     return rows
 
 
@@ -159,10 +161,33 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def format_per_clip(rows: list[Row], clips: list[dict]) -> str:
+    """Rows that are means over the held-out clips, one column per clip (style and true tempo)."""
+    head = " | ".join(f"{c['style']} {c['bpm']:g}" for c in clips)
+    lines = [f"| task | metric | {head} |", "|---|---|" + "---|" * len(clips)]
+    for r in rows:
+        if r.per_clip is not None:
+            if len(r.per_clip) != len(clips):
+                raise ValueError(f"{r.task} / {r.metric}: {len(r.per_clip)} per-clip values for {len(clips)} clips")
+            lines.append(f"| {r.task} | {r.metric} | " + " | ".join(_fmt(float(v)) for v in r.per_clip) + " |")
+    return "\n".join(lines)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN / inf (an undefined metric) become null: json.dumps would write the non-JSON token NaN."""
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
 def write_report(
     rows: list[Row], out: Path, settings: DemoSettings, timings: dict[str, float],
-    task_args: dict[str, dict] | None = None,
+    task_args: dict[str, dict] | None = None, clips: list[dict] | None = None,
 ) -> None:
+    """metrics.md (table, per-clip table, notes) and metrics.json; `clips` labels the per-clip
+    values (seed, style, bpm of each held-out clip, in order)."""
     notes = (
         f"Held-out ToyDance clips: {settings.clips} (seeds {HELD_OUT_SEED}.., each style's tempo range spread from "
         f"slow to fast), {settings.seconds:.0f} s for music/dance "
@@ -175,11 +200,12 @@ def write_report(
         args = "; ".join(f"{t}: {json.dumps(a)}" for t, a in sorted(task_args.items()))
         notes += f" Preset arguments from the pipeline's defaults.task_args: {args}."
     table = format_table(rows)
+    if clips:
+        table += "\n\n## Per clip\n\n" + format_per_clip(rows, clips)
     with atomic_path(out / "metrics.md") as tmp:
         tmp.write_text(f"# mmgen demo\n\n{notes}\n\n{table}\n\nSeconds per task: {json.dumps(timings)}\n")
-    # NaN (an undefined metric) becomes null: json.dumps would write the non-JSON token NaN
-    finite = [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(r).items()} for r in rows]
-    payload = {"settings": asdict(settings), "timings": timings, "rows": finite}
+    finite = [{k: _json_safe(v) for k, v in asdict(r).items()} for r in rows]
+    payload = {"settings": asdict(settings), "timings": timings, "clips": clips or [], "rows": finite}
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(payload, indent=1, allow_nan=False))
 

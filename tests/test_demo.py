@@ -12,8 +12,8 @@ from test_pipeline import make_pipeline
 
 from mmgen.cli import main
 from mmgen.data.toydance import generate_clip
-from mmgen.demo import DemoSettings, default_pipeline_dir, run_demo
-from mmgen.demo_tasks import shuffled_pairs
+from mmgen.demo import DemoSettings, default_pipeline_dir, format_per_clip, run_demo, write_report
+from mmgen.demo_tasks import Row, shuffled_pairs
 from mmgen.export import load_motion_npz, save_motion_npz
 
 TASKS = ("dance2music", "music2dance", "video2audio", "audio2video", "joint", "interpolate", "long_form")
@@ -36,6 +36,22 @@ def test_settings_reject_bad_values():
         DemoSettings(steps=0)
 
 
+def test_per_clip_values_are_reported_and_checked(tmp_path):
+    clips = [{"seed": 1, "style": "house", "bpm": 125.0}, {"seed": 2, "style": "ballet", "bpm": 90.0}]
+    rows = [Row("dance2music", "beat F", 0.5, per_clip=[1.0, np.float32(0.0)]),
+            Row("interpolate", "MPJPE", float("nan"), per_clip=[float("nan"), float("nan")]),
+            Row("joint", "BAS", 0.3)]  # not a mean over these clips: no per-clip line
+    write_report(rows, tmp_path, DemoSettings(clips=2), {"dance2music": 1.0}, clips=clips)
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["clips"] == clips
+    assert [r["per_clip"] for r in report["rows"]] == [[1.0, 0.0], [None, None], None]
+    md = (tmp_path / "metrics.md").read_text().split("## Per clip")[1]
+    assert "| house 125 | ballet 90 |" in md and "| dance2music | beat F | 1.000 | 0.000 |" in md
+    assert "joint" not in md
+    with pytest.raises(ValueError, match="dance2music / beat F: 2 per-clip values for 1 clips"):
+        format_per_clip(rows, clips[:1])
+
+
 @pytest.mark.slow
 def test_demo_runs_every_task_and_writes_its_report(tmp_path):
     settings = DemoSettings(clips=2, seconds=4.0, video_seconds=4.0, long_seconds=8.0, steps=1, save_examples=1)
@@ -46,7 +62,20 @@ def test_demo_runs_every_task_and_writes_its_report(tmp_path):
     assert set(report["timings"]) == set(TASKS)
     assert len(report["rows"]) == len(rows)
     md = (tmp_path / "metrics.md").read_text()
-    assert md.count("\n| ") == len(rows) + 1  # header + one line per row
+    table, per_clip = md.split("## Per clip")
+    assert table.count("\n| ") == len(rows) + 1  # header + one line per row
+    # every mean over clips is traceable to its clips: one value per held-out clip, labelled by
+    # style and tempo, whose mean is the reported number
+    assert len(report["clips"]) == 2 and all(c["bpm"] > 0 and c["style"] for c in report["clips"])
+    traced = [r for r in report["rows"] if r["per_clip"] is not None]
+    assert {r["task"] for r in traced} == {"dance2music", "music2dance", "video2audio", "audio2video", "interpolate"}
+    for r in traced:
+        values = [np.nan if v is None else v for v in r["per_clip"]]
+        assert len(values) == 2
+        if r["generated"] is not None:
+            assert np.nanmean(values) == pytest.approx(r["generated"], abs=1e-9), r["metric"]
+    assert per_clip.count("\n| ") == len(traced) + 1
+    assert f"{report['clips'][0]['style']} {report['clips'][0]['bpm']:g}" in per_clip
 
     # the references are real numbers: ground-truth ToyDance music is on its dance's beats, the
     # shuffled pairing is not, whatever the (random) model does

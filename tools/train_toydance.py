@@ -108,7 +108,7 @@ def report() -> None:
     """Run the demo on the assembled checkpoint and write its README (training time + metrics)."""
     import time as clock
 
-    from mmgen.demo import DemoSettings, format_table, run_demo
+    from mmgen.demo import DemoSettings, format_per_clip, format_table, run_demo
     from mmgen.pipeline import Pipeline
 
     ckpt = ROOT / CHECKPOINT
@@ -143,6 +143,10 @@ video VAE, {rates['video']:g} Hz) latents, trained from scratch on CPU on the sy
 ## `mmgen demo` on held-out clips ({demo_seconds:.0f} s for the whole demo)
 
 {format_table(rows)}
+
+Per held-out clip (style, true tempo):
+
+{format_per_clip(rows, json.loads((ROOT / WORK / "demo" / "metrics.json").read_text())["clips"])}
 """)
 
 
