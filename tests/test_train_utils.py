@@ -43,3 +43,36 @@ def test_warmup_cosine_shape():
     assert warmup_cosine(55, 10, 100, min_ratio=0.0) == pytest.approx(0.5)
     assert warmup_cosine(100, 10, 100, min_ratio=0.2) == pytest.approx(0.2)
     assert warmup_cosine(1000, 10, 100, min_ratio=0.2) == pytest.approx(0.2)
+
+
+def test_dit_validation_scores_the_ema_weights_that_ship_and_the_training_weights_beside_them():
+    from mmgen.dit.model import MultimodalDiT
+    from mmgen.train.dit_module import DiTModule
+
+    torch.manual_seed(0)
+    specs = {"audio": {"channels": 4, "rate_hz": 7.5}, "motion": {"channels": 3, "rate_hz": 7.5}}
+    module = DiTModule(MultimodalDiT(modalities=specs, d_model=32, depth=1, num_heads=2, patch_size=2,
+                                     segment_seconds=0.5)).eval()
+    with torch.no_grad():  # the EMA copy drifts away from the training weights, as after many steps
+        for p in module.ema.ema.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    batch = {"latents": {"audio": torch.randn(3, 30, 4), "motion": torch.randn(3, 30, 3)}}
+    logged = {}
+    module.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
+    module.log_dict = lambda values, **kw: logged.update({k: float(v) for k, v in values.items()})
+    module.validation_step(batch, 3)
+
+    def loss_of(model):
+        torch.manual_seed(1234 + 3)  # validation's fixed generator for batch 3
+        return float(module._loss(batch, model)[0])
+
+    assert logged["val/loss"] == pytest.approx(loss_of(module.ema.ema), rel=1e-6)
+    assert logged["val/raw/loss"] == pytest.approx(loss_of(module.model), rel=1e-6)
+    assert abs(logged["val/loss"] - logged["val/raw/loss"]) > 1e-3  # two different models were scored
+    assert {"val/loss/audio", "val/loss/motion", "val/raw/loss/audio"} <= set(logged)
+    without_ema = DiTModule(MultimodalDiT(modalities=specs, d_model=32, depth=1, num_heads=2, patch_size=2,
+                                          segment_seconds=0.5), ema_decay=None).eval()
+    logged.clear()
+    without_ema.log, without_ema.log_dict = module.log, module.log_dict
+    without_ema.validation_step(batch, 3)
+    assert "val/loss" in logged and not any(k.startswith("val/raw") for k in logged)

@@ -103,13 +103,16 @@ class DiTModule(L.LightningModule):
         mask = random_token_mask(levels.levels, ratio)
         return lambda x, t, cond: self.model(x, t, cond, token_mask={m: mask[m] for m in x})
 
-    def _loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _loss(
+        self, batch: Mapping[str, Any], model: MultimodalDiT | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Denoising loss of `model` (default: the training weights, with token masking if set)."""
         x0 = batch["latents"]
         levels = sample_levels(x0, self.model.specs, self.monl)
         cond, levels = self._cond(batch, levels)
         assert levels is not None
         return denoising_loss(
-            self._model_fn(levels), self.process, x0, levels, cond,
+            model if model is not None else self._model_fn(levels), self.process, x0, levels, cond,
             modality_weights=self.hparams.modality_weights,
         )
 
@@ -121,16 +124,23 @@ class DiTModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        # a fixed generator per batch: validation losses are comparable across epochs
-        state = torch.get_rng_state()
-        torch.manual_seed(1234 + batch_idx)
-        try:
-            loss, logs = self._loss(batch)
-        finally:
-            torch.set_rng_state(state)
+        """`val/loss`: the weights that are exported and sampled with (the EMA copy when there is
+        one), so checkpoints are chosen by the number of the model that ships. `val/raw/loss`: the
+        training weights, comparable with `train/loss`. Both see the same levels and noise."""
         size = next(iter(batch["latents"].values())).shape[0]
-        self.log("val/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
-        self.log_dict({f"val/{k}": v for k, v in logs.items()}, batch_size=size, sync_dist=True)
+        passes = {"val": self.sampling_model()}
+        if self.ema is not None:
+            passes["val/raw"] = None
+        for prefix, model in passes.items():
+            # a fixed generator per batch: validation losses are comparable across epochs and passes
+            state = torch.get_rng_state()
+            torch.manual_seed(1234 + batch_idx)
+            try:
+                loss, logs = self._loss(batch, model)
+            finally:
+                torch.set_rng_state(state)
+            self.log(f"{prefix}/loss", loss, prog_bar=prefix == "val", batch_size=size, sync_dist=True)
+            self.log_dict({f"{prefix}/{k}": v for k, v in logs.items()}, batch_size=size, sync_dist=True)
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         """The optimizer step, then the EMA step. Not in `on_train_batch_end`: Lightning runs the
