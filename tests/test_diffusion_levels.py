@@ -92,6 +92,22 @@ def test_p_clean_patterns():
     assert ends.float().mean() > 0.25  # ends kind (+ random draws of that shape)
 
 
+def test_clean_kind_weights_set_how_often_each_task_shape_is_trained():
+    cfg = MoNLConfig(p_clean=1.0, p_drop=0.0, clean_kind_weights=(3.0, 0.0, 1.0, 0.0))
+    t = per_segment(sample_levels(batch(), SPECS, cfg, torch.Generator().manual_seed(5)).levels)
+    clean = t == 0
+    whole_modality = (clean.all(2) & ~clean.any(2).flip(1)).any(1)
+    c = clean[:, 0].long()
+    seg_shared = (clean[:, 0] == clean[:, 1]).all(1)
+    ends = seg_shared & (c[:, 0] == 1) & (c[:, -1] == 1) & (c.diff(dim=1).abs().sum(1) == 2)
+    assert (whole_modality ^ ends).all()  # only the two weighted kinds, never prefix or random
+    assert abs(whole_modality.float().mean().item() - 0.75) < 0.03
+    # a kind the example cannot hold drops out and the others keep their ratio: one modality, no "modality"
+    one = sample_levels({"audio": torch.zeros(N, 16, 2)}, SPECS, cfg, torch.Generator().manual_seed(6))
+    a = (one.levels["audio"].view(N, 8, 2)[..., 0] == 0).long()
+    assert ((a[:, 0] == 1) & (a[:, -1] == 1) & (a.diff(dim=1).abs().sum(1) == 2)).all()
+
+
 def test_default_rates_of_clean_drop_and_null_text():
     lv = sample_levels(batch(), SPECS, MoNLConfig(), torch.Generator().manual_seed(3))
     t = per_segment(lv.levels)
@@ -115,6 +131,12 @@ def test_bad_configs_and_levels_raise():
         MoNLConfig(p_clean=1.5)
     with pytest.raises(ValueError, match="clean_kinds"):
         MoNLConfig(clean_kinds=("suffix",))
+    with pytest.raises(ValueError, match="twice"):
+        MoNLConfig(clean_kinds=("ends", "ends"))
+    with pytest.raises(ValueError, match="clean_kind_weights"):
+        MoNLConfig(clean_kind_weights=(1.0, 1.0))
+    with pytest.raises(ValueError, match="clean_kind_weights"):
+        MoNLConfig(clean_kind_weights=(0.0, 0.0, 0.0, 0.0))
     with pytest.raises(ValueError, match="drop_mode"):
         MoNLConfig(drop_mode="zero")
     with pytest.raises(ValueError, match="without a ModalitySpec"):

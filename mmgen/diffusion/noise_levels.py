@@ -9,8 +9,8 @@ segments shared by TIME (a video frame and an audio frame at 1.0 s share a segme
     motion .7 .7 .7 .7    motion .3 .3 .3 .3    motion .7 .2 .9 .4    motion .1 .8 .5 .6
 
 Then, with probability p_clean, part of the example is set CLEAN (t = 0) so that conditional
-tasks are seen in training; the kind is drawn uniformly from `clean_kinds` among those the
-example's size allows:
+tasks are seen in training; the kind is drawn from `clean_kinds` among those the example's size
+allows, uniformly or with `clean_kind_weights` (e.g. to train more of the tasks a model serves):
 
     modality  one whole modality clean              (dance2music, audio2video; needs M >= 2)
     prefix    segments [0, k) clean, k in [1, S-1]  (continuation; S >= 2)
@@ -101,6 +101,7 @@ class MoNLConfig:
     p_per_modality_segment: float = 0.25
     p_clean: float = 0.3
     clean_kinds: tuple[str, ...] = CLEAN_KINDS
+    clean_kind_weights: tuple[float, ...] | None = None
     p_drop: float = 0.1
     p_drop_text: float = 0.1
     drop_mode: str = "noise"
@@ -121,6 +122,16 @@ class MoNLConfig:
         bad = sorted(set(self.clean_kinds) - set(CLEAN_KINDS))
         if bad or not self.clean_kinds:
             raise ValueError(f"MoNLConfig.clean_kinds must be a non-empty subset of {CLEAN_KINDS}, got {bad}")
+        if len(set(self.clean_kinds)) != len(self.clean_kinds):
+            raise ValueError(f"MoNLConfig.clean_kinds names a kind twice: {self.clean_kinds}; weight it instead")
+        if self.clean_kind_weights is not None:
+            weights = tuple(float(w) for w in self.clean_kind_weights)
+            if len(weights) != len(self.clean_kinds) or any(w < 0 for w in weights) or not sum(weights) > 0:
+                raise ValueError(
+                    f"MoNLConfig.clean_kind_weights must be {len(self.clean_kinds)} numbers >= 0, one per "
+                    f"clean kind {self.clean_kinds}, not all zero; got {self.clean_kind_weights}"
+                )
+            object.__setattr__(self, "clean_kind_weights", weights)
         if self.drop_mode not in ("noise", "absent"):
             raise ValueError(f"MoNLConfig.drop_mode must be 'noise' or 'absent', got {self.drop_mode!r}")
         if self.time_sampling not in ("uniform", "logit_normal"):
@@ -140,8 +151,11 @@ def sample_times(shape: tuple[int, ...], config: MoNLConfig, generator=None, dev
     return torch.sigmoid(config.logit_mean + config.logit_std * z).clamp(_MIN_LEVEL, 1.0)
 
 
-def _clean_masks(batch: int, m_count: int, s_count: int, kinds: list[str], generator, device) -> Tensor:  # type: ignore[no-untyped-def]
-    """[B, M, S] bool: the clean tokens of each example for a kind drawn per example from `kinds`."""
+def _clean_masks(  # type: ignore[no-untyped-def]
+    batch: int, m_count: int, s_count: int, kinds: list[str], weights: list[float] | None, generator, device
+) -> Tensor:
+    """[B, M, S] bool: the clean tokens of each example for a kind drawn per example from `kinds`,
+    uniformly or with probabilities proportional to `weights`."""
     seg = torch.arange(s_count, device=device).view(1, 1, s_count)  # [1, 1, S]
     mod = torch.arange(m_count, device=device).view(1, m_count, 1)  # [1, M, 1]
     u = torch.rand(batch, 6, generator=generator, device=device)  # one column per random choice
@@ -166,7 +180,11 @@ def _clean_masks(batch: int, m_count: int, s_count: int, kinds: list[str], gener
             force = (keep + 1 + (u[:, 5] * (s_count - 1)).long().clamp(max=s_count - 2)) % s_count
             chosen = (coin | (seg == force.view(-1, 1, 1))) & (seg != keep.view(-1, 1, 1))
             masks.append(chosen.expand(batch, m_count, s_count))
-    which = torch.randint(len(kinds), (batch,), generator=generator, device=device)
+    if weights is None:  # the uniform draw keeps earlier runs' random streams
+        which = torch.randint(len(kinds), (batch,), generator=generator, device=device)
+    else:
+        probs = torch.tensor(weights, dtype=torch.float32, device=device)
+        which = torch.multinomial(probs, batch, replacement=True, generator=generator)
     stacked = torch.stack(masks)  # [K, B, M, S]
     return stacked[which, torch.arange(batch, device=device)]  # [B, M, S]
 
@@ -214,14 +232,13 @@ def sample_levels(
     )  # [4, B, M, S]
     t = options[variant, torch.arange(batch, device=device)]  # [B, M, S]
 
-    kinds = [
-        k
-        for k in config.clean_kinds
-        if {"modality": m_count >= 2, "prefix": s_count >= 2, "ends": s_count >= 3, "random": s_count >= 2}[k]
-    ]
+    allowed = {"modality": m_count >= 2, "prefix": s_count >= 2, "ends": s_count >= 3, "random": s_count >= 2}
+    weight_of = dict(zip(config.clean_kinds, config.clean_kind_weights or [1.0] * len(config.clean_kinds)))
+    kinds = [k for k in config.clean_kinds if allowed[k] and weight_of[k] > 0]
     if kinds and config.p_clean > 0:
         apply = torch.rand(batch, generator=generator, device=device) < config.p_clean
-        clean = _clean_masks(batch, m_count, s_count, kinds, generator, device) & apply.view(-1, 1, 1)
+        weights = [weight_of[k] for k in kinds] if config.clean_kind_weights is not None else None
+        clean = _clean_masks(batch, m_count, s_count, kinds, weights, generator, device) & apply.view(-1, 1, 1)
         t = torch.where(clean, torch.zeros_like(t), t)
     if config.drop_mode == "noise" and m_count >= 2 and config.p_drop > 0:
         apply = torch.rand(batch, generator=generator, device=device) < config.p_drop
