@@ -231,7 +231,7 @@ def _frame_distance(diff: np.ndarray, batched: bool) -> np.ndarray:
     return d.mean(axis=axes) if axes else d
 
 
-def interpolation_error(gen: Any, ref: Any, mask: Any) -> dict[str, float]:
+def interpolation_error(gen: Any, ref: Any, mask: Any) -> dict[str, Any]:
     """Error of generated frames against the reference on the masked (generated) frames.
 
     `gen`, `ref`: [T, ...] with `mask` [T], or batches [B, T, ...] with `mask` [B, T]; True marks
@@ -239,7 +239,8 @@ def interpolation_error(gen: Any, ref: Any, mask: Any) -> dict[str, float]:
     in the joints' units); for frames with a last axis of size D it is the mean L2 distance over it;
     for scalar frames (a waveform [S]) the mean absolute difference. Also returned: `rmse` over all
     masked elements, the same two numbers for `linear_blend` of the reference (`blend_error`,
-    `blend_rmse`) and `ratio` = error / blend_error (the issue's target: <= 0.5).
+    `blend_rmse`) and `ratio` = error / blend_error (the issue's target: <= 0.5). Batches also get
+    `item_error`: each item's `error` (NaN where its mask selects no frame), from the same distances.
     """
     g = to_numpy(gen, "gen", dtype=np.float64)
     r = to_numpy(ref, "ref", dtype=np.float64)
@@ -257,15 +258,21 @@ def interpolation_error(gen: Any, ref: Any, mask: Any) -> dict[str, float]:
         np.stack([linear_blend(x, mk) for x, mk in zip(r, m, strict=True)]) if batched else linear_blend(r, m)
     )
 
-    def scores(x: np.ndarray) -> tuple[float, float]:
+    def scores(x: np.ndarray) -> tuple[float, float, np.ndarray]:
         diff = x - r
-        err = float(_frame_distance(diff, batched)[m].mean())
-        return err, float(np.sqrt(np.mean(diff[m] ** 2)))
+        dist = _frame_distance(diff, batched)  # [T] or [B, T]
+        return float(dist[m].mean()), float(np.sqrt(np.mean(diff[m] ** 2))), dist
 
-    err, rmse = scores(g)
-    blend_err, blend_rmse = scores(blend)
+    err, rmse, dist = scores(g)
+    blend_err, blend_rmse, _ = scores(blend)
     ratio = err / blend_err if blend_err > 0 else (0.0 if err == 0 else math.inf)
-    return {"error": err, "rmse": rmse, "blend_error": blend_err, "blend_rmse": blend_rmse, "ratio": ratio}
+    out: dict[str, Any] = {
+        "error": err, "rmse": rmse, "blend_error": blend_err, "blend_rmse": blend_rmse, "ratio": ratio,
+    }
+    if batched:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["item_error"] = ((dist * m).sum(1) / m.sum(1)).tolist()
+    return out
 
 
 def __getattr__(name: str) -> Any:

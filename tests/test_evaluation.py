@@ -111,6 +111,11 @@ def test_linear_blend_and_interpolation_error_by_hand():
         np.stack([gen_j, ref_j]), np.stack([ref_j, ref_j]), np.array([[0, 1, 0], [0, 1, 0]])
     )
     assert both["error"] == pytest.approx(1.25)
+    assert both["item_error"] == pytest.approx([2.5, 0.0]) and "item_error" not in one
+    uneven = evaluation.interpolation_error(
+        np.stack([gen_j, gen_j]), np.stack([ref_j, ref_j]), np.array([[1, 1, 0], [0, 0, 0]])
+    )  # each item over its own frames; an item with none is NaN
+    assert uneven["item_error"][0] == pytest.approx(1.25) and math.isnan(uneven["item_error"][1])
     with pytest.raises(ValueError, match="every frame is masked"):
         evaluation.linear_blend(ref, [True] * 4)
     with pytest.raises(ValueError, match="mask"):
