@@ -83,8 +83,8 @@ class DiTModule(L.LightningModule):
         if token_mask_ratio and model.mask_decoder_depth is None:
             raise ValueError("token_mask_ratio > 0 needs a MultimodalDiT built with mask_decoder_depth")
         self.condition = condition
-        self.ema = EMA(model, ema_decay) if ema_decay is not None else None
         self.model.check_levels = False  # no host sync per step; levels come from sample_levels
+        self.ema = EMA(model, ema_decay) if ema_decay is not None else None  # a copy: checks off too
 
     # ----------------------------------------------------------------- steps
     def _cond(self, batch: Mapping[str, Any], levels: NoiseLevels | None) -> tuple[Cond | None, NoiseLevels | None]:
