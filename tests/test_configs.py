@@ -10,7 +10,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 TRAINER_FILES = {"trainer_cpu.yaml", "gpu.yaml"}
 RUN_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.name not in TRAINER_FILES)
 # overlays: files that only change a few values of the run they are layered on
-BASES = {"dit_tune.yaml": "dit.yaml", "vae_motion_decoder.yaml": "vae_motion.yaml"}
+BASES = {"dit_tune.yaml": "dit.yaml", "dit_task.yaml": "dit.yaml", "vae_motion_decoder.yaml": "vae_motion.yaml"}
 
 
 class ParseOnlyCLI(MmgenCLI):

@@ -37,6 +37,7 @@ def test_each_stage_counts_the_clips_it_read(tool, tmp_path):
     assert tool.clips_read("cache") == 3
     assert tool.clips_read("dit") == 5  # the DiT reads the cache, which may hold other clips than the VAEs saw
     assert tool.clips_read("dit_tune") == 5
+    assert tool.clips_read("dit_task") == 5
     assert tool.clips_read("assemble") is None
 
 

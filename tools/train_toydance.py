@@ -1,7 +1,9 @@
-"""Train the shipped ToyDance checkpoint from scratch on CPU: data -> VAEs -> latent cache -> DiT -> DiT tune.
+"""Train the shipped ToyDance checkpoint from scratch on CPU: data -> VAEs -> latent cache -> DiT -> DiT tune -> DiT task.
 
 The motion VAE trains twice: whole (vae_motion), then its decoder alone (vae_motion_decoder), which
-leaves the latents as they were and rebuilds joints from them more closely.
+leaves the latents as they were and rebuilds joints from them more closely. The DiT trains three
+times: on the full data (dit), resumed with one modality left out of half the batches (dit_tune),
+and as a new run from dit_tune's EMA weights on mostly conditional examples (dit_task).
 
     python tools/train_toydance.py                       # every stage, ~2 h on an idle 2-core CPU
     python tools/train_toydance.py --stages dit,assemble # resume from a stage
@@ -36,11 +38,14 @@ FIT_STAGES = {
     "vae_video": (("vae_video.yaml",), 1000),
     "dit": (("dit.yaml",), 10000),
     "dit_tune": (("dit.yaml", "dit_tune.yaml"), 6000),  # steps beyond the dit stage's
+    "dit_task": (("dit.yaml", "dit_task.yaml"), 3000),  # a new run from dit_tune's export
 }
 # stage -> the stage whose newest Lightning checkpoint it resumes (same run, new settings)
 RESUMES = {"dit_tune": "dit"}
+DIT_STAGES = ("dit", "dit_tune", "dit_task")  # they read the latent cache
 TRAINING_STAGES = (
-    "data", "vae_audio", "vocoder", "vae_motion", "vae_motion_decoder", "vae_video", "cache", "dit", "dit_tune",
+    "data", "vae_audio", "vocoder", "vae_motion", "vae_motion_decoder", "vae_video", "cache",
+    *DIT_STAGES,
 )
 STAGES = (*TRAINING_STAGES, "assemble", "report")  # only training stages are timed into training.json
 
@@ -48,7 +53,7 @@ STAGES = (*TRAINING_STAGES, "assemble", "report")  # only training stages are ti
 def clips_read(stage: str) -> int | None:
     """How many clips `stage` trained on: the dataset's size for the data, VAE and cache stages, the
     latent cache's for the DiT stages (the DiT may see more clips than the VAEs were trained on)."""
-    if stage in ("dit", "dit_tune"):
+    if stage in DIT_STAGES:
         manifest = ROOT / WORK / "cache" / "manifest.json"
         return len(json.loads(manifest.read_text())["items"]) if manifest.is_file() else None
     if stage in TRAINING_STAGES:
@@ -66,7 +71,7 @@ def describe_data(stages: dict[str, dict]) -> str:
         return "/".join(str(c) for c in seen) or "?"
 
     vaes = count("vae_audio", "vocoder", "vae_motion", "vae_motion_decoder", "vae_video")
-    dit = count("dit", "dit_tune")
+    dit = count(*DIT_STAGES)
     clips = f"{dit} clips" if vaes == dit != "?" else f"VAEs on {vaes} clips, DiT on {dit} clips"
     return f"ToyDance (`mmgen toydance make --seed 1`), {clips} x 8 s"
 
