@@ -53,13 +53,16 @@ class DemoSettings:
     long_seconds: float = 60.0
     steps: int = 25
     save_examples: int = 2
-    seed: int = 0
+    seed: int = 0  # sampling noise
+    first_seed: int = HELD_OUT_SEED  # clip i is generate_clip(first_seed + i); another value, other clips
 
     def __post_init__(self) -> None:
         if self.clips < 2:
             raise ValueError(f"the demo needs at least 2 clips (for the shuffled baseline), got {self.clips}")
         if min(self.seconds, self.video_seconds, self.long_seconds) <= 0 or self.steps < 1:
             raise ValueError("demo seconds and steps must be positive")
+        if isinstance(self.first_seed, bool) or not isinstance(self.first_seed, int) or self.first_seed < 0:
+            raise ValueError(f"the demo's first clip seed must be a non-negative integer, got {self.first_seed!r}")
 
 
 def _stack(clips, field: str, seconds: float, rate: float) -> np.ndarray:
@@ -87,13 +90,13 @@ def run_demo(pipeline: Pipeline, out: str | Path, settings: DemoSettings = DemoS
     # tempi spread from slow to fast (every clip has a partner of clearly different tempo), each
     # inside its style's training range: a 114-bpm ballet waltz was never seen (ballet is 80-100)
     spread = [i / (s.clips - 1) for i in range(s.clips)]
-    clips = [generate_clip(HELD_OUT_SEED + i, seconds=s.seconds, tempo_position=p) for i, p in enumerate(spread)]
+    clips = [generate_clip(s.first_seed + i, seconds=s.seconds, tempo_position=p) for i, p in enumerate(spread)]
     perm = shuffled_pairs(clips)
     fps, sr, vfps = clips[0].fps, clips[0].sample_rate, clips[0].video_fps
     motion = _stack(clips, "joints", s.seconds, fps)
     audio = _stack(clips, "audio", s.seconds, sr)
     video_clips = [
-        generate_clip(HELD_OUT_SEED + i, seconds=s.video_seconds, tempo_position=p) for i, p in enumerate(spread)
+        generate_clip(s.first_seed + i, seconds=s.video_seconds, tempo_position=p) for i, p in enumerate(spread)
     ]
     rows: list[Row] = []
     timings: dict[str, float] = {}
@@ -133,7 +136,7 @@ def run_demo(pipeline: Pipeline, out: str | Path, settings: DemoSettings = DemoS
                                  task_kwargs={"head": head, "tail": tail})
             rows += interpolation_rows(task, gen, video_clips)
         else:
-            long_clip = generate_clip(HELD_OUT_SEED + 999, seconds=s.long_seconds, render_video=False)
+            long_clip = generate_clip(s.first_seed + 999, seconds=s.long_seconds, render_video=False)
             window = pipeline.defaults.window_seconds or s.video_seconds
             hop = pipeline.defaults.hop_seconds or window / 2
             gen = run_generation(pipeline, "dance2music", {"motion": long_clip.joints}, s.long_seconds, s.steps, s.seed)
@@ -189,7 +192,7 @@ def write_report(
     """metrics.md (table, per-clip table, notes) and metrics.json; `clips` labels the per-clip
     values (seed, style, bpm of each held-out clip, in order)."""
     notes = (
-        f"Held-out ToyDance clips: {settings.clips} (seeds {HELD_OUT_SEED}.., each style's tempo range spread from "
+        f"Held-out ToyDance clips: {settings.clips} (seeds {settings.first_seed}.., each style's tempo range spread from "
         f"slow to fast), {settings.seconds:.0f} s for music/dance "
         f"tasks, {settings.video_seconds:.0f} s for video tasks, {settings.long_seconds:.0f} s long form; "
         f"{settings.steps} sampler steps. The shuffled baseline scores each generation against another clip of a "

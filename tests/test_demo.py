@@ -34,6 +34,8 @@ def test_settings_reject_bad_values():
         DemoSettings(clips=1)
     with pytest.raises(ValueError, match="positive"):
         DemoSettings(steps=0)
+    with pytest.raises(ValueError, match="first clip seed"):
+        DemoSettings(first_seed=-1)
 
 
 def test_per_clip_values_are_reported_and_checked(tmp_path):
@@ -54,7 +56,8 @@ def test_per_clip_values_are_reported_and_checked(tmp_path):
 
 @pytest.mark.slow
 def test_demo_runs_every_task_and_writes_its_report(tmp_path):
-    settings = DemoSettings(clips=2, seconds=4.0, video_seconds=4.0, long_seconds=8.0, steps=1, save_examples=1)
+    settings = DemoSettings(clips=2, seconds=4.0, video_seconds=4.0, long_seconds=8.0, steps=1, save_examples=1,
+                            first_seed=20_000)  # other clips than the demo's own
     rows = run_demo(make_pipeline(), tmp_path, settings)
 
     report = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON: no NaN tokens
@@ -67,6 +70,7 @@ def test_demo_runs_every_task_and_writes_its_report(tmp_path):
     # every mean over clips is traceable to its clips: one value per held-out clip, labelled by
     # style and tempo, whose mean is the reported number
     assert len(report["clips"]) == 2 and all(c["bpm"] > 0 and c["style"] for c in report["clips"])
+    assert [c["seed"] for c in report["clips"]] == [20_000, 20_001] and "(seeds 20000.." in md
     traced = [r for r in report["rows"] if r["per_clip"] is not None]
     assert {r["task"] for r in traced} == {"dance2music", "music2dance", "video2audio", "audio2video", "interpolate"}
     for r in traced:

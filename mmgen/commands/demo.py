@@ -14,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
     parser.add_argument("--clips", type=int, default=8, help="held-out clips per task")
     parser.add_argument("--steps", type=int, default=25, help="sampler steps")
+    parser.add_argument("--first-seed", type=int, default=10_000,
+                        help="seed of the first clip (default 10000); another value scores other held-out clips")
     parser.add_argument("--long-seconds", type=float, default=60.0, help="length of the long-form dance->music")
     parser.add_argument("--device", default=None, help="cpu / cuda / mps (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: cores, at most 4)")
@@ -28,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("mmgen").setLevel(logging.WARNING)
     start = time.perf_counter()
     pipe = load_demo_pipeline(args.pipeline, args.device)
-    settings = DemoSettings(clips=args.clips, steps=args.steps, long_seconds=args.long_seconds)
+    settings = DemoSettings(clips=args.clips, steps=args.steps, long_seconds=args.long_seconds,
+                            first_seed=args.first_seed)
     rows = run_demo(pipe, args.out, settings)
     print(format_table(rows))
     failed = [f"{r.task}: {r.metric}" for r in rows if r.passed is False]
