@@ -135,8 +135,8 @@ def report() -> None:
     (ckpt / "README.md").write_text(f"""# ToyDance checkpoint
 
 One MultimodalDiT over audio (mel VAE, {rates['audio']:g} Hz), motion (kinematic VAE, {rates['motion']:g} Hz) and video (causal
-video VAE, {rates['video']:g} Hz) latents, trained from scratch on CPU on the synthetic ToyDance set
-({describe_data(training)}) by `python tools/train_toydance.py` (stages below). {size:.1f} MB of safetensors
+video VAE, {rates['video']:g} Hz) latents, trained from scratch on CPU on synthetic data,
+{describe_data(training)}, by `python tools/train_toydance.py` (stages below). {size:.1f} MB of safetensors
 (parameters in float16). Mel spectrograms become audio through {decoder}.
 
 ## Training time (2 CPU cores, minutes; shared with other jobs during the session that made it)
