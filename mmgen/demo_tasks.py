@@ -7,6 +7,7 @@ Every function returns `rows` (metric rows for the report) and the `Generation` 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -76,6 +77,12 @@ def music_for_dance(task: str, gen: Generation, clips: Sequence[ToyDanceClip], p
             each["tempo_match_octave"]),
         Row(task, "tempo within 4% (strict)", tempo_strict, strict_gt, strict_base, per_clip=each["tempo_match"]),
     ]
+    # in octaves, an octave error (1.0) stands apart from a near miss (0.2 = 15% off), which the 0/1
+    # checks above cannot tell apart
+    octaves = [[abs(math.log2(m["music_bpm"] / m["dance_bpm"])) if min(m["music_bpm"], m["dance_bpm"]) > 0
+                else math.nan for m in scores] for scores in (own, truth, shuffled)]
+    rows.append(Row(task, "tempo error in octaves (abs log2 of music BPM / dance BPM; 1 = double or half)",
+                    _mean(octaves[0]), _mean(octaves[1]), _mean(octaves[2]), per_clip=octaves[0]))
     loris = loris_bcs_bhs(list(gen.audio), [c.audio for c in clips], sr, ref_sr=clips[0].sample_rate)
     loris_base = loris_bcs_bhs([gen.audio[j] for j in perm], [c.audio for c in clips], sr, ref_sr=clips[0].sample_rate)
     for key in ("bcs", "bhs", "f1"):

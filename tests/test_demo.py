@@ -85,6 +85,8 @@ def test_demo_runs_every_task_and_writes_its_report(tmp_path):
     # shuffled pairing is not, whatever the (random) model does
     gt = next(r for r in report["rows"] if r["task"] == "dance2music" and r["metric"].startswith("beat F"))
     assert gt["ground_truth"] >= 0.8
+    octaves = next(r for r in report["rows"] if r["task"] == "dance2music" and r["metric"].startswith("tempo error"))
+    assert octaves["ground_truth"] < 0.06  # true music keeps its dance's tempo (within 4%)
     assert all(r["passed"] in (True, False, None) for r in report["rows"])
 
     wav = tmp_path / "dance2music" / "example.wav"
