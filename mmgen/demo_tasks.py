@@ -15,7 +15,15 @@ import numpy as np
 import torch
 
 from mmgen.data.toydance import ToyDanceClip
-from mmgen.evaluation import interpolation_error, loris_bcs_bhs, music_dance_sync, pfc, video_beat_alignment
+from mmgen.evaluation import (
+    analyse_music,
+    analysed_music_dance_sync,
+    interpolation_error,
+    loris_bcs_bhs,
+    music_dance_sync,
+    pfc,
+    video_beat_alignment,
+)
 from mmgen.generation import Generation
 from mmgen.metrics import bas, beat_f_measure, music_beats
 from mmgen.pipeline import Pipeline
@@ -63,8 +71,9 @@ def music_for_dance(task: str, gen: Generation, clips: Sequence[ToyDanceClip], p
     """Rows for tasks that generate music for a given dance/video (dance2music, video2audio)."""
     assert gen.audio is not None and gen.sample_rate is not None
     sr = gen.sample_rate
-    own = [music_dance_sync(gen.audio[i], sr, c.joints, c.fps, c.beat_times) for i, c in enumerate(clips)]
-    shuffled = [music_dance_sync(gen.audio[perm[i]], sr, c.joints, c.fps, c.beat_times) for i, c in enumerate(clips)]
+    music = [analyse_music(a, sr) for a in gen.audio]  # once: each music is scored against two dances
+    own = [analysed_music_dance_sync(music[i], c.joints, c.fps, c.beat_times) for i, c in enumerate(clips)]
+    shuffled = [analysed_music_dance_sync(music[perm[i]], c.joints, c.fps, c.beat_times) for i, c in enumerate(clips)]
     truth = [music_dance_sync(c.audio, c.sample_rate, c.joints, c.fps, c.beat_times) for c in clips]
     each = {key: _each(own, key) for key in ("beat_f", "tempo_match_octave", "tempo_match")}
     f, tempo, tempo_strict = (_mean(each[key]) for key in each)

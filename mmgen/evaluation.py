@@ -4,6 +4,7 @@ The demo and `mmgen eval` call these; the published metric definitions live in `
 
     music_dance_sync   music (librosa beats) vs a dance (given beats or joint-speed minima):
                        beat F-measure (mir_eval, +-70 ms), tempo match (4 %), Bailando BAS
+                       (analyse_music + analysed_music_dance_sync: one music vs several dances)
     music_agreement    generated vs reference music: beat F-measure of their librosa beats, tempo match
     loris_bcs_bhs      LORIS BCS / BHS / F1 (1-s onset bins) over pairs, at 22,050 Hz as published
     pfc                EDGE physical foot contact of y-up SMPL-24 joints (converted to z-up)
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,15 +60,32 @@ def _tempo_match(estimated: float, reference: float, octave: bool) -> float:
     return tempo_accuracy(estimated, reference, tolerance=0.04, octave=octave)
 
 
+@dataclass(frozen=True)
+class MusicAnalysis:
+    """What the sync metrics need from a piece of music: librosa beats (s) and tempo (BPM).
+    Computing it once lets one music be scored against several dances (e.g. a shuffled baseline)."""
+
+    beats: np.ndarray
+    bpm: float
+
+
+def analyse_music(audio: Any, sr: int, what: str = "audio") -> MusicAnalysis:
+    """`librosa.beat.beat_track` beats (hop 512, tempo prior 120 BPM, tightness 100) and tempo of
+    `audio` [S] at `sr`; `what` names the input in errors."""
+    from mmgen.metrics import music_beats, music_tempo
+
+    y = _mono(audio, what)
+    return MusicAnalysis(beats=music_beats(y, int(sr)), bpm=float(music_tempo(y, int(sr))))
+
+
 def music_dance_sync(
     audio: Any, sr: int, joints: Any, fps: float, dance_beats: Any | None = None, window: float = 0.07
 ) -> dict[str, float]:
     """How well music and a dance agree in time.
 
-    Music beats: `librosa.beat.beat_track` (hop 512, tempo prior 120 BPM, tightness 100) of `audio`
-    [S] at `sr`. Dance beats: `dance_beats` in seconds if given (e.g. ToyDance's ground truth),
-    else the Bailando motion beats of `joints` [T, J, 3] at `fps` (minima of the gaussian-smoothed
-    (sigma 5 frames) mean joint speed), frame / fps.
+    Music beats: `analyse_music(audio, sr)`. Dance beats: `dance_beats` in seconds if given (e.g.
+    ToyDance's ground truth), else the Bailando motion beats of `joints` [T, J, 3] at `fps` (minima
+    of the gaussian-smoothed (sigma 5 frames) mean joint speed), frame / fps.
 
     Returns:
         beat_f: mir_eval beat F-measure, reference = dance beats, estimate = music beats, +-`window` s.
@@ -76,27 +95,31 @@ def music_dance_sync(
         bas: Bailando Beat Align Score of the joints against the music beats (sigma 3 frames at `fps`;
             averaged over music beats); NaN without music or motion beats.
     """
-    from mmgen.metrics import bas, beat_f_measure, motion_beats, music_beats, music_tempo
+    return analysed_music_dance_sync(analyse_music(audio, sr), joints, fps, dance_beats, window)
 
-    y = _mono(audio, "audio")
-    music = music_beats(y, int(sr))
+
+def analysed_music_dance_sync(
+    music: MusicAnalysis, joints: Any, fps: float, dance_beats: Any | None = None, window: float = 0.07
+) -> dict[str, float]:
+    """`music_dance_sync` for music already analysed (`analyse_music`)."""
+    from mmgen.metrics import bas, beat_f_measure, motion_beats
+
     if dance_beats is not None:
         dance = to_numpy(dance_beats, "dance_beats", dtype=np.float64).reshape(-1)
     else:
         dance = motion_beats(joints, fps) / float(fps)
-    music_bpm = music_tempo(y, int(sr))
     dance_bpm = _bpm(dance)
     try:
-        align = bas(joints, music, fps, variant="bailando")
+        align = bas(joints, music.beats, fps, variant="bailando")
     except ValueError as err:
         logger.info("BAS undefined (%s)", err)
         align = NAN
     return {
-        "beat_f": beat_f_measure(dance, music, window=window),
-        "music_bpm": float(music_bpm),
+        "beat_f": beat_f_measure(dance, music.beats, window=window),
+        "music_bpm": music.bpm,
         "dance_bpm": dance_bpm,
-        "tempo_match": _tempo_match(music_bpm, dance_bpm, octave=False),
-        "tempo_match_octave": _tempo_match(music_bpm, dance_bpm, octave=True),
+        "tempo_match": _tempo_match(music.bpm, dance_bpm, octave=False),
+        "tempo_match_octave": _tempo_match(music.bpm, dance_bpm, octave=True),
         "bas": align,
     }
 
@@ -106,16 +129,15 @@ def music_agreement(
 ) -> dict[str, float]:
     """Generated vs reference music: beat F-measure (reference = the reference's librosa beats,
     +-`window` s) and whether their librosa tempi agree within 4 % (`tempo_match`)."""
-    from mmgen.metrics import beat_f_measure, music_beats, music_tempo
+    from mmgen.metrics import beat_f_measure
 
-    y, ref = _mono(audio, "audio"), _mono(ref_audio, "ref_audio")
-    ref_sr = int(sr if ref_sr is None else ref_sr)
-    bpm, ref_bpm = music_tempo(y, int(sr)), music_tempo(ref, ref_sr)
+    music = analyse_music(audio, sr)
+    ref = analyse_music(ref_audio, int(sr if ref_sr is None else ref_sr), "ref_audio")
     return {
-        "beat_f": beat_f_measure(music_beats(ref, ref_sr), music_beats(y, int(sr)), window=window),
-        "bpm": float(bpm),
-        "ref_bpm": float(ref_bpm),
-        "tempo_match": _tempo_match(bpm, ref_bpm, octave=False),
+        "beat_f": beat_f_measure(ref.beats, music.beats, window=window),
+        "bpm": music.bpm,
+        "ref_bpm": ref.bpm,
+        "tempo_match": _tempo_match(music.bpm, ref.bpm, octave=False),
     }
 
 

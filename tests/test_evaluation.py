@@ -42,6 +42,18 @@ def test_music_dance_sync_is_high_in_sync_and_low_across_tempi(slow_fast):
     assert detected["dance_bpm"] == pytest.approx(128.0, rel=0.04)
 
 
+def test_music_analysed_once_scores_like_music_dance_sync(slow_fast):
+    a, b = slow_fast
+    music = evaluation.analyse_music(a.audio, a.sample_rate)
+    assert music.bpm == pytest.approx(90.0, rel=0.04) and len(music.beats) >= 10
+    for dance in (a, b):  # one music against two dances, as the demo's shuffled baseline does
+        direct = evaluation.music_dance_sync(a.audio, a.sample_rate, dance.joints, dance.fps, dance.beat_times)
+        reused = evaluation.analysed_music_dance_sync(music, dance.joints, dance.fps, dance.beat_times)
+        assert reused == pytest.approx(direct, nan_ok=True)
+    with pytest.raises(ValueError, match="ref_audio: expected a mono waveform"):
+        evaluation.analyse_music(np.zeros((2, 100)), SR, "ref_audio")
+
+
 def test_music_agreement(slow_fast):
     a, b = slow_fast
     same = evaluation.music_agreement(a.audio, SR, a.audio)
