@@ -34,6 +34,7 @@ from mmgen.demo_tasks import (
     shuffled_pairs,
     vae_round_trip,
     video_for_music,
+    video_round_trip,
 )
 from mmgen.fileio import atomic_path
 from mmgen.pipeline import Pipeline
@@ -118,7 +119,8 @@ def run_demo(pipeline: Pipeline, out: str | Path, settings: DemoSettings = DemoS
         elif task == "audio2video":
             wave = _stack(video_clips, "audio", s.video_seconds, sr)
             gen = run_generation(pipeline, task, {"audio": wave}, s.video_seconds, s.steps, s.seed)
-            rows += video_for_music(task, gen, video_clips, perm)
+            truth = _stack(video_clips, "video", s.video_seconds, vfps)
+            rows += video_for_music(task, gen, video_clips, perm, video_round_trip(pipeline, truth))
         elif task == "joint":
             kw = {"task_kwargs": {"modalities": ("audio", "motion")}, "batch_size": s.clips}
             plain = run_generation(pipeline, task, {}, s.video_seconds, s.steps, s.seed, cross_guidance=False, **kw)
