@@ -99,6 +99,11 @@ def run_demo(pipeline: Pipeline, out: str | Path, settings: DemoSettings = DemoS
     video_clips = [
         generate_clip(s.first_seed + i, seconds=s.video_seconds, tempo_position=p) for i, p in enumerate(spread)
     ]
+    short = {  # the video tasks' clips, stacked once: video2audio, audio2video and interpolate share them
+        "motion": _stack(video_clips, "joints", s.video_seconds, fps),
+        "audio": _stack(video_clips, "audio", s.video_seconds, sr),
+        "video": _stack(video_clips, "video", s.video_seconds, vfps),
+    }
     rows: list[Row] = []
     timings: dict[str, float] = {}
     steps = [
@@ -113,14 +118,11 @@ def run_demo(pipeline: Pipeline, out: str | Path, settings: DemoSettings = DemoS
             gen = run_generation(pipeline, task, {"audio": audio}, s.seconds, s.steps, s.seed)
             rows += dance_for_music(task, gen, clips, perm, vae_round_trip(pipeline, motion))
         elif task == "video2audio":
-            frames = _stack(video_clips, "video", s.video_seconds, vfps)
-            gen = run_generation(pipeline, task, {"video": frames}, s.video_seconds, s.steps, s.seed)
+            gen = run_generation(pipeline, task, {"video": short["video"]}, s.video_seconds, s.steps, s.seed)
             rows += music_for_dance(task, gen, video_clips, perm, min_f=0.7)
         elif task == "audio2video":
-            wave = _stack(video_clips, "audio", s.video_seconds, sr)
-            gen = run_generation(pipeline, task, {"audio": wave}, s.video_seconds, s.steps, s.seed)
-            truth = _stack(video_clips, "video", s.video_seconds, vfps)
-            rows += video_for_music(task, gen, video_clips, perm, video_round_trip(pipeline, truth))
+            gen = run_generation(pipeline, task, {"audio": short["audio"]}, s.video_seconds, s.steps, s.seed)
+            rows += video_for_music(task, gen, video_clips, perm, video_round_trip(pipeline, short["video"]))
         elif task == "joint":
             kw = {"task_kwargs": {"modalities": ("audio", "motion")}, "batch_size": s.clips}
             plain = run_generation(pipeline, task, {}, s.video_seconds, s.steps, s.seed, cross_guidance=False, **kw)
@@ -131,10 +133,7 @@ def run_demo(pipeline: Pipeline, out: str | Path, settings: DemoSettings = DemoS
                             None, base, "> without cross-guidance", crossed > base))
         elif task == "interpolate":
             head = tail = 1.0
-            given = {"motion": _stack(video_clips, "joints", s.video_seconds, fps),
-                     "audio": _stack(video_clips, "audio", s.video_seconds, sr),
-                     "video": _stack(video_clips, "video", s.video_seconds, vfps)}
-            gen = run_generation(pipeline, task, given, s.video_seconds, s.steps, s.seed,
+            gen = run_generation(pipeline, task, short, s.video_seconds, s.steps, s.seed,
                                  task_kwargs={"head": head, "tail": tail})
             rows += interpolation_rows(task, gen, video_clips)
         else:

@@ -157,7 +157,7 @@ def video_for_music(
     own = _mean(each)
     base = _mean([video_beat_alignment(gen.frames[perm[i]], fps, c.beat_times) for i, c in enumerate(clips)])
     truth = _mean([video_beat_alignment(c.video, c.video_fps, c.beat_times) for c in clips])
-    ceiling_each = [video_beat_alignment(v, fps, c.beat_times) for v, c in zip(round_trip, clips)]
+    ceiling_each = [video_beat_alignment(v, c.video_fps, c.beat_times) for v, c in zip(round_trip, clips)]
     return [
         Row(task, "video beat alignment (frame-difference minima vs music beats)", own, truth, base,
             ">= baseline + 0.1", own >= base + 0.1, each),
