@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from mmgen.diffusion.guidance import CrossGuidance
 from mmgen.diffusion.samplers import SAMPLERS
 from mmgen.diffusion.tasks import preset_parameters
 from mmgen.errors import MmgenError
@@ -44,9 +45,10 @@ class GenerationDefaults:
         steps, sampler: solver steps and name (`mmgen.diffusion.SAMPLERS`).
         guidance: {group: scale}, groups = condition modalities or "text"; a group is applied only
             where it means something (the modality is GIVEN in the task, a caption is given).
-        cross_guidance: MoMu switch level, applied by default where >= 2 modalities are generated
-            from scratch (joint, a conditional task via a bridge), not where each generated
-            modality has given frames of its own (interpolate, continue); None: off.
+        cross_guidance: MoMu switch level, or all of `CrossGuidance` as a mapping (e.g. `{switch: 1.0,
+            estimate: previous}`), applied by default where >= 2 modalities are generated from
+            scratch (joint, a conditional task via a bridge), not where each generated modality has
+            given frames of its own (interpolate, continue); None: off.
         seconds: clip length when nothing is given to measure it from.
         window_seconds, hop_seconds: the training window; longer clips are sampled in windows
             (`diffusion.sample_long`) sliding by the hop (default half the window).
@@ -58,7 +60,7 @@ class GenerationDefaults:
     steps: int = 50
     sampler: str = "dpmpp2m"
     guidance: dict[str, float] = field(default_factory=dict)
-    cross_guidance: float | None = None
+    cross_guidance: float | CrossGuidance | None = None
     seconds: float = 4.0
     window_seconds: float | None = None
     hop_seconds: float | None = None
@@ -77,8 +79,7 @@ class GenerationDefaults:
             if not (isinstance(scale, (int, float)) and math.isfinite(scale)):
                 raise ValueError(f"defaults.guidance[{group!r}] must be a finite number, got {scale!r}")
         object.__setattr__(self, "guidance", {str(g): float(s) for g, s in self.guidance.items()})
-        if self.cross_guidance is not None and not 0.0 <= self.cross_guidance <= 1.0:
-            raise ValueError(f"defaults.cross_guidance must be in [0, 1] or null, got {self.cross_guidance}")
+        object.__setattr__(self, "cross_guidance", cross_guidance_setting(self.cross_guidance))
         if not self.seconds > 0:
             raise ValueError(f"defaults.seconds must be positive, got {self.seconds}")
         if self.window_seconds is not None and not self.window_seconds > 0:
@@ -116,6 +117,20 @@ class GenerationDefaults:
         if self.window_seconds is None:
             return None
         return self.hop_seconds if self.hop_seconds is not None else self.window_seconds / 2
+
+
+def cross_guidance_setting(value: Any) -> float | CrossGuidance | None:
+    """`defaults.cross_guidance`: a switch level in [0, 1], a CrossGuidance or its mapping, or None."""
+    if value is None or isinstance(value, CrossGuidance):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return CrossGuidance(**value)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"defaults.cross_guidance: {err}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"defaults.cross_guidance must be in [0, 1], a mapping of CrossGuidance or null, got {value!r}")
+    return float(value)
 
 
 def check_task_args(task_args: Any) -> None:

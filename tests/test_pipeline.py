@@ -13,6 +13,7 @@ import torch
 
 from mmgen.data.toydance import generate_clip
 from mmgen.diffusion import PRESETS
+from mmgen.diffusion.guidance import CrossGuidance
 from mmgen.diffusion.process import RectifiedFlow
 from mmgen.dit.model import MultimodalDiT
 from mmgen.errors import MmgenError
@@ -309,6 +310,25 @@ def test_cross_guidance_default_applies_where_two_modalities_are_generated(clip)
     inbetween = run("interpolate", given, task_kwargs={"head": 0.5, "tail": 0.5}).audio
     assert np.array_equal(inbetween, run("interpolate", given, task_kwargs={"head": 0.5, "tail": 0.5}, cross_guidance=False).audio)
     assert not np.array_equal(inbetween, run("interpolate", given, task_kwargs={"head": 0.5, "tail": 0.5}, cross_guidance=0.5).audio)
+
+
+def test_cross_guidance_default_can_set_every_crossguidance_field(tmp_path):
+    setting = {"switch": 1.0, "scale": 1.5, "estimate": "previous"}
+    pipe = make_pipeline(video=False, defaults={"cross_guidance": setting})
+    assert pipe.defaults.cross_guidance == CrossGuidance(**setting)
+    pipe.save_pretrained(tmp_path / "p")
+    loaded = Pipeline.from_pretrained(tmp_path / "p")
+    assert loaded.defaults == pipe.defaults
+    run = lambda p, **kw: p.generate("joint", seconds=2.0, seed=1, progress=False, **kw).audio
+    default = run(loaded)
+    assert np.array_equal(default, run(pipe, cross_guidance=CrossGuidance(**setting)))
+    assert not np.array_equal(default, run(pipe, cross_guidance=CrossGuidance(switch=1.0, scale=1.5)))  # current
+    with pytest.raises(ValueError, match="defaults.cross_guidance: .*unexpected keyword argument 'switc'"):
+        make_pipeline(defaults={"cross_guidance": {"switc": 1.0}})
+    with pytest.raises(ValueError, match="defaults.cross_guidance: CrossGuidance.estimate must be"):
+        make_pipeline(defaults={"cross_guidance": {"estimate": "next"}})
+    with pytest.raises(ValueError, match=r"defaults.cross_guidance must be in \[0, 1\].*got 1.5"):
+        make_pipeline(defaults={"cross_guidance": 1.5})
 
 
 def test_generate_restores_module_modes(pipe):

@@ -99,10 +99,12 @@ def assemble() -> None:
     }
     defaults = {
         "steps": 25, "sampler": "dpmpp2m", "guidance": {"motion": 2.0, "audio": 2.0, "video": 2.0},
-        # cross-guidance through every step, not MoMu's half: on 3 seeds x 56 held-out clips it
-        # lifts video->audio beat F 0.43 -> 0.53 (tempo right 0.43 -> 0.56) and joint BAS
-        # 0.62 -> 0.66 (0.60 without)
-        "cross_guidance": 1.0, "seconds": 4.0, "window_seconds": 4.0, "hop_seconds": 2.0,
+        # cross-guidance through every step (not MoMu's half), from the previous step's partner
+        # estimates (one model call per step, not two): on 3 seeds x 56 held-out clips it lifts
+        # video->audio beat F 0.43 -> 0.56 (tempo right 0.43 -> 0.60) and joint BAS 0.62 -> 0.65
+        # (0.60 without)
+        "cross_guidance": {"switch": 1.0, "scale": 2.0, "estimate": "previous"},
+        "seconds": 4.0, "window_seconds": 4.0, "hop_seconds": 2.0,
         # the music locks onto a dance generated with it better than onto video latents directly
         "task_args": {"video2audio": {"via": ["motion"]}},
     }
