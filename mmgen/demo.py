@@ -126,8 +126,8 @@ def run_demo(pipeline: Pipeline, out: str | Path, settings: DemoSettings = DemoS
         elif task == "joint":
             kw = {"task_kwargs": {"modalities": ("audio", "motion")}, "batch_size": s.clips}
             plain = run_generation(pipeline, task, {}, s.video_seconds, s.steps, s.seed, cross_guidance=False, **kw)
-            switch = pipeline.defaults.cross_guidance or 0.5
-            gen = run_generation(pipeline, task, {}, s.video_seconds, s.steps, s.seed, cross_guidance=switch, **kw)
+            # True: the pipeline's default cross-guidance, or CrossGuidance() where it has none
+            gen = run_generation(pipeline, task, {}, s.video_seconds, s.steps, s.seed, cross_guidance=True, **kw)
             crossed, base = joint_sync(task, gen), joint_sync(task, plain)
             rows.append(Row(task, "BAS between generated dance and generated music (cross-guided)", crossed,
                             None, base, "> without cross-guidance", crossed > base))
