@@ -33,9 +33,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mmgen.cond import Cond
+from mmgen.core.cond import Cond
+from mmgen.core.timeline import ModalitySpec, segment_ids
 from mmgen.dit import MultimodalDiT
-from mmgen.timeline import ModalitySpec, segment_ids
 
 RATE_HZ = 44100 / 2048  # Stable Audio's latent rate
 CHANNELS = 64

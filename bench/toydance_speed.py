@@ -39,8 +39,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from mmgen.data.toydance import generate_clip
-    from mmgen.data.toydance_io import make_dataset, write_clip
-    from mmgen.render import render_stick_figure
+    from mmgen.data.toydance.io import make_dataset, write_clip
+    from mmgen.io.render import render_stick_figure
 
     clip = generate_clip(1, 4.0)
     rows = [

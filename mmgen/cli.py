@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 
-from mmgen.errors import MmgenError
+from mmgen.core.errors import MmgenError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -16,6 +16,8 @@ import scipy.sparse
 import soundfile as sf
 import torch
 
+from mmgen.core.errors import MmgenError
+from mmgen.core.skeleton import SMPL24, SMPL24_REST
 from mmgen.data.aistpp import (
     AISTPP,
     SeqName,
@@ -29,8 +31,6 @@ from mmgen.data.aistpp import (
     resample_frames,
 )
 from mmgen.data.smpl_fk import SMPLForwardKinematics, find_smpl_model
-from mmgen.errors import MmgenError
-from mmgen.modalities.skeleton import SMPL24, SMPL24_REST
 
 NUM_VERTS = 6890
 SEQS = {

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from mmgen.core.errors import MmgenError
 from mmgen.data.pose2d import Pose2DSet, load_pose2d, pair_files, read_segment_list
-from mmgen.errors import MmgenError
 
 NAMES = ["gBR_sFM_c03_d04_mBR0_ch01", "gKR_sFM_c09_d28_mKR1_ch02", "gPO_sFM_c04_d11_mPO2_ch14"]
 

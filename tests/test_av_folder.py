@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmgen.data.audio_file import resample_audio
+from mmgen.core.errors import MmgenError
 from mmgen.data.av_folder import AVFolder, frame_indices, probe, read_av, scan_folder
-from mmgen.errors import MmgenError
+from mmgen.io.audio import resample_audio
 
 SR = 16000
 

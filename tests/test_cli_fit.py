@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmgen.cli import main
-from mmgen.data.toydance_io import make_dataset
+from mmgen.data.toydance.io import make_dataset
 from mmgen.dit.model import MultimodalDiT
 from mmgen.modalities.audio_mel import MelVAE
 from mmgen.modalities.media import AudioModality, MotionModality, VideoModality

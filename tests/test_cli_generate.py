@@ -13,8 +13,8 @@ from test_pipeline import make_pipeline
 
 from mmgen.cli import main
 from mmgen.data.latent_cache import LatentCache
-from mmgen.data.toydance_io import make_dataset
-from mmgen.export import load_motion_npz, save_motion_npz, save_wav
+from mmgen.data.toydance.io import make_dataset
+from mmgen.io.export import load_motion_npz, save_motion_npz, save_wav
 from mmgen.pipeline import Pipeline
 
 
@@ -223,7 +223,7 @@ def test_eval_and_cache_errors_exit_2(pipe_dir, data, tmp_path, capsys):
 
 
 def test_read_motion_resamples_and_drops_2d_confidence(tmp_path):
-    from mmgen.inputs import read_motion
+    from mmgen.io.read import read_motion
     from mmgen.modalities.media import MotionModality
     from mmgen.modalities.motion import MotionVAE
 

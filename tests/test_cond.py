@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mmgen.cond import Cond
+from mmgen.core.cond import Cond
 
 
 def test_cat_and_map():

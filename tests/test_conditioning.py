@@ -205,7 +205,7 @@ def test_structure_captions():
     assert event_place(0.3, 7.9, 8.0) == "all"
     with pytest.raises(ValueError, match="structure\\[0\\]"):
         structure_caption([{"instrument": "kick"}], 8.0)
-    toydance = pytest.importorskip("mmgen.data.toydance")
+    toydance = pytest.importorskip("mmgen.data.toydance.clip")
     clip = toydance.generate_clip(3, seconds=8.0, render_video=False)
     caption = structure_caption(clip.structure, clip.seconds)
     for ev in clip.structure:

@@ -19,8 +19,8 @@ from mmgen.conditioning import (
     T5TextConditioner,
     TimingConditioner,
 )
+from mmgen.core.timeline import ModalitySpec
 from mmgen.dit.model import MultimodalDiT
-from mmgen.timeline import ModalitySpec
 
 SPEC = {"audio": ModalitySpec(channels=4, rate_hz=4.0)}
 

@@ -13,9 +13,9 @@ from test_pipeline import make_pipeline
 from mmgen.cli import main
 from mmgen.data.toydance import generate_clip
 from mmgen.demo import DemoSettings, default_pipeline_dir, format_per_clip, run_demo, write_report
-from mmgen.demo_tasks import Row, shuffled_pairs, video_round_trip
+from mmgen.demo.tasks import Row, shuffled_pairs, video_round_trip
 from mmgen.evaluation import video_beat_alignment
-from mmgen.export import load_motion_npz, save_motion_npz
+from mmgen.io.export import load_motion_npz, save_motion_npz
 from mmgen.pipeline import Pipeline
 
 TASKS = ("dance2music", "music2dance", "video2audio", "audio2video", "joint", "interpolate", "long_form")

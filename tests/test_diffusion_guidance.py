@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from mmgen.cond import Cond
+from mmgen.core.cond import Cond
+from mmgen.core.timeline import ModalitySpec
 from mmgen.diffusion import CrossGuidance, GuidedDenoiser, VPCosine, sample
 from mmgen.diffusion.tasks import dance2music, joint
-from mmgen.timeline import ModalitySpec
 
 B, T, C = 2, 4, 3
 X0 = VPCosine(prediction="x0")  # x0_hat == the (guided) prediction: easy to check by hand

@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from mmgen.cond import Cond
+from mmgen.core.cond import Cond
+from mmgen.core.timeline import ModalitySpec, segment_ids
 from mmgen.diffusion import MoNLConfig, NoiseLevels, apply_null_text, sample_levels
-from mmgen.timeline import ModalitySpec, segment_ids
 
 SPECS = {"audio": ModalitySpec(2, 4.0), "motion": ModalitySpec(2, 2.0)}  # different rates, one time axis
 N = 4000  # examples

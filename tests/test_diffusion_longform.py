@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from mmgen.core.timeline import ModalitySpec
 from mmgen.diffusion import VPCosine, sample_long, window_bounds
 from mmgen.diffusion.tasks import continuation, dance2music, joint
-from mmgen.timeline import ModalitySpec
 
 X0 = VPCosine(prediction="x0")
 

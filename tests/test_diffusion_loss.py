@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from mmgen.cond import Cond
+from mmgen.core.cond import Cond
 from mmgen.diffusion import NoiseLevels, VPCosine, denoising_loss
 
 B, C = 2, 3

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from mmgen.cond import Cond
+from mmgen.core.cond import Cond
+from mmgen.core.timeline import ModalitySpec
 from mmgen.dit import MultimodalDiT
-from mmgen.timeline import ModalitySpec
 
 SPECS = {"audio": ModalitySpec(4, 4.0), "video": ModalitySpec(3, 2.0, (5, 3))}
 

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from dit_helpers import perturb
 
-from mmgen.cond import Cond
+from mmgen.core.cond import Cond
+from mmgen.core.timeline import ModalitySpec, segment_ids
 from mmgen.dit import MultimodalDiT
-from mmgen.timeline import ModalitySpec, segment_ids
 
 SPECS = {"audio": ModalitySpec(4, 4.0), "motion": ModalitySpec(6, 2.0), "video": ModalitySpec(3, 2.0, (5, 3))}
 FRAMES = {"audio": 9, "motion": 5, "video": 3}  # 2.25 s, 2.5 s, 1.5 s: odd lengths on purpose

@@ -4,9 +4,9 @@ import pytest
 import torch
 from dit_helpers import perturb
 
-from mmgen.cond import Cond
+from mmgen.core.cond import Cond
+from mmgen.core.timeline import ModalitySpec, segment_ids
 from mmgen.dit import MultimodalDiT, random_token_mask
-from mmgen.timeline import ModalitySpec, segment_ids
 
 SPECS = {"audio": ModalitySpec(4, 4.0), "video": ModalitySpec(3, 2.0, (3, 4))}
 FRAMES = {"audio": 8, "video": 4}

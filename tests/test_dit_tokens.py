@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
+from mmgen.core.timeline import ModalitySpec
 from mmgen.dit import MultimodalDiT, TokenLayout, patchify, unpatchify
 from mmgen.dit.rope import apply_rope, rope_angles, rope_cos_sin, rope_frequencies
-from mmgen.timeline import ModalitySpec
 
 
 @pytest.mark.parametrize("h,w,p", [(5, 3, 2), (4, 6, 2), (7, 7, 3), (1, 1, 2), (3, 5, 1)])

@@ -11,7 +11,7 @@ import pytest
 
 from mmgen import evaluation
 from mmgen.data.toydance import generate_clip
-from mmgen.export import save_motion_npz, save_wav
+from mmgen.io.export import save_motion_npz, save_wav
 from mmgen.metrics import pfc as edge_pfc
 from mmgen.metrics import yup_to_zup
 

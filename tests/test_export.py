@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from mmgen.bvh import solve_rotations
-from mmgen.export import (
+from mmgen.core.skeleton import SMPL24, SMPL24_REST
+from mmgen.io.bvh import solve_rotations
+from mmgen.io.export import (
     load_motion_npz,
     plot_mel_with_beats,
     render_stick_figure,
@@ -17,8 +18,7 @@ from mmgen.export import (
     save_video,
     save_wav,
 )
-from mmgen.modalities.skeleton import SMPL24, SMPL24_REST
-from mmgen.render import LIMB_COLORS, _fit_view
+from mmgen.io.render import LIMB_COLORS, _fit_view
 
 SR = 22050
 
@@ -212,7 +212,7 @@ def test_render_shape_fps_background_and_fill():
 
 
 def test_render_marks_generated_frames_with_a_top_bar_at_the_output_rate():
-    from mmgen.render import GENERATED_BAR_COLOR
+    from mmgen.io.render import GENERATED_BAR_COLOR
 
     generated = np.zeros(30, dtype=bool)
     generated[10:20] = True  # input frames 10-19 at 30 fps -> output frames 5-9 at 15 fps
@@ -226,7 +226,7 @@ def test_render_marks_generated_frames_with_a_top_bar_at_the_output_rate():
 
 
 def test_mark_generated_checks_its_input():
-    from mmgen.render import mark_generated
+    from mmgen.io.render import mark_generated
 
     frames = np.zeros((4, 48, 48, 3), np.uint8)
     with pytest.raises(ValueError, match="mask has 3 frames, the video 4"):

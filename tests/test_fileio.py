@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from mmgen.fileio import atomic_dir, atomic_path
+from mmgen.core.fileio import atomic_dir, atomic_path
 
 
 def test_atomic_path_keeps_nothing_on_failure_and_has_normal_mode(tmp_path):

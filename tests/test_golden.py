@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+from mmgen.core.timeline import ModalitySpec
 from mmgen.data.toydance import generate_clip
 from mmgen.demo import default_pipeline_dir
 from mmgen.diffusion.noise_levels import MoNLConfig, sample_levels
 from mmgen.dit.model import MultimodalDiT
 from mmgen.pipeline import Pipeline
-from mmgen.timeline import ModalitySpec
 
 SPECS = {
     "audio": ModalitySpec(8, 7.5),

@@ -3,6 +3,8 @@ from fractions import Fraction
 import pytest
 import torch
 
+from mmgen.core.errors import MmgenError
+from mmgen.core.timeline import ModalitySpec
 from mmgen.data.latent_cache import (
     LatentCache,
     LatentWindows,
@@ -10,8 +12,6 @@ from mmgen.data.latent_cache import (
     collate_latents,
     common_step_seconds,
 )
-from mmgen.errors import MmgenError
-from mmgen.timeline import ModalitySpec
 
 
 class RampEncoder:

@@ -15,6 +15,7 @@ import math
 import pytest
 import torch
 
+from mmgen.core.timeline import ModalitySpec
 from mmgen.diffusion import (
     GEN,
     GIVEN,
@@ -28,7 +29,6 @@ from mmgen.diffusion import (
 )
 from mmgen.diffusion.tasks import interpolate, joint
 from mmgen.dit.model import MultimodalDiT
-from mmgen.timeline import ModalitySpec
 
 pytestmark = pytest.mark.slow
 

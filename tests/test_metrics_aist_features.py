@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from mmgen.core.skeleton import SMPL24_REST
 from mmgen.metrics import geometric_features, kinetic_features
 from mmgen.metrics.aist_features import AIST_JOINTS, HUMERUS
-from mmgen.modalities.skeleton import SMPL24_REST
 
 J = {n: i for i, n in enumerate(AIST_JOINTS)}
 

@@ -5,6 +5,7 @@ import pytest
 from scipy.linalg import hadamard
 
 import mmgen.metrics.frechet as fr
+from mmgen.core.skeleton import SMPL24_REST
 from mmgen.metrics import (
     diversity,
     fad,
@@ -17,7 +18,6 @@ from mmgen.metrics import (
     motion_feature_set,
     motion_quality,
 )
-from mmgen.modalities.skeleton import SMPL24_REST
 
 
 def orthogonal_design(n=128, d=72):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from mmgen.core.skeleton import SMPL24_REST
 from mmgen.modalities.motion_features import KinematicFeatures, _rotate_y
-from mmgen.modalities.skeleton import SMPL24_REST
 
 # COCO-17 keypoints approximated from SMPL-24 joints (+ small head offsets for eyes/ears)
 _COCO_FROM_SMPL = [15, 15, 15, 15, 15, 16, 17, 18, 19, 20, 21, 1, 2, 4, 5, 7, 8]

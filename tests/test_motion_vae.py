@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mmgen.core.timeline import ModalitySpec
 from mmgen.modalities.motion import MotionVAE, TransformerLayer
 from mmgen.modalities.motion_train import MotionLossWeights, motion_vae_losses
-from mmgen.timeline import ModalitySpec
 
 
 @pytest.fixture(scope="module")

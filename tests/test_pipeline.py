@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from mmgen.core.errors import MmgenError
 from mmgen.data.toydance import generate_clip
 from mmgen.diffusion import PRESETS
 from mmgen.diffusion.guidance import CrossGuidance
 from mmgen.diffusion.process import RectifiedFlow
 from mmgen.dit.model import MultimodalDiT
-from mmgen.errors import MmgenError
 from mmgen.modalities.audio_mel import MelVAE
 from mmgen.modalities.media import AudioModality, MotionModality, VideoModality
 from mmgen.modalities.motion import MotionVAE
@@ -143,7 +143,7 @@ GIVEN_FOR = {
 }
 # (start, end) seconds that must come back exactly as given, and a span that must be generated,
 # for a 4-s clip; the GIVEN latent frames (7.5 Hz audio / motion, 3.75 Hz video) are worked out in
-# the module docstring of mmgen.pipeline and the task picture of mmgen.diffusion.tasks
+# the module docstring of mmgen.pipeline.pipeline and the task picture of mmgen.diffusion.tasks
 KEPT = {
     "interpolate": ([(0.0, 1.0), (3.2, 4.0)], (1.5, 2.5)),
     "continue": ([(0.0, 1.0)], (1.5, 4.0)),

@@ -8,8 +8,8 @@ import soundfile as sf
 from test_pipeline import SR, make_pipeline
 
 from mmgen.data.toydance import generate_clip
-from mmgen.export import load_motion_npz
-from mmgen.generation import Generation
+from mmgen.io.export import load_motion_npz
+from mmgen.pipeline.generation import Generation
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_2d_pose_is_saved_with_a_confidence_channel(tmp_path):
 
 
 def test_stick_figure_marks_only_the_frames_an_in_between_made(clip):
-    from mmgen.render import GENERATED_BAR_COLOR
+    from mmgen.io.render import GENERATED_BAR_COLOR
 
     pipe = make_pipeline(video=False)
     out = pipe.generate("interpolate", {"motion": clip.joints}, progress=False, task_kwargs={"head": 1.0, "tail": 1.0})
@@ -91,7 +91,7 @@ def test_stick_figure_marks_only_the_frames_an_in_between_made(clip):
 
 
 def test_video_marks_only_the_frames_an_in_between_made_and_leaves_the_rest(clip):
-    from mmgen.render import GENERATED_BAR_COLOR
+    from mmgen.io.render import GENERATED_BAR_COLOR
 
     pipe = make_pipeline(video=True)
     given = {"video": clip.video, "audio": clip.audio}

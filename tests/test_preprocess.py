@@ -17,7 +17,7 @@ from test_av_folder import make_folder
 from mmgen.cli import main
 from mmgen.data.aistpp import AISTPP
 from mmgen.data.manifest import ManifestDataset, read_manifest_records
-from mmgen.export import load_motion_npz
+from mmgen.io.export import load_motion_npz
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_loris_manifest(tmp_path, capsys):
 
 
 def test_manifest_reader_serves_toydance_folders(tmp_path):
-    toydance_io = pytest.importorskip("mmgen.data.toydance_io")
+    toydance_io = pytest.importorskip("mmgen.data.toydance.io")
     toydance_io.make_dataset(tmp_path / "toy", clips=1, seconds=2.0, seed=0, progress=False)
     item = ManifestDataset(tmp_path / "toy", ("audio", "motion", "video"), seconds=1.0)[1]
     assert (

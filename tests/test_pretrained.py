@@ -3,9 +3,9 @@ import torch
 import yaml
 from torch import nn
 
+from mmgen.core.pretrained import PretrainedMixin
+from mmgen.core.timeline import ModalitySpec
 from mmgen.modalities.base import DiagonalGaussian, LatentStats
-from mmgen.pretrained import PretrainedMixin
-from mmgen.timeline import ModalitySpec
 
 
 class TinyNet(PretrainedMixin, nn.Module):
@@ -127,7 +127,7 @@ def test_fingerprint_tracks_config_and_weights(tmp_path):
 
 
 def test_load_weights_casts_and_names_the_file_on_a_shape_change(tmp_path):
-    from mmgen.pretrained import load_weights
+    from mmgen.core.pretrained import load_weights
 
     net = TinyNet(4, ModalitySpec(4, 7.5))
     net.save_pretrained(tmp_path / "net", dtype=torch.float16)
@@ -157,3 +157,22 @@ def test_dit_module_fine_tunes_from_pretrained_weights_after_a_rate_change(tmp_p
     for (name, a), b, e in zip(trained.state_dict().items(), module.model.state_dict().values(), module.ema.ema.state_dict().values()):
         assert torch.equal(a, b) and torch.equal(a, e), name
     assert module.model.specs["video"].rate_hz == 7.5
+
+
+def test_folders_saved_with_the_old_module_paths_still_load(tmp_path):
+    """Before the December 2026 regrouping, ModalitySpec lived in `mmgen.timeline`; such folders load."""
+    from mmgen.dit.model import MultimodalDiT
+
+    dit = MultimodalDiT({"audio": ModalitySpec(4, 7.5)}, d_model=16, depth=1, num_heads=2)
+    dit.save_pretrained(tmp_path / "dit")
+    config = tmp_path / "dit" / "config.yaml"
+    text = config.read_text()
+    assert "mmgen.core.timeline.ModalitySpec" in text
+    config.write_text(text.replace("mmgen.core.timeline.ModalitySpec", "mmgen.timeline.ModalitySpec"))
+    loaded = MultimodalDiT.from_pretrained(tmp_path / "dit")
+    assert loaded.specs == dit.specs
+    for (name, a), b in zip(dit.state_dict().items(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="unknown class_path"):
+        config.write_text(text.replace("mmgen.core.timeline.ModalitySpec", "mmgen.nowhere.ModalitySpec"))
+        MultimodalDiT.from_pretrained(tmp_path / "dit")

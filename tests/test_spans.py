@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mmgen.spans import blend_runs, runs
+from mmgen.core.blend import blend_runs, runs
 
 
 def test_runs_finds_every_maximal_run():

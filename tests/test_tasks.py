@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from mmgen.core.timeline import ModalitySpec
 from mmgen.diffusion import EDIT, GEN, GIVEN, Span, Task, VPCosine, get_task, sample
 from mmgen.diffusion.tasks import (
     Role,
@@ -14,7 +15,6 @@ from mmgen.diffusion.tasks import (
     joint,
     video2audio,
 )
-from mmgen.timeline import ModalitySpec
 
 SPECS = {"audio": ModalitySpec(4, 2.0), "motion": ModalitySpec(3, 2.0)}  # 2 Hz, as the DESIGN example
 FRAMES = {"audio": 8, "motion": 8}  # 4 s

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mmgen.timeline import ModalitySpec, frame_seconds, num_segments, segment_ids
+from mmgen.core.timeline import ModalitySpec, frame_seconds, num_segments, segment_ids
 
 
 def test_segments_match_the_design_picture():

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
+from mmgen.core.skeleton import SMPL24
 from mmgen.data.toydance import STYLES, generate_clip
-from mmgen.data.toydance_dance import Body
-from mmgen.data.toydance_styles import BPM_RANGE, get_style
-from mmgen.modalities.skeleton import SMPL24
-from mmgen.render import render_stick_figure
+from mmgen.data.toydance.dance import Body
+from mmgen.data.toydance.styles import BPM_RANGE, get_style
+from mmgen.io.render import render_stick_figure
 
 SECONDS = 6.0
 

@@ -8,9 +8,9 @@ import pytest
 from scipy import signal
 
 from mmgen.data.toydance import STYLES, generate_clip
-from mmgen.data.toydance_grid import BeatGrid
-from mmgen.data.toydance_music import INSTRUMENTS, NOTE_NAMES, SCALES, plan_music, render_music, structure
-from mmgen.data.toydance_styles import get_style
+from mmgen.data.toydance.grid import BeatGrid
+from mmgen.data.toydance.music import INSTRUMENTS, NOTE_NAMES, SCALES, plan_music, render_music, structure
+from mmgen.data.toydance.styles import get_style
 
 SR = 22050
 SECONDS = 6.0

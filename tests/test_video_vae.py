@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from mmgen.core.timeline import ModalitySpec
 from mmgen.modalities.video import CausalConv3d, VideoVAE
 from mmgen.modalities.video_train import (
     PatchDiscriminator,
@@ -10,7 +11,6 @@ from mmgen.modalities.video_train import (
     video_training_step,
     video_vae_losses,
 )
-from mmgen.timeline import ModalitySpec
 
 
 @pytest.fixture(scope="module")

@@ -212,7 +212,7 @@ def main() -> int:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         parser.error(f"unknown stages {unknown}; choose from {', '.join(STAGES)}")
-    from mmgen.fileio import atomic_path
+    from mmgen.core.fileio import atomic_path
 
     record_path = ROOT / WORK / "training.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {"stages": {}}

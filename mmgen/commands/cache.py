@@ -47,7 +47,7 @@ def load_vae_modality(name: str, directory: str, device: str) -> MediaModality:
     from mmgen.modalities.media import AudioModality, MotionModality, VideoModality
     from mmgen.modalities.motion import MotionVAE
     from mmgen.modalities.video import VideoVAE
-    from mmgen.pipeline_load import load_part
+    from mmgen.pipeline.load import load_part
 
     classes = {
         "audio": (AudioModality, MelVAE),
@@ -65,11 +65,11 @@ def load_vae_modality(name: str, directory: str, device: str) -> MediaModality:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmgen.manifest_cache import cache_manifest
+    from mmgen.data.manifest_cache import cache_manifest
 
     if args.pipeline is not None:
-        from mmgen.pipeline_config import read_config
-        from mmgen.pipeline_load import load_modalities
+        from mmgen.pipeline.config import read_config
+        from mmgen.pipeline.load import load_modalities
 
         modalities = load_modalities(args.pipeline, read_config(args.pipeline), args.device)
     else:

@@ -1,6 +1,6 @@
 """`mmgen eval GEN_DIR REF_DIR`: metrics of generated files against references, as a table and JSON.
 
-Files pair by name (x.wav / x.npz on both sides); see `mmgen.evaluation_folder` for which metrics
+Files pair by name (x.wav / x.npz on both sides); see `mmgen.evaluation.folder` for which metrics
 each pair gets. Writes GEN_DIR/metrics.json unless --out is given.
 """
 
@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmgen.evaluation_folder import evaluate_folder, format_table
+    from mmgen.evaluation.folder import evaluate_folder, format_table
 
     result = evaluate_folder(args.gen_dir, args.ref_dir, out=args.out, progress=not args.no_progress)
     print(format_table(result), end="")

@@ -6,7 +6,7 @@ mmgen generate --task interpolate --audio a.wav --motion a.npz --head 1 --tail 1
 mmgen generate --task video2audio --video clip.mp4 --via motion --out out/
 mmgen generate --task joint --seconds 4 --cross-guidance 0.5 --caption "a calm waltz" --out out/
 
-Inputs are conformed to the pipeline (`mmgen.inputs`): audio is resampled to the model's sample
+Inputs are conformed to the pipeline (`mmgen.io.read`): audio is resampled to the model's sample
 rate, motion to its fps (linear interpolation; a wrong joint count is an error), video to its fps
 (frame picking) and frame size (resize).
 """
@@ -17,14 +17,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mmgen.errors import MmgenError
+from mmgen.core.errors import MmgenError
 
 SPAN_ARGS = ("head", "tail", "prefix", "start", "end", "t0")
-
-
-def default_pipeline() -> Path:
-    """The shipped checkpoint: <repository>/checkpoints/toydance."""
-    return Path(__file__).resolve().parents[2] / "checkpoints" / "toydance"
 
 
 def parse_guidance(text: str) -> dict[str, float]:
@@ -111,10 +106,11 @@ def task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmgen.inputs import read_audio, read_motion, read_video_file
+    from mmgen.demo.run import default_pipeline_dir
+    from mmgen.io.read import read_audio, read_motion, read_video_file
     from mmgen.pipeline import Pipeline
 
-    directory = Path(args.pipeline) if args.pipeline else default_pipeline()
+    directory = Path(args.pipeline) if args.pipeline else default_pipeline_dir()
     if args.pipeline is None and not directory.is_dir():
         raise MmgenError(f"no --pipeline given and the shipped checkpoint {directory} is not there")
     for flag in ("motion", "audio", "video"):

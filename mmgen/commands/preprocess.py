@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from mmgen.core.errors import MmgenError
 from mmgen.data.manifest import ManifestWriter, base_record, safe_id
-from mmgen.errors import MmgenError
 
 ITEM_ERRORS = (ValueError, FileNotFoundError, MmgenError, OSError)
 
@@ -106,7 +106,7 @@ def _loop(
 def _aistpp(args: argparse.Namespace) -> tuple[ManifestWriter, int, int, list[str]]:
     from mmgen.data.aistpp import AIST_FPS, AISTPP, SPLITS, SeqName, read_ignore_list, read_split
     from mmgen.data.smpl_fk import find_smpl_model
-    from mmgen.export import save_motion_npz, save_wav
+    from mmgen.io.export import save_motion_npz, save_wav
 
     find_smpl_model(args.smpl_dir, args.gender)  # a missing model is a setup error, not a per-item skip
     if not Path(args.music_dir).is_dir():
@@ -180,7 +180,7 @@ def _aistpp(args: argparse.Namespace) -> tuple[ManifestWriter, int, int, list[st
 
 def _av_folder(args: argparse.Namespace) -> tuple[ManifestWriter, int, int, list[str]]:
     from mmgen.data.av_folder import read_av, scan_folder
-    from mmgen.export import save_video, save_wav
+    from mmgen.io.export import save_video, save_wav
 
     h, w = args.size
     if h <= 0 or w <= 0 or h % 2 or w % 2:
@@ -228,7 +228,7 @@ def _av_folder(args: argparse.Namespace) -> tuple[ManifestWriter, int, int, list
 def _loris(args: argparse.Namespace) -> tuple[ManifestWriter, int, int, list[str]]:
     from mmgen.data.aistpp import SeqName, music_bpm
     from mmgen.data.pose2d import Pose2DSet
-    from mmgen.export import save_motion_npz, save_wav
+    from mmgen.io.export import save_motion_npz, save_wav
 
     data = Pose2DSet(args.root, args.seconds, args.segment_list, args.sample_rate, args.fps)
     settings = {"seconds": args.seconds, "fps": args.fps, "sample_rate": args.sample_rate}

@@ -25,12 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "make":
-        from mmgen.data.toydance_io import make_dataset
+        from mmgen.data.toydance.io import make_dataset
 
         out = make_dataset(args.out, args.clips, args.seconds, args.seed, progress=not args.no_progress)
         print(f"wrote {args.clips} clips of {args.seconds:g} s to {out}")
         return 0
-    from mmgen.data.toydance_report import report_markdown, toydance_report, write_report
+    from mmgen.data.toydance.report import report_markdown, toydance_report, write_report
 
     report = toydance_report(args.dir, progress=not args.no_progress)
     written = write_report(args.dir, report, preview=not args.no_preview)

@@ -1,4 +1,4 @@
-"""Condition encoders: raw conditions (text, timing, melody, quality, video frames) -> `mmgen.cond.Cond`."""
+"""Condition encoders: raw conditions (text, timing, melody, quality, video frames) -> `mmgen.core.cond.Cond`."""
 
 from mmgen.conditioning.base import Conditioner, Features, load_features, save_features
 from mmgen.conditioning.captions import event_place, structure_caption

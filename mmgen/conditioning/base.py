@@ -29,8 +29,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mmgen.fileio import atomic_path
-from mmgen.pretrained import PretrainedMixin
+from mmgen.core.fileio import atomic_path
+from mmgen.core.pretrained import PretrainedMixin
 
 TARGETS = ("context", "prefix")
 

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmgen.cond import Cond
 from mmgen.conditioning.base import Conditioner, Features
-from mmgen.pretrained import PretrainedMixin
+from mmgen.core.cond import Cond
+from mmgen.core.pretrained import PretrainedMixin
 
 Drop = torch.Tensor | Mapping[str, torch.Tensor] | None
 

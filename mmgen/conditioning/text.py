@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from mmgen.conditioning.base import Conditioner, Features, FrozenSlot, get_values
-from mmgen.errors import MmgenError
+from mmgen.core.errors import MmgenError
 
 logger = logging.getLogger(__name__)
 

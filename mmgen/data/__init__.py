@@ -8,12 +8,11 @@ Names load lazily so that importing one reader does not import every other one.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mmgen.core.lazy import lazy_exports
 
 _EXPORTS = {
-    "mmgen.data.toydance": ("ToyDanceClip", "STYLES", "generate_clip"),
-    "mmgen.data.toydance_io": (
+    "mmgen.data.toydance.clip": ("ToyDanceClip", "STYLES", "generate_clip"),
+    "mmgen.data.toydance.io": (
         "make_dataset",
         "ToyDanceDataset",
         "InMemoryToyDance",
@@ -22,7 +21,6 @@ _EXPORTS = {
         "read_manifest",
     ),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [
     "STYLES",
     "InMemoryToyDance",
@@ -34,16 +32,4 @@ __all__ = [
     "make_dataset",
     "read_manifest",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mmgen.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from mmgen.data.annotation_pickle import load_annotation_pickle
-from mmgen.data.audio_file import load_audio
+from mmgen.io.audio import load_audio
 
 AIST_FPS = 60.0
 SPLITS = ("train", "val", "test")

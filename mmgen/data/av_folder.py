@@ -32,9 +32,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mmgen.core.errors import MmgenError
 from mmgen.data.aistpp import clip_starts
-from mmgen.data.audio_file import resample_audio
-from mmgen.errors import MmgenError
+from mmgen.io.audio import resample_audio
 
 logger = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from mmgen.errors import MmgenError
-from mmgen.fileio import atomic_dir
-from mmgen.timeline import ModalitySpec
+from mmgen.core.errors import MmgenError
+from mmgen.core.fileio import atomic_dir
+from mmgen.core.timeline import ModalitySpec
 
 log = logging.getLogger(__name__)
 

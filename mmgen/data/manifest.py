@@ -5,7 +5,7 @@
     <out>/skipped.jsonl      {"path", "reason"} per input that was left out (preprocess only)
     <out>/records/<id>.json  one finished item each (what makes preprocessing resumable)
     <out>/audio/<id>.wav     float32 mono at `sample_rate`
-    <out>/motion/<id>.npz    `mmgen.export.save_motion_npz`: joints [T, J, 3] float32 + fps (+ extras)
+    <out>/motion/<id>.npz    `mmgen.io.export.save_motion_npz`: joints [T, J, 3] float32 + fps (+ extras)
     <out>/video/<id>.mp4     H.264 frames at `video_fps`, even H and W, no sound (the sound is the wav)
 
 A manifest record (keys marked * are always present; ToyDance sets all of them):
@@ -44,8 +44,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mmgen.errors import MmgenError
-from mmgen.fileio import atomic_path
+from mmgen.core.errors import MmgenError
+from mmgen.core.fileio import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class ManifestDataset(Dataset):
         return len(self.windows)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        from mmgen.export import load_motion_npz
+        from mmgen.io.export import load_motion_npz
 
         index, start = self.windows[i]
         rec = self.records[index]

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mmgen.core.errors import MmgenError
+from mmgen.core.skeleton import COCO17
 from mmgen.data.aistpp import resample_frames
-from mmgen.data.audio_file import audio_seconds, load_audio
 from mmgen.data.av_folder import Skipped
-from mmgen.errors import MmgenError
-from mmgen.modalities.skeleton import COCO17
+from mmgen.io.audio import audio_seconds, load_audio
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mmgen.errors import MmgenError
+from mmgen.core.errors import MmgenError
 
 logger = logging.getLogger(__name__)
 

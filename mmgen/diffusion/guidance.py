@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mmgen.cond import Cond
+from mmgen.core.cond import Cond
 from mmgen.diffusion.process import Process
 
 Latents = dict[str, Tensor]

@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from mmgen.cond import Cond
+from mmgen.core.cond import Cond
+from mmgen.core.timeline import ModalitySpec
 from mmgen.diffusion.guidance import CrossGuidance, Latents, ModelFn
 from mmgen.diffusion.process import Process, VPCosine
 from mmgen.diffusion.samplers import (
@@ -33,7 +34,6 @@ from mmgen.diffusion.samplers import (
     uniform_grid,
 )
 from mmgen.diffusion.tasks import Task
-from mmgen.timeline import ModalitySpec
 
 _EPS = 1e-6
 

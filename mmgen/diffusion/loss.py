@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from mmgen.cond import Cond
+from mmgen.core.cond import Cond
 from mmgen.diffusion.guidance import Latents, ModelFn
 from mmgen.diffusion.noise_levels import NoiseLevels, apply_null_text
 from mmgen.diffusion.process import Process

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
-from mmgen.cond import Cond
+from mmgen.core.cond import Cond
+from mmgen.core.timeline import ModalitySpec, num_segments, segment_ids
 from mmgen.diffusion.process import check_unit_interval
-from mmgen.timeline import ModalitySpec, num_segments, segment_ids
 
 VARIANTS = ("vanilla", "per_modality", "per_segment", "per_modality_segment")
 CLEAN_KINDS = ("modality", "prefix", "ends", "random")

@@ -23,12 +23,12 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from mmgen.cond import Cond
+from mmgen.core.cond import Cond
+from mmgen.core.timeline import ModalitySpec
 from mmgen.diffusion.guidance import CrossGuidance, GuidedDenoiser, Latents, Levels, ModelFn
 from mmgen.diffusion.process import Process, VPCosine, check_unit_interval, expand_like
 from mmgen.diffusion.solvers import MultistepState, ddim_step, dpmpp2m_step, euler_step, heun_correct
 from mmgen.diffusion.tasks import Task, get_task
-from mmgen.timeline import ModalitySpec
 
 logger = logging.getLogger(__name__)
 

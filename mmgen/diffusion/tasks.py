@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from mmgen.timeline import ModalitySpec, segment_ids
+from mmgen.core.timeline import ModalitySpec, segment_ids
 
 _SNAP_EPS = 1e-6
 

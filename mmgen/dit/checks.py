@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from mmgen.cond import Cond
+from mmgen.core.cond import Cond
+from mmgen.core.timeline import ModalitySpec
 from mmgen.dit.tokens import TokenLayout
-from mmgen.timeline import ModalitySpec
 
 
 def check_inputs(
@@ -116,5 +116,5 @@ def check_level_values(t: dict[str, torch.Tensor], layout: TokenLayout) -> None:
         if varies:
             raise ValueError(
                 f"MultimodalDiT: t[{name!r}] varies within a segment; noise levels must be constant per "
-                f"(modality, segment) (see mmgen.timeline.segment_ids)"
+                f"(modality, segment) (see mmgen.core.timeline.segment_ids)"
             )

@@ -8,7 +8,7 @@
     final layer (per-token AdaLN) -> out_proj[m] -> same shapes as x
 
 Assumption: noise levels are constant within each (modality, segment) (segments of
-`segment_seconds` on the shared time axis, `mmgen.timeline.segment_ids`). Every MoNL draw and
+`segment_seconds` on the shared time axis, `mmgen.core.timeline.segment_ids`). Every MoNL draw and
 every task satisfies it; with `check_levels` (default) the forward verifies it and the [0, 1]
 range in one host sync, set `model.check_levels = False` for sync-free training loops.
 """
@@ -22,15 +22,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from mmgen.cond import Cond
+from mmgen.core.cond import Cond
+from mmgen.core.pretrained import PretrainedMixin
+from mmgen.core.timeline import ModalitySpec
 from mmgen.dit.blocks import DiTBlock, FinalLayer
 from mmgen.dit.checks import check_inputs, check_level_values
 from mmgen.dit.embeddings import LevelEmbedder
 from mmgen.dit.masking import kept_token_index, restore_tokens, take_tokens
 from mmgen.dit.rope import rope_angles, rope_cos_sin, rope_frequencies
 from mmgen.dit.tokens import TokenLayout, patchify, unpatchify
-from mmgen.pretrained import PretrainedMixin
-from mmgen.timeline import ModalitySpec
 
 _MAX_CACHED_LAYOUTS = 64
 

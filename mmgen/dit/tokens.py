@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from mmgen.timeline import ModalitySpec, frame_seconds, segment_ids
+from mmgen.core.timeline import ModalitySpec, frame_seconds, segment_ids
 
 
 def patch_grid(spatial: tuple[int, int], patch_size: int) -> tuple[int, int]:

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from mmgen.core.skeleton import SMPL24_FEET
 from mmgen.metrics._checks import SMPL_NUM_JOINTS, check_positive, joints_array, sequence_list, to_numpy
-from mmgen.modalities.skeleton import SMPL24_FEET
 
 PFC_SCALE = 1e4
 

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from mmgen.pretrained import PretrainedMixin
-from mmgen.timeline import ModalitySpec
+from mmgen.core.pretrained import PretrainedMixin
+from mmgen.core.timeline import ModalitySpec
 
 
 @dataclass(frozen=True)

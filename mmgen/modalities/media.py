@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmgen.core.timeline import ModalitySpec
 from mmgen.modalities.audio_codec import MelAudioCodec
 from mmgen.modalities.audio_mel import MelVAE
 from mmgen.modalities.motion import MotionVAE
 from mmgen.modalities.video import VideoVAE
 from mmgen.modalities.video_codec import features_to_frames, frames_to_features
 from mmgen.modalities.vocoder import VocosVocoder
-from mmgen.timeline import ModalitySpec
 
 
 def _as_tensor(x: Any, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmgen.modalities.skeleton import COCO17, SMPL24, SMPL24_FEET, Skeleton, get_skeleton
+from mmgen.core.skeleton import COCO17, SMPL24, SMPL24_FEET, Skeleton, get_skeleton
 
 UP_AXIS = 1
 MIN_FRAMES = 2  # a velocity needs two frames

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmgen.pretrained import PretrainedMixin
+from mmgen.core.pretrained import PretrainedMixin
 
 
 def motion_beat_frames(joints: np.ndarray | torch.Tensor, fps: float, method: str = "speed") -> np.ndarray:

@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from mmgen.core.pretrained import PretrainedMixin
 from mmgen.modalities.base import DiagonalGaussian, LossWeights
 from mmgen.modalities.video import VideoVAE
 from mmgen.modalities.video_codec import frames_to_features
-from mmgen.pretrained import PretrainedMixin
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from mmgen.core.pretrained import PretrainedMixin
 from mmgen.modalities.audio_codec import MelSpec, log_mel
-from mmgen.pretrained import PretrainedMixin
 
 VOCODER_PRESETS: dict[str, dict] = {
     # Vocos' mel-22kHz-sized backbone

@@ -10,9 +10,9 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader, Subset
 
+from mmgen.core.errors import MmgenError
+from mmgen.core.pretrained import import_class
 from mmgen.data.latent_cache import LatentCache, LatentWindows, collate_latents
-from mmgen.errors import MmgenError
-from mmgen.pretrained import import_class
 
 
 def split_indices(ids: Sequence[str], val_fraction: float) -> tuple[list[int], list[int]]:

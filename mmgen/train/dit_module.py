@@ -14,14 +14,14 @@ from typing import Any
 import lightning as L
 import torch
 
-from mmgen.cond import Cond
 from mmgen.conditioning import ConditionEncoder
+from mmgen.core.cond import Cond
+from mmgen.core.pretrained import load_weights
 from mmgen.diffusion.loss import denoising_loss
 from mmgen.diffusion.noise_levels import MoNLConfig, NoiseLevels, sample_levels
 from mmgen.diffusion.process import Process, VPCosine
 from mmgen.dit.masking import random_token_mask
 from mmgen.dit.model import MultimodalDiT
-from mmgen.pretrained import load_weights
 from mmgen.train.ema import EMA
 from mmgen.train.schedule import warmup_cosine_scheduler
 

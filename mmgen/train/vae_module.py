@@ -16,7 +16,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from mmgen.pretrained import load_weights
+from mmgen.core.pretrained import load_weights
 from mmgen.train.objectives import Objective
 from mmgen.train.schedule import warmup_cosine_scheduler
 

@@ -24,9 +24,9 @@ from mmgen.evaluation import (
     pfc,
     video_beat_alignment,
 )
-from mmgen.generation import Generation
 from mmgen.metrics import bas, beat_f_measure, music_beats
 from mmgen.pipeline import Pipeline
+from mmgen.pipeline.generation import Generation
 
 log = logging.getLogger(__name__)
 

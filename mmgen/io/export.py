@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from mmgen.bvh import save_bvh
-from mmgen.fileio import atomic_path
-from mmgen.render import render_stick_figure
+from mmgen.core.fileio import atomic_path
+from mmgen.io.bvh import save_bvh
+from mmgen.io.render import render_stick_figure
 
 logger = logging.getLogger(__name__)
 

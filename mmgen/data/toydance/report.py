@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from mmgen.data.toydance_io import read_manifest
-from mmgen.export import load_motion_npz, plot_mel_with_beats
-from mmgen.fileio import atomic_path
+from mmgen.core.fileio import atomic_path
+from mmgen.data.toydance.io import read_manifest
+from mmgen.io.export import load_motion_npz, plot_mel_with_beats
 
 logger = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 
+from mmgen.core.blend import blend_runs
 from mmgen.diffusion.tasks import PRESETS, Task, preset_parameters
-from mmgen.generation import Generation
-from mmgen.inputs import fit_length, pad_mode
 from mmgen.modalities.media import MediaModality
 from mmgen.modalities.motion_anchor import anchor_to_given, ease_into_given
-from mmgen.spans import blend_runs
+from mmgen.modalities.raw_length import fit_length, pad_mode
+from mmgen.pipeline.generation import Generation
 
 EASE_SECONDS = 1 / 3  # generated motion fades into the given pose over this much time at each join
 
@@ -92,7 +92,7 @@ def latent_frame_of(mod: MediaModality, n: int, frames: int) -> torch.Tensor:
 
 def blank_generated(mod: MediaModality, covered: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
     """The input [B, N, ...] with the raw frames of fully generated latent frames (start level 1)
-    replaced by the straight line between the frames around them (`mmgen.spans`), so that what
+    replaced by the straight line between the frames around them (`mmgen.core.blend`), so that what
     the caller put there cannot reach the GIVEN latents through the encoder's receptive field."""
     generated = (start >= 1).cpu()[latent_frame_of(mod, covered.shape[1], len(start))]
     if not bool(generated.any()) or bool(generated.all()):

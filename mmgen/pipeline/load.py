@@ -18,13 +18,13 @@ import yaml
 from safetensors import SafetensorError
 
 from mmgen.conditioning.encoder import ConditionEncoder
+from mmgen.core.errors import MmgenError
+from mmgen.core.pretrained import CONFIG_NAME as PART_CONFIG
+from mmgen.core.pretrained import WEIGHTS_NAME, from_yaml_value
 from mmgen.diffusion.process import Process
 from mmgen.dit.model import MultimodalDiT
-from mmgen.errors import MmgenError
 from mmgen.modalities.media import MEDIA_KINDS, MediaModality
-from mmgen.pipeline_config import CONFIG_NAME, part_path
-from mmgen.pretrained import CONFIG_NAME as PART_CONFIG
-from mmgen.pretrained import WEIGHTS_NAME, from_yaml_value
+from mmgen.pipeline.config import CONFIG_NAME, part_path
 
 T = TypeVar("T")
 

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from mmgen.fileio import atomic_path
-from mmgen.modalities.skeleton import SMPL24, Skeleton
+from mmgen.core.fileio import atomic_path
+from mmgen.core.skeleton import SMPL24, Skeleton
 
 _EPS = 1e-9
 

@@ -1,7 +1,7 @@
 """`Generation`: what `Pipeline.generate` returns (raw media per example) and how it is written to disk.
 
     audio   [B, S] float32 at sample_rate          -> <name>.wav
-    joints  [B, T, J, D] float32 at fps            -> <name>.npz (mmgen.export.save_motion_npz; 2-D pose
+    joints  [B, T, J, D] float32 at fps            -> <name>.npz (mmgen.io.export.save_motion_npz; 2-D pose
                                                       as x, y, confidence 1 like preprocessed pose)
     frames  [B, F, H, W, 3] uint8 at video_fps     -> <name>.mp4 with the audio muxed (AAC); without a
                                                       video modality the stick figure of the joints
@@ -64,7 +64,7 @@ class Generation:
 
     def example_frames(self, i: int, stick_size: int = 128) -> tuple[np.ndarray, float] | None:
         """Frames and fps of example i for the mp4: the video if there is one, else the stick figure."""
-        from mmgen.render import mark_generated, render_stick_figure
+        from mmgen.io.render import mark_generated, render_stick_figure
 
         if self.frames is not None:
             marks = self._partial_span("video")
@@ -91,7 +91,7 @@ class Generation:
         Every file is written atomically. `stick_size` is the frame size of the stick-figure video
         drawn when the generation has joints but no video.
         """
-        from mmgen.export import plot_mel_with_beats, save_motion_npz, save_video, save_wav
+        from mmgen.io.export import plot_mel_with_beats, save_motion_npz, save_video, save_wav
         from mmgen.metrics import motion_beats, music_beats
 
         directory = Path(directory)

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmgen.data.toydance_grid import BeatGrid
-from mmgen.data.toydance_moves import BALLET_BASE, BASE_POSE, MOVES, PARAMS, Pose, mirror
-from mmgen.data.toydance_styles import Style
-from mmgen.modalities.skeleton import SMPL24, SMPL24_REST
+from mmgen.core.skeleton import SMPL24, SMPL24_REST
+from mmgen.data.toydance.grid import BeatGrid
+from mmgen.data.toydance.moves import BALLET_BASE, BASE_POSE, MOVES, PARAMS, Pose, mirror
+from mmgen.data.toydance.styles import Style
 
 _IDX = {p: i for i, p in enumerate(PARAMS)}
 _J = {n: i for i, n in enumerate(SMPL24.joint_names)}

@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mmgen.core.fileio import atomic_dir, atomic_path
 from mmgen.data.manifest import read_manifest_records
 from mmgen.data.toydance import MAX_SECONDS, STYLES, ToyDanceClip, generate_clip
-from mmgen.export import load_motion_npz, save_motion_npz, save_video, save_wav
-from mmgen.fileio import atomic_dir, atomic_path
+from mmgen.io.export import load_motion_npz, save_motion_npz, save_video, save_wav
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import signal
 
-from mmgen.data.toydance_grid import BeatGrid
-from mmgen.data.toydance_styles import Style
+from mmgen.data.toydance.grid import BeatGrid
+from mmgen.data.toydance.styles import Style
 
 INSTRUMENTS = ("kick", "snare", "hihat", "bass", "pad", "arp")
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}

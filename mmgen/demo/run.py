@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mmgen.core.fileio import atomic_path
 from mmgen.data.toydance import generate_clip
-from mmgen.demo_tasks import (
+from mmgen.demo.tasks import (
     Row,
     dance_for_music,
     interpolation_rows,
@@ -36,7 +37,6 @@ from mmgen.demo_tasks import (
     video_for_music,
     video_round_trip,
 )
-from mmgen.fileio import atomic_path
 from mmgen.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ def write_report(
 
 def default_pipeline_dir() -> Path:
     """`checkpoints/toydance` next to the package (an editable install or a source checkout)."""
-    return Path(__file__).resolve().parent.parent / "checkpoints" / "toydance"
+    return Path(__file__).resolve().parents[2] / "checkpoints" / "toydance"
 
 
 def load_demo_pipeline(directory: str | Path | None = None, device: str | None = None) -> Pipeline:

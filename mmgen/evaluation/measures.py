@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmgen.core.blend import blend_runs
 from mmgen.metrics._checks import to_numpy
-from mmgen.spans import blend_runs
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def loris_bcs_bhs(
     pairs, F1 from the means. Caveat: steady music fills nearly every bin, so these saturate;
     prefer `music_dance_sync`'s beat F-measure. When no pair has a hit, F1 is NaN (published: 0/0).
     """
-    from mmgen.data.audio_file import resample_audio
+    from mmgen.io.audio import resample_audio
     from mmgen.metrics import OnsetTimes, bcs_bhs, music_onsets, onset_bins
 
     if len(gen_audios) != len(ref_audios) or not gen_audios:
@@ -229,7 +229,7 @@ def video_beat_alignment(
 def linear_blend(ref: Any, mask: Any) -> np.ndarray:
     """Baseline for interpolation: each run of masked frames of `ref` [T, ...] replaced by the
     straight line between the unmasked frames around it (the one present at the clip ends is held;
-    `mmgen.spans.blend_runs`).
+    `mmgen.core.blend.blend_runs`).
 
         ref    r0  r1  r2  r3  r4       mask  F T T F F
         blend  r0  r0 + (r3 - r0)/3  r0 + 2 (r3 - r0)/3  r3  r4
@@ -296,11 +296,3 @@ def interpolation_error(gen: Any, ref: Any, mask: Any) -> dict[str, Any]:
             out["item_error"] = ((dist * m).sum(1) / m.sum(1)).tolist()
     return out
 
-
-def __getattr__(name: str) -> Any:
-    """`evaluate_folder` / `format_table` live in `mmgen.evaluation_folder` (loaded on first use)."""
-    if name in ("evaluate_folder", "format_table"):
-        from mmgen import evaluation_folder
-
-        return getattr(evaluation_folder, name)
-    raise AttributeError(f"module 'mmgen.evaluation' has no attribute {name!r}")

@@ -27,10 +27,10 @@ from typing import Any
 
 import yaml
 
+from mmgen.core.errors import MmgenError
 from mmgen.diffusion.guidance import CrossGuidance
 from mmgen.diffusion.samplers import SAMPLERS
 from mmgen.diffusion.tasks import preset_parameters
-from mmgen.errors import MmgenError
 
 CONFIG_NAME = "pipeline.yaml"
 FORMAT = 1

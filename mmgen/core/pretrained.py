@@ -20,7 +20,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from mmgen.fileio import atomic_dir
+from mmgen.core.fileio import atomic_dir
 
 CONFIG_NAME = "config.yaml"
 WEIGHTS_NAME = "model.safetensors"
@@ -47,11 +47,43 @@ def _to_yaml_value(value: Any) -> Any:
     )
 
 
+# modules that moved when the loose top-level modules became packages (December 2026); folders
+# saved before record the old class paths, e.g. `mmgen.timeline.ModalitySpec`
+MOVED_MODULES = {
+    "mmgen.timeline": "mmgen.core.timeline",
+    "mmgen.cond": "mmgen.core.cond",
+    "mmgen.pretrained": "mmgen.core.pretrained",
+    "mmgen.fileio": "mmgen.core.fileio",
+    "mmgen.errors": "mmgen.core.errors",
+    "mmgen.spans": "mmgen.core.blend",
+    "mmgen.modalities.skeleton": "mmgen.core.skeleton",
+    "mmgen.export": "mmgen.io.export",
+    "mmgen.bvh": "mmgen.io.bvh",
+    "mmgen.render": "mmgen.io.render",
+    "mmgen.inputs": "mmgen.io.read",
+    "mmgen.data.audio_file": "mmgen.io.audio",
+    "mmgen.pipeline_config": "mmgen.pipeline.config",
+    "mmgen.pipeline_load": "mmgen.pipeline.load",
+    "mmgen.pipeline_media": "mmgen.pipeline.media",
+    "mmgen.generation": "mmgen.pipeline.generation",
+    "mmgen.evaluation_folder": "mmgen.evaluation.folder",
+    "mmgen.demo_tasks": "mmgen.demo.tasks",
+    "mmgen.manifest_cache": "mmgen.data.manifest_cache",
+    **{f"mmgen.data.toydance_{n}": f"mmgen.data.toydance.{n}" for n in ("dance", "grid", "io", "moves", "music", "report", "styles")},
+}
+
+
+def current_class_path(class_path: str) -> str:
+    """`class_path` with a module that has moved replaced by its new home (old saved folders still load)."""
+    module_name, _, name = class_path.rpartition(".")
+    return f"{MOVED_MODULES[module_name]}.{name}" if module_name in MOVED_MODULES else class_path
+
+
 def import_class(class_path: str) -> type:
     """Import `package.module.Class`, refusing anything outside mmgen (configs are data, not code)."""
     if not class_path.startswith(_TRUSTED_PREFIX):
         raise ValueError(f"refusing to import {class_path!r}: only classes under 'mmgen.' can be loaded")
-    module_name, _, name = class_path.rpartition(".")
+    module_name, _, name = current_class_path(class_path).rpartition(".")
     try:
         return getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError) as err:
@@ -75,7 +107,7 @@ def _known_subclass(cls: type, class_path: str) -> type | None:
     stack = [cls]
     while stack:
         c = stack.pop()
-        if f"{c.__module__}.{c.__qualname__}" == class_path:
+        if f"{c.__module__}.{c.__qualname__}" == current_class_path(class_path):
             return c
         stack.extend(c.__subclasses__())
     return None

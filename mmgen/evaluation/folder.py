@@ -3,7 +3,7 @@
 Files pair by stem (`x.wav` / `x.npz` in both folders; other files, e.g. mp4 and png, are ignored):
 every generated stem needs a reference stem (an unpaired one is an error naming it); references
 without a generated counterpart are left out. Per pair, what
-the two sides hold decides the metrics (all from `mmgen.evaluation`):
+the two sides hold decides the metrics (all from `mmgen.evaluation.measures`):
 
     gen wav + ref wav   music_*   generated vs reference music (beat F-measure, tempo match)
     gen wav + ref npz   d2m_*     generated music vs the reference dance: its beat_times if the npz
@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from mmgen.core.fileio import atomic_path
 from mmgen.evaluation import loris_bcs_bhs, music_agreement, music_dance_sync, pfc
-from mmgen.fileio import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def _pair(
 def _read_audio(path: Path) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
-    from mmgen.data.audio_file import load_audio
+    from mmgen.io.audio import load_audio
 
     try:
         sr = int(sf.info(str(path)).samplerate)
@@ -92,7 +92,7 @@ def _read_audio(path: Path) -> tuple[np.ndarray, int]:
 
 
 def _read_motion(path: Path) -> dict[str, Any]:
-    from mmgen.export import load_motion_npz
+    from mmgen.io.export import load_motion_npz
 
     data = load_motion_npz(path)
     joints = np.asarray(data["joints"], dtype=np.float32)
@@ -186,8 +186,8 @@ def evaluate_folder(
 
 
 def _loris_mixed(pairs: list[tuple]) -> dict[str, float]:
-    from mmgen.data.audio_file import resample_audio
     from mmgen.evaluation import LORIS_SAMPLE_RATE
+    from mmgen.io.audio import resample_audio
 
     gens = [resample_audio(p[0], p[1], LORIS_SAMPLE_RATE) for p in pairs]
     refs = [resample_audio(p[2], p[3], LORIS_SAMPLE_RATE) for p in pairs]

@@ -3,7 +3,7 @@
     ManifestDataset item (file rates)  --conform--> model rates  --fit--> whole latent frames
         --MediaModality.encode_item--> build_latent_cache (shards + manifest with VAE fingerprints)
 
-Conforming is what `mmgen generate` does to its inputs (`mmgen.inputs`): audio resampled, motion
+Conforming is what `mmgen generate` does to its inputs (`mmgen.io.read`): audio resampled, motion
 resampled by linear interpolation, video frames picked at the model fps and resized. Every
 modality of a clip (or window) of `s` seconds is then fit to `spec.num_frames(s)` latent frames,
 so the cached modalities line up in time. Meta per item: caption, style, bpm, seconds, the
@@ -21,15 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmgen.inputs import (
-    conform_video,
-    coverage_length,
-    fit_length,
-    motion_for_codec,
-    pad_mode,
-    resample_motion,
-)
+from mmgen.io.read import conform_video, motion_for_codec, resample_motion
 from mmgen.modalities.media import MediaModality
+from mmgen.modalities.raw_length import coverage_length, fit_length, pad_mode
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +39,7 @@ def _file_rates(root: Path, rec: Mapping[str, Any], names: Sequence[str]) -> dic
 
         rates["audio"] = int(rec.get("sample_rate") or sf.info(str(root / files["audio"])).samplerate)
     if "motion" in files:
-        from mmgen.export import load_motion_npz
+        from mmgen.io.export import load_motion_npz
 
         data = load_motion_npz(root / files["motion"])
         rates["motion"] = float(data["fps"])
@@ -70,7 +64,7 @@ def conform(modality: MediaModality, raw: Any, rate: float) -> torch.Tensor:
         return torch.from_numpy(resample_motion(x, rate, modality.raw_rate))
     if kind == "video":
         return torch.from_numpy(conform_video(x, rate, modality.raw_rate, modality.vae.frame_size))
-    from mmgen.data.audio_file import resample_audio
+    from mmgen.io.audio import resample_audio
 
     return torch.from_numpy(resample_audio(x.astype(np.float32), int(rate), int(modality.raw_rate)))
 

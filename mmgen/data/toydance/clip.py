@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mmgen.data.toydance_dance import Body, synthesize_dance
-from mmgen.data.toydance_grid import BeatGrid
-from mmgen.data.toydance_music import plan_music, render_music, structure
-from mmgen.data.toydance_styles import BPM_RANGE, STYLES, Style, get_style
-from mmgen.render import render_stick_figure
+from mmgen.data.toydance.dance import Body, synthesize_dance
+from mmgen.data.toydance.grid import BeatGrid
+from mmgen.data.toydance.music import plan_music, render_music, structure
+from mmgen.data.toydance.styles import BPM_RANGE, STYLES, Style, get_style
+from mmgen.io.render import render_stick_figure
 
 __all__ = ["MOTION_FPS", "SAMPLE_RATE", "STYLES", "VIDEO_FPS", "ToyDanceClip", "caption_for", "generate_clip"]
 

@@ -22,7 +22,7 @@ Raw samples of GIVEN latent frames are returned as given (not their VAE round tr
 decodes from the given motion's frame-0 root state when the task takes motion as input (it was
 dropped by the translation-invariant features), else from the origin.
 
-Folder layout (`save_pretrained` / `from_pretrained`): see `mmgen.pipeline_config`.
+Folder layout (`save_pretrained` / `from_pretrained`): see `mmgen.pipeline.config`.
 """
 
 from __future__ import annotations
@@ -39,21 +39,21 @@ from typing import Any
 import torch
 import yaml
 
-from mmgen.cond import Cond
 from mmgen.conditioning.encoder import ConditionEncoder
+from mmgen.core.cond import Cond
+from mmgen.core.fileio import atomic_dir
 from mmgen.diffusion.guidance import CrossGuidance
 from mmgen.diffusion.longform import sample_long
 from mmgen.diffusion.process import Process, VPCosine
 from mmgen.diffusion.samplers import sample, uniform_grid
 from mmgen.diffusion.tasks import Task
 from mmgen.dit.model import MultimodalDiT
-from mmgen.fileio import atomic_dir
-from mmgen.generation import Generation
-from mmgen.inputs import coverage_length, fit_length, pad_mode
 from mmgen.modalities.media import MediaModality
-from mmgen.pipeline_config import CONFIG_NAME, FORMAT, GenerationDefaults, plain, read_config
-from mmgen.pipeline_load import check_parts, load_condition, load_dit, load_modalities, load_process
-from mmgen.pipeline_media import (
+from mmgen.modalities.raw_length import coverage_length, fit_length, pad_mode
+from mmgen.pipeline.config import CONFIG_NAME, FORMAT, GenerationDefaults, plain, read_config
+from mmgen.pipeline.generation import Generation
+from mmgen.pipeline.load import check_parts, load_condition, load_dit, load_modalities, load_process
+from mmgen.pipeline.media import (
     blank_generated,
     check_raw,
     common_batch,

@@ -9,8 +9,7 @@ What each reader does when a file does not match the model (the CLI's `generate`
     video   any fps, any frame size            -> frames picked at the VAE's fps (the frame a player
                                                   shows at each time), resized (bilinear, antialiased)
 
-`fit_length` trims or pads a clip to an exact number of samples / frames; `coverage_length` is the
-raw length covered by whole latent frames, which is what the VAEs need to give exactly that many.
+Fitting a clip to whole latent frames (`fit_length`, `coverage_length`) is in `mmgen.modalities.raw_length`.
 """
 
 from __future__ import annotations
@@ -27,38 +26,9 @@ from mmgen.modalities.media import MediaModality, MotionModality, VideoModality
 logger = logging.getLogger(__name__)
 
 
-def fit_length(x: torch.Tensor, length: int, pad: str = "edge") -> torch.Tensor:
-    """Trim or pad a batch [B, N, ...] along axis 1 to `length` (pad "edge": repeat the last
-    sample / frame; "zeros": append zeros, e.g. silence)."""
-    if length < 1:
-        raise ValueError(f"fit_length: length must be >= 1, got {length}")
-    n = x.shape[1]
-    if n >= length:
-        return x[:, :length]
-    if n == 0:
-        raise ValueError("fit_length: cannot pad an empty clip")
-    if pad == "edge":
-        tail = x[:, -1:].expand(-1, length - n, *x.shape[2:])  # [B, length - n, ...]
-    elif pad == "zeros":
-        tail = x.new_zeros((x.shape[0], length - n, *x.shape[2:]))
-    else:
-        raise ValueError(f"fit_length: pad must be 'edge' or 'zeros', got {pad!r}")
-    return torch.cat([x, tail], dim=1)
-
-
-def pad_mode(modality: MediaModality) -> str:
-    """How a modality's raw clips are padded: audio with silence, motion / video by holding the last frame."""
-    return "zeros" if modality.kind.startswith("audio") else "edge"
-
-
-def coverage_length(modality: MediaModality, num_latent_frames: int) -> int:
-    """Raw samples / frames covered by `num_latent_frames` whole latent frames."""
-    return round(num_latent_frames / modality.spec.rate_hz * modality.raw_rate)
-
-
 def resample_motion(joints: np.ndarray, fps: float, target_fps: float) -> np.ndarray:
     """Joints [T, J, D] at `fps` -> at `target_fps` (linear interpolation, same duration)."""
-    from mmgen.render import resample_frames
+    from mmgen.io.render import resample_frames
 
     joints = np.asarray(joints, dtype=np.float32)
     if abs(fps - target_fps) < 1e-9:
@@ -103,14 +73,14 @@ def conform_video(frames: np.ndarray, fps: float, target_fps: float, size: tuple
 
 def read_audio(path: str | os.PathLike, modality: MediaModality) -> np.ndarray:
     """A wav / flac / ogg file as mono float32 [S] at the audio modality's sample rate."""
-    from mmgen.data.audio_file import load_audio
+    from mmgen.io.audio import load_audio
 
     return load_audio(path, int(modality.raw_rate), mono=True)
 
 
 def read_motion(path: str | os.PathLike, modality: MotionModality) -> np.ndarray:
     """A motion .npz (`joints` [T, J, 3] + `fps`) as joints at the motion VAE's fps."""
-    from mmgen.export import load_motion_npz
+    from mmgen.io.export import load_motion_npz
 
     data = load_motion_npz(path)
     codec = modality.vae.codec

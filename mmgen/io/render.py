@@ -9,14 +9,14 @@ One scale and one centre are used for the whole clip, so bounces, steps and turn
 
 Bones are anti-aliased capsules composited far-to-near (by depth z) per frame; left limbs are
 blue/cyan, right limbs red/orange, the trunk white and the head a filled yellow disc.
-ToyDance videos and `mmgen.export` use this same renderer.
+ToyDance videos and `mmgen.io.export` use this same renderer.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mmgen.modalities.skeleton import SMPL24, Skeleton
+from mmgen.core.skeleton import SMPL24, Skeleton
 
 Color = tuple[int, int, int]
 
