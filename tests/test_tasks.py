@@ -1,4 +1,4 @@
-"""Tasks as masks: presets resolve to the DESIGN.md picture, bad tasks raise, `sample` honours them."""
+"""Tasks as masks: presets resolve to the picture in docs/design.md, bad tasks raise, `sample` honours them."""
 
 import pytest
 import torch
@@ -16,7 +16,7 @@ from mmgen.diffusion.tasks import (
     video2audio,
 )
 
-SPECS = {"audio": ModalitySpec(4, 2.0), "motion": ModalitySpec(3, 2.0)}  # 2 Hz, as the DESIGN example
+SPECS = {"audio": ModalitySpec(4, 2.0), "motion": ModalitySpec(3, 2.0)}  # 2 Hz, as in docs/design.md
 FRAMES = {"audio": 8, "motion": 8}  # 4 s
 
 

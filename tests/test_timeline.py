@@ -5,7 +5,7 @@ from mmgen.core.timeline import ModalitySpec, frame_seconds, num_segments, segme
 
 
 def test_segments_match_the_design_picture():
-    # DESIGN.md worked example: 4 s, segments of 1 s, latent rate 2 Hz
+    # the worked example of docs/design.md: 4 s, segments of 1 s, latent rate 2 Hz
     assert segment_ids(8, 2.0, 1.0).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert num_segments(8, 2.0, 1.0) == 4
     assert frame_seconds(4, 2.0).tolist() == [0.0, 0.5, 1.0, 1.5]

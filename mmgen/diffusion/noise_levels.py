@@ -93,7 +93,7 @@ class NoiseLevels:
 
 @dataclass(frozen=True)
 class MoNLConfig:
-    """Settings of the MoNL training sampler (defaults from DESIGN.md: 0.25 each, 0.3, 0.1)."""
+    """Settings of the MoNL training sampler (starting defaults: 0.25 each, 0.3, 0.1; see docs/design.md)."""
 
     p_vanilla: float = 0.25
     p_per_modality: float = 0.25

@@ -6,7 +6,7 @@
     GIVEN       G       0             level = 0, value = the input (never updated)
     ABSENT      .       -             the modality is not in the sequence at all
 
-A 4 s clip with 1 s segments and both modalities at 2 Hz (the DESIGN.md example):
+A 4 s clip with 1 s segments and both modalities at 2 Hz (the example in docs/design.md):
 
     time (s)        0.0 0.5 | 1.0 1.5 | 2.0 2.5 | 3.0 3.5
     segment           0   0 |   1   1 |   2   2 |   3   3
