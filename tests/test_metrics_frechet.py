@@ -14,6 +14,7 @@ from mmgen.metrics import (
     frechet_distance,
     frechet_from_stats,
     fvd,
+    geometric_features,
     kinetic_features,
     motion_feature_set,
     motion_quality,
@@ -130,6 +131,60 @@ def test_fid_from_joints_uses_bailando_preparation():
     assert all(np.isfinite(v) for v in q.values())
     with pytest.raises(ValueError, match="real: sequence 1"):
         fid_k(gen, [real[0], real[1][:, :20]], fps=30)
+
+
+def dance60(seed, frames):
+    """60-fps dance that drifts and doubles its amplitude after 20 s (so a 20-s cut changes features)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames)[:, None, None] / 60
+    amplitude = 0.05 * np.where(t > 20, 3.0, 1.0)
+    wobble = amplitude * np.sin(2 * np.pi * rng.uniform(0.5, 2, (1, 24, 3)) * t + rng.uniform(0, 6, (1, 24, 3)))
+    drift = np.stack([0.3 * np.sin(0.5 * t[:, 0, 0]), 0 * t[:, 0, 0], 0.2 * t[:, 0, 0]], axis=-1)[:, None]
+    return SMPL24_REST[None] + wobble + drift + np.array([1.0, 0.0, -2.0])
+
+
+def psd_sqrt(s):
+    w, v = np.linalg.eigh(s)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def published_fid(gen_feats, real_feats):
+    """metrics_new.py's normalise + calc_fid, with the matrix root through eigh (no scipy.sqrtm):
+    tr sqrt(S1 S2) = tr sqrt(S1^1/2 S2 S1^1/2)."""
+    mean, std = real_feats.mean(0), real_feats.std(0) + 1e-10
+    g, r = (gen_feats - mean) / std, (real_feats - mean) / std
+    s1, s2 = np.cov(g, rowvar=False), np.cov(r, rowvar=False)
+    root1 = psd_sqrt(s1)
+    diff = g.mean(0) - r.mean(0)
+    return diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(psd_sqrt(root1 @ s2 @ root1))
+
+
+def test_ground_truth_is_not_cut_to_20_seconds():
+    # Bailando: generated `pred_position[:1200]` (20 s at 60 fps), ground truth whole
+    # (`extract_aist_features.py`), both zero-started. Ground truth here: 25 s = 1500 frames.
+    real = [dance60(s, 1500) for s in range(6)]
+    gen = [dance60(s + 10, 1300) for s in range(5)]
+
+    def feats(extract, seqs, frames):
+        return np.stack([extract(x[:frames] - x[:1, :1]) for x in seqs]).astype(np.float64)
+
+    q, q_cut = motion_quality(gen, real), motion_quality(gen, real, real_seconds=20)
+    for extract, tag in ((kinetic_features, "k"), (geometric_features, "g")):
+        real_whole, real_cut, gen_cut = feats(extract, real, None), feats(extract, real, 1200), feats(extract, gen, 1200)
+        # the 25-s ground truth enters with the features of the whole sequence
+        assert q[f"fid_{tag}"] == pytest.approx(published_fid(gen_cut, real_whole), rel=1e-6)
+        assert q[f"div_{tag}_gt"] == pytest.approx(diversity(real_whole), rel=1e-9)
+        assert q[f"div_{tag}"] == pytest.approx(diversity(gen_cut, real_whole), rel=1e-9)
+        # the old behaviour stays available on request, and differs (the cut drops the last 5 s)
+        assert q_cut[f"fid_{tag}"] == pytest.approx(published_fid(gen_cut, real_cut), rel=1e-6)
+        assert abs(q[f"fid_{tag}"] - q_cut[f"fid_{tag}"]) > 0.1 * q_cut[f"fid_{tag}"]
+    assert fid_k(gen, real) == pytest.approx(q["fid_k"], rel=1e-12)
+    assert fid_g(gen, real) == pytest.approx(q["fid_g"], rel=1e-12)
+    # generated motion is still cut: frames after 20 s do not matter
+    longer = [np.concatenate([g[:1200], 5 + g[1200:]]) for g in gen]
+    assert fid_k(longer, real) == pytest.approx(q["fid_k"], rel=1e-12)
+    with pytest.raises(ValueError, match="real_seconds"):
+        fid_k(gen, real, real_seconds=0)
 
 
 def frame_embedder(y, sr):

@@ -1,10 +1,16 @@
 """FID_k / FID_g and Div_k / Div_g on AIST++ API motion features (Bailando's evaluation convention).
 
-Bailando `utils/metrics_new.py`:
-* per sequence: the first 20 s (`pred_position[:1200]` at **60 fps**), "zero start" (the first
-  frame's root position is subtracted from every joint of every frame), then `kinetic_features`
-  (72-d) and `geometric_features` (32-d); ground-truth features come from the same processing
-  (`aist_features_zero_start`);
+Bailando `utils/metrics_new.py` + `extract_aist_features.py`:
+* generated sequences: the first 20 s (`pred_position[:1200]` at **60 fps**), "zero start" (the
+  first frame's root position is subtracted from every joint of every frame), then
+  `kinetic_features` (72-d) and `geometric_features` (32-d);
+* ground truth: the **whole** sequence, zero start, the same features (`extract_aist_features.py`
+  writes `aist_features_zero_start` from every AIST++ motion, uncut; `calc_and_save_feats`, the only
+  place with the `[:1200]` cut, runs on the generated folder). FACT/mint's `extract_aist_features.py`
+  also extracts ground truth from whole sequences. So `fid_k` / `fid_g` / `motion_quality` cut only
+  the generated set by default (`generated_seconds=20`, `real_seconds=None`); pass `real_seconds=20`
+  to cut both sets alike (not what the papers report; on 25-s ground truth the features differ by
+  up to ~20 %);
 * both sets are normalised with the **real** set's mean and std (std + 1e-10, numpy ddof 0);
 * FID = Fréchet distance of the normalised sets (np.cov ddof 1, eps 1e-5 retry);
 * Div = mean pairwise Euclidean distance between the normalised feature vectors of one set.
@@ -14,7 +20,7 @@ reports Dist on the normalised generated set.
 The features assume 60 fps (frame_time 1/60, velocity tests at 1/120 s). Joints at another rate are
 processed with `fps` (frame_time = 1/fps) but numbers are only comparable with the papers at 60 fps.
 Inputs of `fid_k` / `fid_g` are lists (or batches) of joint sequences `[T, 24, 3]` (y-up, metres) or
-already computed feature matrices `[N, 72]` / `[N, 32]`.
+already computed feature matrices `[N, 72]` / `[N, 32]` (used as given: no cut applies to them).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from mmgen.metrics._checks import (
 from mmgen.metrics.aist_features import GEOMETRIC_DIM, KINETIC_DIM, geometric_features, kinetic_features
 from mmgen.metrics.frechet import frechet_distance
 
-BAILANDO_SECONDS = 20.0
+BAILANDO_SECONDS = 20.0  # the cut of generated motion (`pred_position[:1200]` at 60 fps)
 BAILANDO_EPS = 1e-5
 NORM_EPS = 1e-10
 
@@ -46,7 +52,7 @@ def prepare_sequence(
     fps = check_positive(fps, "fps")
     p = joints_array(joints, num_joints=SMPL_NUM_JOINTS, min_frames=3, dtype=np.float64)
     if max_seconds is not None:
-        p = p[: int(round(max_seconds * fps))]
+        p = p[: round(max_seconds * fps)]
     if zero_start:
         p = p - p[:1, :1]  # [T, 24, 3] minus the first frame's root
     return p
@@ -72,7 +78,7 @@ def motion_feature_set(
     return np.stack(feats)
 
 
-def _features(x: Any, kind: str, dim: int, fps: float, what: str) -> np.ndarray:
+def _features(x: Any, kind: str, dim: int, fps: float, what: str, max_seconds: float | None) -> np.ndarray:
     if hasattr(x, "shape") and len(x.shape) == 2:  # precomputed features
         f = to_numpy(x, what, dtype=np.float64)
         if f.shape[1] != dim:
@@ -80,7 +86,7 @@ def _features(x: Any, kind: str, dim: int, fps: float, what: str) -> np.ndarray:
         check_finite(f, what)
         return f
     try:
-        return motion_feature_set(x, kind, fps).astype(np.float64)
+        return motion_feature_set(x, kind, fps, max_seconds=max_seconds).astype(np.float64)
     except ValueError as err:
         raise ValueError(f"{what}: {err}") from None
 
@@ -107,9 +113,28 @@ def diversity(features: Any, reference: Any | None = None) -> float:
     return float(dist[np.triu_indices(n, k=1)].mean())
 
 
-def _fid(generated: Any, real: Any, kind: str, dim: int, fps: float, eps: float) -> float:
-    gen = _features(generated, kind, dim, fps, "generated")
-    ref = _features(real, kind, dim, fps, "real")
+def _check_seconds(value: float | None, what: str) -> float | None:
+    return None if value is None else check_positive(value, what)
+
+
+def _feature_pair(
+    generated: Any,
+    real: Any,
+    kind: str,
+    dim: int,
+    fps: float,
+    generated_seconds: float | None,
+    real_seconds: float | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    gen_cut = _check_seconds(generated_seconds, "generated_seconds")
+    real_cut = _check_seconds(real_seconds, "real_seconds")
+    return (
+        _features(generated, kind, dim, fps, "generated", gen_cut),
+        _features(real, kind, dim, fps, "real", real_cut),
+    )
+
+
+def _fid_of_features(gen: np.ndarray, ref: np.ndarray, eps: float) -> float:
     if ref.shape[0] < 2 or gen.shape[0] < 2:
         raise ValueError(
             f"fid: needs at least 2 sequences per set, got {gen.shape[0]} generated, {ref.shape[0]} real"
@@ -118,23 +143,47 @@ def _fid(generated: Any, real: Any, kind: str, dim: int, fps: float, eps: float)
     return frechet_distance(gen_n, ref_n, eps=eps)
 
 
-def fid_k(generated: Any, real: Any, fps: float = 60.0, eps: float = BAILANDO_EPS) -> float:
-    """FID_k: Fréchet distance of real-normalised 72-d kinetic features (Bailando convention)."""
-    return _fid(generated, real, "kinetic", KINETIC_DIM, fps, eps)
+def fid_k(
+    generated: Any,
+    real: Any,
+    fps: float = 60.0,
+    eps: float = BAILANDO_EPS,
+    generated_seconds: float | None = BAILANDO_SECONDS,
+    real_seconds: float | None = None,
+) -> float:
+    """FID_k: Fréchet distance of real-normalised 72-d kinetic features (Bailando convention:
+    generated motion cut to `generated_seconds`, ground truth whole unless `real_seconds` is given)."""
+    gen, ref = _feature_pair(generated, real, "kinetic", KINETIC_DIM, fps, generated_seconds, real_seconds)
+    return _fid_of_features(gen, ref, eps)
 
 
-def fid_g(generated: Any, real: Any, fps: float = 60.0, eps: float = BAILANDO_EPS) -> float:
-    """FID_g: Fréchet distance of real-normalised 32-d geometric features (Bailando convention)."""
-    return _fid(generated, real, "geometric", GEOMETRIC_DIM, fps, eps)
+def fid_g(
+    generated: Any,
+    real: Any,
+    fps: float = 60.0,
+    eps: float = BAILANDO_EPS,
+    generated_seconds: float | None = BAILANDO_SECONDS,
+    real_seconds: float | None = None,
+) -> float:
+    """FID_g: Fréchet distance of real-normalised 32-d geometric features (Bailando convention:
+    generated motion cut to `generated_seconds`, ground truth whole unless `real_seconds` is given)."""
+    gen, ref = _feature_pair(generated, real, "geometric", GEOMETRIC_DIM, fps, generated_seconds, real_seconds)
+    return _fid_of_features(gen, ref, eps)
 
 
-def motion_quality(generated: Any, real: Any, fps: float = 60.0) -> dict[str, float]:
-    """Bailando's table in one call: fid_k, fid_g, div_k, div_g and the real set's div_k_gt, div_g_gt."""
+def motion_quality(
+    generated: Any,
+    real: Any,
+    fps: float = 60.0,
+    generated_seconds: float | None = BAILANDO_SECONDS,
+    real_seconds: float | None = None,
+) -> dict[str, float]:
+    """Bailando's table in one call: fid_k, fid_g, div_k, div_g and the real set's div_k_gt, div_g_gt
+    (generated motion cut to `generated_seconds`, ground truth whole unless `real_seconds` is given)."""
     out: dict[str, float] = {}
     for kind, dim, tag in (("kinetic", KINETIC_DIM, "k"), ("geometric", GEOMETRIC_DIM, "g")):
-        gen = _features(generated, kind, dim, fps, "generated")
-        ref = _features(real, kind, dim, fps, "real")
-        out[f"fid_{tag}"] = _fid(gen, ref, kind, dim, fps, BAILANDO_EPS)
+        gen, ref = _feature_pair(generated, real, kind, dim, fps, generated_seconds, real_seconds)
+        out[f"fid_{tag}"] = _fid_of_features(gen, ref, BAILANDO_EPS)
         out[f"div_{tag}"] = diversity(gen, ref)
         out[f"div_{tag}_gt"] = diversity(ref, ref)
     return out
