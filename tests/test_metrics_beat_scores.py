@@ -106,3 +106,30 @@ def test_tempo_accuracy_within_4_percent_or_octave():
         tempo_accuracy(est, [120.0])
     with pytest.raises(ValueError, match="> 0 BPM"):
         tempo_accuracy([120.0], [0.0])
+
+
+def test_a_bare_times_duration_pair_is_one_clip():
+    # hand-counted: gt bins {0, 1, 3} of 4, gen bins {0, 2, 3}: H = 2, S = 3, G = 3
+    gt, gen = ([0.2, 1.5, 3.9], 4.0), (np.array([0.1, 2.2, 3.0, 3.5]), 4.0)
+    s = bcs_bhs(gt, gen)
+    assert (s.bcs, s.bhs, s.f1) == (pytest.approx(2 / 3), pytest.approx(2 / 3), pytest.approx(2 / 3))
+    assert len(s.per_pair_bcs) == 1 and np.isnan(s.csd)
+    d = bcs_bhs(gt, gen, variant="d2m")  # S / G = 3 / 3, H / G = 2 / 3
+    assert (d.bcs, d.bhs) == (pytest.approx(1.0), pytest.approx(2 / 3))
+    # the same as OnsetTimes, alone or in a list; lists of pairs are pairs
+    assert bcs_bhs(OnsetTimes(*gt), [gen]).bcs == s.bcs
+    two = bcs_bhs([gt, GT[1]], [gen, GEN[1]])
+    np.testing.assert_allclose(two.per_pair_bcs, [2 / 3, 1.0])  # pair 2: gen bin {1} of gt {0, 1}
+
+
+def test_ambiguous_clip_input_raises():
+    with pytest.raises(ValueError, match=r"gt\[1\] is a single number"):
+        bcs_bhs([[0.2, 1.5], 4.0], GEN[:2])  # a list, not a tuple: two clips, one of them a number
+    with pytest.raises(ValueError, match=r"gt\[0\] is a single number.*OnsetTimes"):
+        bcs_bhs((0.5, 4.0), (0.5, 4.0))  # one onset at 0.5 s, or two clips?
+    with pytest.raises(ValueError, match="1-D sequence of onset times"):
+        bcs_bhs([(np.zeros((2, 2)), 4.0)], [(np.zeros((2, 2)), 4.0)])
+    rng = np.random.default_rng(0)
+    wave = rng.uniform(0, 0.5, 22050).astype(np.float32)
+    with pytest.raises(ValueError, match="non-decreasing.*waveform alone"):
+        bcs_bhs((wave, 22050), (wave, 22050))  # (waveform, sr) is not (times, duration)

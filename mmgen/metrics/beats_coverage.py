@@ -21,7 +21,11 @@ measure of beat agreement.
 
 Items of `gt` / `gen` are mono waveforms `[S]` at `sr` (22,050 Hz in the published code; other
 rates change the result because the peak-picking windows are in frames), or `OnsetTimes(times,
-duration)` / `(times, duration)` tuples of onset times in seconds and the clip length in seconds.
+duration)` / `(times, duration)` tuples of onset times in seconds (non-decreasing) and the clip length
+in seconds. `gt` / `gen` is one clip (a waveform, an `OnsetTimes`, or a bare `(times, duration)`
+tuple) or a list / batch of clips. Anything that could be read two ways raises ValueError: a bare
+number among the clips, a tuple of two numbers, or a `(times, duration)` whose times decrease (a
+`(waveform, sr)` pair looks like that; pass the waveform alone and `sr=`).
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ def onset_bins(onset_times: Any, duration: float, what: str = "onsets") -> np.nd
     duration = check_positive(duration, f"{what}: duration")
     t = to_numpy(onset_times, what, dtype=np.float64).reshape(-1)
     check_finite(t, what)
-    n = int(math.ceil(duration))
+    n = math.ceil(duration)
     idx = np.trunc(t).astype(np.int64)
     if (t < 0).any() or (idx >= n).any():
         lo, hi = t.min(), t.max()
@@ -76,18 +80,51 @@ def onset_bins(onset_times: Any, duration: float, what: str = "onsets") -> np.nd
     return bins
 
 
+def _is_number(item: Any) -> bool:
+    return isinstance(item, (int, float, np.number)) or (getattr(item, "ndim", None) == 0)
+
+
+def _is_onset_pair(item: Any) -> bool:
+    """A bare `(times, duration)` tuple: two entries, a 1-D sequence of times and one number."""
+    return (
+        isinstance(item, tuple)
+        and len(item) == 2
+        and _is_number(item[1])
+        and not _is_number(item[0])
+        and np.ndim(item[0]) == 1
+    )
+
+
 def _item_bins(item: Any, variant: str, sr: int, what: str) -> np.ndarray:
-    if isinstance(item, tuple) and len(item) == 2 and np.ndim(item[1]) == 0:
-        return onset_bins(item[0], float(item[1]), what)
+    if isinstance(item, tuple) and len(item) == 2 and _is_number(item[1]):
+        if not _is_onset_pair(item):
+            raise ValueError(
+                f"{what}: a (times, duration) tuple needs a 1-D sequence of onset times, got "
+                f"{np.ndim(item[0])}-D; pass OnsetTimes([...], duration)"
+            )
+        times = to_numpy(item[0], f"{what}: onset times", dtype=np.float64).reshape(-1)
+        if np.any(np.diff(times) < 0):
+            raise ValueError(
+                f"{what}: onset times must be non-decreasing; if this is a (waveform, sr) pair, pass the "
+                "waveform alone and sr= to bcs_bhs"
+            )
+        return onset_bins(times, float(item[1]), what)
     y = audio_array(item, what)
     return onset_bins(music_onsets(y, sr, variant=variant), len(y) / sr, what)
 
 
 def _as_items(x: Any, what: str) -> list[Any]:
-    if isinstance(x, OnsetTimes):
+    """One clip -> [clip]; a list / tuple / batch of clips -> the clips. Ambiguous input raises."""
+    if isinstance(x, OnsetTimes) or _is_onset_pair(x):
         return [x]
     if isinstance(x, (list, tuple)):
         items = list(x)
+        for i, item in enumerate(items):
+            if _is_number(item):
+                raise ValueError(
+                    f"{what}[{i}] is a single number, not a clip; give one clip as OnsetTimes(times, "
+                    "duration) or a (times, duration) tuple, several as a list of them"
+                )
     else:
         arr = to_numpy(x, what)
         if arr.ndim == 1:  # one waveform
