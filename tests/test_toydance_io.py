@@ -182,3 +182,50 @@ def test_cli_make_and_report(tmp_path, capsys):
     assert s["bas_own"] - s["bas_mismatched"] > 0.2  # even on four 4-s clips the own beats fit far better
     assert main(["toydance", "report", str(tmp_path / "nothing")]) == 2
     assert "manifest.jsonl" in capsys.readouterr().err
+
+
+def edge_pfc(joints_yup, dt=1 / 30):
+    """EDGE eval_pfc.py on one y-up sequence, written out (z-up: (x, y, z) -> (x, -z, y))."""
+    p = np.stack([joints_yup[..., 0], -joints_yup[..., 2], joints_yup[..., 1]], axis=-1).astype(np.float64)
+    root_v = (p[1:, 0] - p[:-1, 0]) / dt
+    root_a = (root_v[1:] - root_v[:-1]) / dt
+    root_a[:, 2] = np.maximum(root_a[:, 2], 0)
+    root_a = np.linalg.norm(root_a, axis=-1)
+    root_a /= root_a.max()
+    feet = p[:, [7, 10, 8, 11]]
+    foot_v = np.linalg.norm(feet[2:, :, :2] - feet[1:-1, :, :2], axis=-1)
+    return 1e4 * np.mean(np.minimum(foot_v[:, 0], foot_v[:, 1]) * np.minimum(foot_v[:, 2], foot_v[:, 3]) * root_a)
+
+
+def test_report_marks_undefined_pfc_as_missing_not_zero(tmp_path):
+    from mmgen.data.toydance import generate_clip
+    from mmgen.data.toydance.report import report_markdown, toydance_report, write_report
+    from mmgen.io.export import load_motion_npz, save_motion_npz, save_wav
+
+    out = tmp_path / "set"  # two 3-s clips written as `toydance make` does, without the video
+    records = []
+    for i, seed in enumerate((20001, 20002)):
+        clip = generate_clip(seed, 3.0, render_video=False)
+        files = {"audio": f"clips/{i}.wav", "motion": f"clips/{i}.npz", "video": f"clips/{i}.mp4"}
+        save_wav(out / files["audio"], clip.audio, clip.sample_rate)
+        # clip 0: feet that slide (ToyDance pins them: PFC exactly 0); clip 1: stands still
+        slide = 0.01 * np.sin(np.arange(len(clip.joints)) / 3.0)[:, None, None] * np.ones((1, 24, 3))
+        joints = clip.joints + slide if i == 0 else np.repeat(clip.joints[:1], len(clip.joints), axis=0)
+        save_motion_npz(out / files["motion"], joints, clip.fps, beat_times=clip.beat_times)
+        records.append({"id": f"0000{i}", "style": clip.style, "bpm": clip.bpm, "caption": clip.caption,
+                        "seconds": clip.seconds, "structure": clip.structure, "seed": seed, "files": files})
+    (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    recs = read_manifest(out)
+    m = load_motion_npz(out / recs[1]["files"]["motion"])  # clip 1 stands still: PFC is 0/0
+    report = toydance_report(out, progress=False)
+    first, second = report["clips"]
+    expected = edge_pfc(load_motion_npz(out / recs[0]["files"]["motion"])["joints"], 1 / float(m["fps"]))
+    assert expected > 0.05 and first["pfc"] == pytest.approx(expected, abs=1e-4) and first["pfc_missing"] is None
+    assert np.isnan(second["pfc"]) and "root acceleration is zero" in second["pfc_missing"]
+    assert report["summary"]["pfc"] == pytest.approx(expected, abs=1e-4)  # the mean leaves it out ...
+    assert report["summary"]["pfc_missing"] == 1  # ... and counts it
+    md = report_markdown(report)
+    assert f"| {recs[1]['id']} |" in md and "| missing |" in md and "PFC missing: pfc: the clamped root" in md
+    write_report(out, report, preview=False)
+    saved = json.loads((out / "report.json").read_text())  # strict JSON: NaN becomes null
+    assert saved["clips"][1]["pfc"] is None and saved["clips"][1]["pfc_missing"] == second["pfc_missing"]

@@ -6,6 +6,9 @@ Per clip, from the files on disk (soundfile + numpy, as a user's evaluation woul
 * Bailando BAS (`mmgen.metrics.bas`, variant "bailando", 30 fps) of the dance against its own beats
   and, as the chance baseline, the mean against every other clip's beats (mismatched pairs);
 * EDGE's PFC (×10^4, z-up) of the dance: foot sliding while the body accelerates, lower is better.
+  PFC is undefined for a dance whose root never accelerates (EDGE divides 0 by 0): such a clip is
+  reported as missing (`pfc` NaN, null in report.json, with the reason in `pfc_missing`), never as a
+  score, and the summary's mean leaves it out and counts it (`pfc_missing`).
 
 Pass criteria (issue 2): tempo correct on >= 90 % of clips; mean BAS(own) >= 0.8 and >= 0.3 above
 the mismatched mean. Bailando's σ = 5-frame smoothing cannot find a speed minimum within a few
@@ -56,11 +59,21 @@ def _safe_bas(joints: np.ndarray, beats: np.ndarray, fps: float) -> float:
         return math.nan
 
 
+def _pfc_or_reason(joints: np.ndarray, fps: float) -> tuple[float, str | None]:
+    """(PFC, None), or (NaN, why) when PFC is undefined: 0.0 would read as perfect foot contact."""
+    from mmgen.metrics import pfc, yup_to_zup
+
+    try:
+        return round(pfc(yup_to_zup(joints), fps), 4), None
+    except ValueError as err:  # e.g. a dance whose root never accelerates
+        return math.nan, str(err).removeprefix("sequence 0: ")
+
+
 def toydance_report(root: str | os.PathLike, progress: bool = True) -> dict[str, Any]:
     """Measure every clip of a made set; returns {"clips": [...], "summary": {...}}."""
     from tqdm.auto import tqdm
 
-    from mmgen.metrics import beat_f_measure, music_beats, music_tempo, pfc, tempo_accuracy, yup_to_zup
+    from mmgen.metrics import beat_f_measure, music_beats, music_tempo, tempo_accuracy
 
     root = Path(root)
     records = read_manifest(root)
@@ -72,10 +85,7 @@ def toydance_report(root: str | os.PathLike, progress: bool = True) -> dict[str,
         est = music_tempo(audio, sr)
         others = [b for r, (_, _, _, _, b) in zip(records, loaded) if r is not rec]
         mismatched = [_safe_bas(joints, b, fps) for b in others]
-        try:
-            foot = pfc(yup_to_zup(joints), fps)
-        except ValueError:  # a dance whose root never accelerates
-            foot = 0.0
+        foot, foot_missing = _pfc_or_reason(joints, fps)
         clips.append(
             {
                 "id": rec["id"],
@@ -86,7 +96,8 @@ def toydance_report(root: str | os.PathLike, progress: bool = True) -> dict[str,
                 "beat_f": round(beat_f_measure(beats, music_beats(audio, sr)), 4),
                 "bas_own": round(_safe_bas(joints, beats, fps), 4),
                 "bas_mismatched": round(float(np.nanmean(mismatched)), 4) if mismatched else math.nan,
-                "pfc": round(foot, 4),
+                "pfc": foot,
+                "pfc_missing": foot_missing,
             }
         )
     return {"root": str(root), "clips": clips, "summary": summarize(clips)}
@@ -110,6 +121,7 @@ def summarize(clips: list[dict[str, Any]]) -> dict[str, Any]:
         "bas_mismatched": mis,
         "bas_gap": gap,
         "pfc": mean("pfc"),
+        "pfc_missing": sum(c.get("pfc_missing") is not None for c in clips),
         "pass": {
             "tempo_accuracy>=0.9": tempo >= TEMPO_PASS,
             "bas_own>=0.8": bool(own >= BAS_PASS),
@@ -118,8 +130,25 @@ def summarize(clips: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _cell(value: float) -> str:
+    return "missing" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN (an undefined metric) -> null, so report.json is valid JSON; reasons sit beside it."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     s = report["summary"]
+    missing = s.get("pfc_missing", 0)
+    pfc_note = f" (mean of {s['clips'] - missing} clips; {missing} missing, see below)" if missing else ""
     lines = [
         f"# ToyDance report: {report['root']}",
         "",
@@ -135,7 +164,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"| BAS (dance, other clips' beats) | {s['bas_mismatched']:.3f} | | |",
         f"| BAS gap | {s['bas_gap']:.3f} | >= {GAP_PASS} | {s['pass']['bas_gap>=0.3']} |",
         f"| beat F-measure (librosa vs truth, ±70 ms) | {s['beat_f']:.3f} | | |",
-        f"| PFC | {s['pfc']:.3f} | | |",
+        f"| PFC{pfc_note} | {_cell(s['pfc'])} | | |",
         "",
         "| id | style | bpm | librosa bpm | tempo ok | beat F | BAS own | BAS mismatched | PFC |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -143,8 +172,11 @@ def report_markdown(report: dict[str, Any]) -> str:
     for c in report["clips"]:
         lines.append(
             f"| {c['id']} | {c['style']} | {c['bpm']:g} | {c['librosa_bpm']:.1f} | {c['tempo_ok']} | "
-            f"{c['beat_f']:.3f} | {c['bas_own']:.3f} | {c['bas_mismatched']:.3f} | {c['pfc']:.3f} |"
+            f"{c['beat_f']:.3f} | {_cell(c['bas_own'])} | {_cell(c['bas_mismatched'])} | {_cell(c['pfc'])} |"
         )
+    reasons = [f"- {c['id']}: PFC missing: {c['pfc_missing']}" for c in report["clips"] if c.get("pfc_missing")]
+    if reasons:
+        lines += ["", *reasons]
     return "\n".join(lines) + "\n"
 
 
@@ -153,7 +185,7 @@ def write_report(root: str | os.PathLike, report: dict[str, Any], preview: bool 
     root = Path(root)
     written = []
     with atomic_path(root / "report.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(_json_safe(report), indent=2, sort_keys=True, allow_nan=False) + "\n")
     written.append(root / "report.json")
     with atomic_path(root / "report.md") as tmp:
         tmp.write_text(report_markdown(report))
