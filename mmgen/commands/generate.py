@@ -5,6 +5,7 @@ mmgen generate --task music2dance --audio song.wav --out out/ --seconds 8 --step
 mmgen generate --task interpolate --audio a.wav --motion a.npz --head 1 --tail 1 --out out/
 mmgen generate --task video2audio --video clip.mp4 --via motion --out out/
 mmgen generate --task joint --seconds 4 --cross-guidance 0.5 --caption "a calm waltz" --out out/
+mmgen generate --task music2dance --audio song.wav --export bvh,smpl --out out/   # + sample.bvh, sample_smpl.pkl
 
 Inputs are conformed to the pipeline (`mmgen.io.read`): audio is resampled to the model's sample
 rate, motion to its fps (linear interpolation; a wrong joint count is an error), video to its fps
@@ -72,6 +73,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="sample in training-length windows (auto: when --seconds exceeds the window)",
     )
     parser.add_argument("--name", default="sample", help="file name stem of the outputs (default 'sample')")
+    parser.add_argument(
+        "--export",
+        help="motion exports besides the npz, comma-separated: bvh (<name>.bvh), smpl (<name>_smpl.pkl: SMPL "
+        "pose parameters by inverse kinematics, AIST++ layout); SMPL-24 3-D motion only",
+    )
+    parser.add_argument(
+        "--smpl-dir",
+        help="SMPL model folder for --export smpl (its rest joints; default: mmgen's approximate template)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     span = parser.add_argument_group("task spans (seconds)")
@@ -105,6 +115,17 @@ def task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
+def parse_export(text: str | None) -> tuple[str, ...]:
+    """ "bvh,smpl" -> ("bvh", "smpl"); unknown names raise before anything runs."""
+    from mmgen.pipeline.generation import EXPORT_FORMATS
+
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in (text or "").split(",") if f.strip()))
+    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    if unknown:
+        raise ValueError(f"--export: unknown format(s) {unknown}; choose from {', '.join(EXPORT_FORMATS)}")
+    return formats
+
+
 def run(args: argparse.Namespace) -> int:
     from mmgen.demo.run import default_pipeline_dir
     from mmgen.io.read import read_audio, read_motion, read_video_file
@@ -117,7 +138,23 @@ def run(args: argparse.Namespace) -> int:
         path = getattr(args, flag)
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"--{flag} {path}: no such file")
+    export = parse_export(args.export)
+    if args.smpl_dir is not None and "smpl" not in export:
+        raise ValueError("--smpl-dir is only used by --export smpl")
     pipe = Pipeline.from_pretrained(directory, device=args.device)
+    if export:
+        if "motion" not in pipe.modalities:
+            raise ValueError(f"--export {','.join(export)}: this pipeline has no motion modality")
+        codec = pipe.modalities["motion"].vae.codec
+        if (codec.layout.skeleton.name, codec.dims) != ("smpl24", 3):
+            raise ValueError(
+                f"--export {','.join(export)}: needs SMPL-24 3-D motion, this pipeline's is "
+                f"{codec.layout.skeleton.name} {codec.dims}-D (keep the npz)"
+            )
+    if args.smpl_dir is not None:
+        from mmgen.data.smpl_fk import find_smpl_model
+
+        find_smpl_model(args.smpl_dir)  # a wrong folder fails now, not after sampling
     given: dict[str, Any] = {}
     for flag, reader in (("audio", read_audio), ("motion", read_motion), ("video", read_video_file)):
         path = getattr(args, flag)
@@ -144,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         task_kwargs=task_kwargs(args),
     )
-    written = result.save(args.out, prefix=args.name)
+    written = result.save(args.out, prefix=args.name, export=export, smpl_dir=args.smpl_dir)
     print(
         f"{result.task}: {result.batch_size} sample(s) of {result.seconds:g} s -> {len(written)} files in {args.out}"
     )

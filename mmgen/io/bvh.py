@@ -3,7 +3,10 @@
 BVH stores rotations, positions only imply them. The conversion:
 
 * Offsets (the BVH rest pose) are the bone vectors of the FIRST frame, so frame 0 has all
-  rotations zero and bone lengths are those of frame 0.
+  rotations zero and bone lengths are those of frame 0 (`bone_lengths="first"`), or frame 0's
+  directions with each bone's mean length over the clip (`bone_lengths="mean"`: generated motion,
+  whose lengths wobble from frame to frame, then errs by its length wobble, not by frame 0's).
+  `solve_rotations(rest=...)` takes any other rest pose (SMPL's template: `mmgen.io.smpl_export`).
 * Each joint's global rotation G_j is solved top-down from its parent's G_p:
     - one child c:  G_j = swing(G_p · o_c  ->  p_c - p_j) · G_p, the minimal rotation that turns
       the bone as the parent carries it onto the observed bone direction;
@@ -75,16 +78,45 @@ def _topological_order(parents: tuple[int, ...]) -> list[int]:
     return order
 
 
-def solve_rotations(joints: np.ndarray, skeleton: Skeleton = SMPL24) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets [J, 3] (frame-0 bone vectors) and local rotations [T, J, 3, 3] reproducing `joints`."""
+BONE_LENGTHS = ("first", "mean")
+
+
+def rest_pose(joints: np.ndarray, skeleton: Skeleton = SMPL24, bone_lengths: str = "first") -> np.ndarray:
+    """Rest joint positions [J, 3]: frame 0, or frame 0's bone directions with mean bone lengths."""
+    joints = np.asarray(joints, dtype=np.float64)
+    if bone_lengths not in BONE_LENGTHS:
+        raise ValueError(f"bone_lengths must be one of {BONE_LENGTHS}, got {bone_lengths!r}")
+    if bone_lengths == "first":
+        return joints[0].copy()
+    rest = joints[0].copy()
+    for j in _topological_order(skeleton.parents):
+        p = skeleton.parents[j]
+        if p < 0:
+            continue
+        bone0 = joints[0, j] - joints[0, p]
+        length = np.linalg.norm(joints[:, j] - joints[:, p], axis=-1).mean()
+        rest[j] = rest[p] + bone0 / max(np.linalg.norm(bone0), _EPS) * length
+    return rest
+
+
+def solve_rotations(
+    joints: np.ndarray, skeleton: Skeleton = SMPL24, rest: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets [J, 3] (bone vectors of the rest pose) and local rotations [T, J, 3, 3] that carry the
+    rest pose onto `joints` (exactly, for the rest pose's bone lengths; see the module docstring).
+
+    `rest` [J, 3]: rest joint positions (default: frame 0 of `joints`)."""
     joints = np.asarray(joints, dtype=np.float64)
     parents = skeleton.parents
     order = _topological_order(parents)
     children = {j: [c for c, p in enumerate(parents) if p == j] for j in range(len(parents))}
+    rest = joints[0] if rest is None else np.asarray(rest, dtype=np.float64)
+    if rest.shape != (len(parents), 3) or not np.isfinite(rest).all():
+        raise ValueError(f"solve_rotations: rest must be finite [{len(parents)}, 3], got {rest.shape}")
     offsets = np.zeros((len(parents), 3))
     for j, p in enumerate(parents):
         if p >= 0:
-            offsets[j] = joints[0, j] - joints[0, p]
+            offsets[j] = rest[j] - rest[p]
     num_frames = joints.shape[0]
     eye = np.broadcast_to(np.eye(3), (num_frames, 3, 3))
     glob = np.zeros((num_frames, len(parents), 3, 3))
@@ -107,13 +139,19 @@ def solve_rotations(joints: np.ndarray, skeleton: Skeleton = SMPL24) -> tuple[np
 
 
 def save_bvh(
-    path: str | os.PathLike, joints: np.ndarray, fps: float, skeleton: Skeleton = SMPL24, scale: float = 100.0
+    path: str | os.PathLike,
+    joints: np.ndarray,
+    fps: float,
+    skeleton: Skeleton = SMPL24,
+    scale: float = 100.0,
+    bone_lengths: str = "first",
 ) -> Path:
     """Write joint positions [T, J, 3] (metres) as a BVH file (see the module docstring).
 
-    `scale` converts metres to the file's units; BVH files are conventionally in centimetres (100).
-    Leaf joints are written as joints (keeping their names) followed by an End Site that continues
-    their bone by half its length.
+    `scale` converts metres to the file's units; BVH files are conventionally in centimetres (100;
+    Blender's importer then needs its scale set to 0.01 for metres). Leaf joints are written as
+    joints (keeping their names) followed by an End Site that continues their bone by half its length.
+    `bone_lengths`: "first" (frame 0's) or "mean" (each bone's mean over the clip).
     """
     joints = np.asarray(joints, dtype=np.float64)
     skeleton.check_joints(joints, f"save_bvh({path}) joints")
@@ -121,7 +159,7 @@ def save_bvh(
         raise ValueError(f"save_bvh({path}): joints must be [T, J, 3] with T > 0, got {joints.shape}")
     if not fps > 0 or not scale > 0:
         raise ValueError(f"save_bvh({path}): fps and scale must be positive, got fps={fps}, scale={scale}")
-    offsets, local = solve_rotations(joints, skeleton)
+    offsets, local = solve_rotations(joints, skeleton, rest_pose(joints, skeleton, bone_lengths))
     parents = skeleton.parents
     children = {j: [c for c, p in enumerate(parents) if p == j] for j in range(len(parents))}
     root = parents.index(-1)

@@ -7,6 +7,10 @@
                                                       video modality the stick figure of the joints
     audio (+ joints)                               -> <name>_mel.png: log-mel with music beats (librosa)
                                                       and motion beats (joint-speed minima) marked
+    joints, export "bvh" (SMPL-24 3-D only)        -> <name>.bvh (mmgen.io.bvh, centimetres, each bone's
+                                                      mean length)
+    joints, export "smpl" (SMPL-24 3-D only)       -> <name>_smpl.pkl (mmgen.io.smpl_export: SMPL pose
+                                                      parameters by inverse kinematics, AIST++ layout)
 
 `<name>` is the prefix for a single example and `<prefix>_<i>` (3 digits) for a batch.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +27,8 @@ import numpy as np
 import torch
 
 logger = logging.getLogger(__name__)
+
+EXPORT_FORMATS = ("bvh", "smpl")
 
 
 @dataclass
@@ -85,15 +92,46 @@ class Generation:
         made = self.generated.get(modality)
         return made if made is not None and made.any() and not made.all() else None
 
-    def save(self, directory: str | os.PathLike, prefix: str = "sample", stick_size: int = 128) -> list[Path]:
+    def check_export(self, export: Sequence[str]) -> tuple[str, ...]:
+        """The motion exports asked for, checked against what this generation holds (raises early,
+        before anything is written)."""
+        formats = tuple(dict.fromkeys(export))
+        unknown = [f for f in formats if f not in EXPORT_FORMATS]
+        if unknown:
+            raise ValueError(f"export: unknown format(s) {unknown}; choose from {list(EXPORT_FORMATS)}")
+        if formats and self.joints is None:
+            raise ValueError(f"export {', '.join(formats)}: this generation has no motion (task {self.task})")
+        if formats and self.joints is not None and self.joints.shape[2:] != (24, 3):
+            raise ValueError(
+                f"export {', '.join(formats)}: needs SMPL-24 3-D joints [T, 24, 3], this motion is "
+                f"{list(self.joints.shape[2:])} (2-D pose has no depth to solve rotations from; keep the npz)"
+            )
+        return formats
+
+    def save(
+        self,
+        directory: str | os.PathLike,
+        prefix: str = "sample",
+        stick_size: int = 128,
+        export: Sequence[str] = (),
+        smpl_dir: str | os.PathLike | None = None,
+    ) -> list[Path]:
         """Write wav / npz / mp4 (audio muxed) / mel PNG per example into `directory`; returns the paths.
 
         Every file is written atomically. `stick_size` is the frame size of the stick-figure video
-        drawn when the generation has joints but no video.
+        drawn when the generation has joints but no video. `export` adds motion files: "bvh"
+        (`<name>.bvh`) and / or "smpl" (`<name>_smpl.pkl`, solved against the rest joints of the
+        SMPL model in `smpl_dir`, or mmgen's approximate SMPL template without one).
         """
         from mmgen.io.export import plot_mel_with_beats, save_motion_npz, save_video, save_wav
         from mmgen.metrics import motion_beats, music_beats
 
+        formats = self.check_export(export)
+        rest = None
+        if "smpl" in formats:
+            from mmgen.io.smpl_export import smpl_rest_joints
+
+            rest = smpl_rest_joints(smpl_dir)
         directory = Path(directory)
         sr, fps = int(self.sample_rate or 0), float(self.fps or 0.0)
         written: list[Path] = []
@@ -108,6 +146,7 @@ class Generation:
                     stored = np.concatenate([joints, np.ones_like(joints[..., :1])], axis=-1)
                 npz = directory / f"{name}.npz"
                 written.append(save_motion_npz(npz, stored, fps, task=self.task, seed=self.seed))
+                written += self._export_motion(directory, name, joints, formats, rest)
             video = self.example_frames(i, stick_size)
             if video is not None:
                 mux = {"audio": audio, "sr": sr} if audio is not None else {}
@@ -123,3 +162,18 @@ class Generation:
                 )
         logger.info("wrote %d files to %s", len(written), directory)
         return written
+
+    def _export_motion(
+        self, directory: Path, name: str, joints: np.ndarray, formats: tuple[str, ...], rest: np.ndarray | None
+    ) -> list[Path]:
+        fps = float(self.fps or 0.0)
+        out = []
+        if "bvh" in formats:
+            from mmgen.io.bvh import save_bvh
+
+            out.append(save_bvh(directory / f"{name}.bvh", joints, fps, bone_lengths="mean"))
+        if "smpl" in formats:
+            from mmgen.io.smpl_export import joints_to_smpl, save_smpl
+
+            out.append(save_smpl(directory / f"{name}_smpl.pkl", joints_to_smpl(joints, fps, rest)))
+        return out
