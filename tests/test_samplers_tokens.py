@@ -134,7 +134,7 @@ def test_late_joiner_equals_a_run_started_at_its_level(sampler, t0):
     alone = sample_masked(
         model,
         VPCosine(),
-        {"a": torch.ones(b, 3)},
+        {"a": torch.full((b, 3), t0)},
         {"a": values[:, 3:]},
         cut,
         sampler=sampler,
@@ -271,3 +271,36 @@ def test_bad_inputs_raise():
         sample_masked(
             lambda x, t, c: {"a": x["a"][:, :2]}, VPCosine(), ok_start, ok_values, [1.0, 0.0], progress=False
         )
+
+
+@pytest.mark.parametrize("sampler", ALL)
+def test_values_of_generated_tokens_are_ignored(sampler):
+    """GEN tokens (start 1) start from noise whatever `values` holds there. DiscreteVP keeps
+    alpha(1) = sqrt(abar_999) = 0.0064 of the input at t = 1, so a sampler that noised the given
+    values would move with them (issue 29.2); GIVEN / EDIT values must still be used."""
+    process = DiscreteVP(prediction="v")
+    assert process.alpha_sigma(torch.tensor(1.0))[0].item() == pytest.approx(0.0064, abs=1e-4)
+    b, n, c = 2, 6, 3
+    start = torch.tensor([1.0, 1.0, 1.0, 0.5, 0.0, 0.0]).expand(b, n)
+    values = torch.randn(b, n, c, generator=torch.Generator().manual_seed(1))
+    noise = torch.randn(b, n, c, generator=torch.Generator().manual_seed(2))
+
+    def run(v):
+        return sample_masked(
+            tokenwise_model(c),
+            process,
+            {"a": start},
+            {"a": v},
+            uniform_grid(6),
+            sampler=sampler,
+            noise={"a": noise},
+            generator=torch.Generator().manual_seed(3),
+            progress=False,
+        )["a"]
+
+    gen = (start == 1)[..., None]
+    zeros, fives = run(torch.where(gen, 0.0, values)), run(torch.where(gen, 5.0, values))
+    assert torch.equal(zeros, fives)
+    # the EDIT token's input is used: changing it changes its result
+    edited = run(torch.where(gen, 0.0, values + (start == 0.5)[..., None]))
+    assert not torch.allclose(edited[:, 3], zeros[:, 3], atol=1e-3)

@@ -97,7 +97,8 @@ def sample_masked(
 
     Args:
         start: [B, T_m] start level per token (0 GIVEN, 1 GEN, t0 EDIT).
-        values: clean inputs like the latents; used where start < 1 (GEN tokens should hold 0).
+        values: clean inputs like the latents; read only where start < 1 (GIVEN / EDIT): GEN
+            tokens start from pure noise whatever their values hold (see below).
         grid: clock values from high to 0 (`uniform_grid`, `DiscreteVP.timesteps_to_grid`).
         sampler: "ddpm" (ancestral), "ddim" (eta, default 0), "dpmpp2m", "euler" or "heun".
         noise: initial noise per modality (drawn from `generator` in sorted modality order if None).
@@ -113,7 +114,10 @@ def sample_masked(
         raise ValueError(f"eta must be >= 0 and is only used by ddim/ddpm, got {eta} for {sampler!r}")
     grid = check_grid(grid)
     _check_latents(start, values)
+    # GEN tokens hold 0: processes with alpha(1) > 0 (DiscreteVP keeps 0.0064 of the input at t = 1)
+    # would otherwise noise whatever the caller left there into the start sample.
     values = {m: v.to(torch.promote_types(v.dtype, torch.float32)) for m, v in values.items()}
+    values = {m: torch.where(expand_like(start[m] == 1.0, v), 0.0, v) for m, v in values.items()}
     if noise is None:
         noise = {
             m: torch.randn(
