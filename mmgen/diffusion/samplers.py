@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from mmgen.cond import Cond
 from mmgen.diffusion.guidance import CrossGuidance, GuidedDenoiser, Latents, Levels, ModelFn
-from mmgen.diffusion.process import Process, VPCosine, check_unit_interval, expand_like
+from mmgen.diffusion.process import Process, check_unit_interval, expand_like
 from mmgen.diffusion.solvers import MultistepState, ddim_step, dpmpp2m_step, euler_step, heun_correct
 from mmgen.diffusion.tasks import Task, get_task
 from mmgen.timeline import ModalitySpec
@@ -59,6 +59,16 @@ def check_grid(grid: Sequence[float]) -> list[float]:
     if grid[-1] != 0.0:
         raise ValueError(f"grid must end at 0 (clean), got {grid[-1]}")
     return grid
+
+
+def check_process(process: object) -> Process:
+    """The process is required: a model only samples right with the one it was trained with."""
+    if not isinstance(process, Process):
+        raise TypeError(
+            "process must be the Process the model was trained with, e.g. VPCosine(prediction='v') "
+            f"(a Pipeline has it as .process), got {process!r}"
+        )
+    return process
 
 
 def _check_latents(start: Levels, values: Latents) -> None:
@@ -106,6 +116,7 @@ def sample_masked(
     Returns:
         the sampled latents (float32 or wider); GIVEN tokens bit-identical to `values`.
     """
+    check_process(process)
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose from {SAMPLERS}")
     if eta is None:
@@ -267,9 +278,9 @@ def sample(
     *,
     seconds: float | None = None,
     num_frames: Mapping[str, int] | None = None,
+    process: Process,
     steps: int = 50,
     sampler: str = "dpmpp2m",
-    process: Process | None = None,
     grid: Sequence[float] | None = None,
     eta: float | None = None,
     guidance: Mapping[str, float] | None = None,
@@ -291,6 +302,7 @@ def sample(
         specs: the model's modalities; the task may only name these.
         given: input latents for GIVEN / EDIT modalities, [B, T_m, C] or [B, T_m, h, w, C].
         seconds / num_frames: clip length (default: the longest given input).
+        process: the Process the model was trained with (required; `Pipeline.process`).
         steps / grid: a uniform grid of `steps` steps unless `grid` is given.
         guidance: ordered {group: scale}, groups = condition modalities or "text" (guidance.py).
         cross_guidance: CrossGuidance, or a float switch level (MoMu's T_c / T, default 0.5).
@@ -298,6 +310,7 @@ def sample(
     Returns:
         latents of every present modality; GIVEN frames bit-identical to `given`.
     """
+    check_process(process)
     start, values = prepare_task(
         task,
         specs,
@@ -311,7 +324,7 @@ def sample(
     batch = next(iter(start.values())).shape[0]
     return sample_masked(
         model_fn,
-        process or VPCosine(),
+        process,
         start,
         values,
         grid if grid is not None else uniform_grid(steps),
