@@ -172,7 +172,7 @@ def main() -> None:
         cos,
         lambda m, n: ours(cos, m, noise, uniform_grid(n), "dpmpp2m"),
     )
-    flow = RectifiedFlow()
+    flow = RectifiedFlow(prediction="v")
     add("Euler, ours (rectified flow)", flow, lambda m, n: ours(flow, m, noise, uniform_grid(n), "euler"))
     add(
         "Heun, ours (rectified flow; NFE = 2 steps - 1)",

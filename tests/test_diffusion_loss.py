@@ -37,7 +37,7 @@ def test_loss_matches_hand_computation_and_masks_clean_tokens():
         "motion": torch.tensor([[0.0, 0.2, 0.7], [0.0, 0.0, 0.0]]),
     }  # example 1: no noisy motion
     total, logs = denoising_loss(
-        model, VPCosine(), x0, NoiseLevels(levels), generator=torch.Generator().manual_seed(5)
+        model, VPCosine(prediction="v"), x0, NoiseLevels(levels), generator=torch.Generator().manual_seed(5)
     )
     ref = hand_loss(x0, levels, 5)
     for m in ref:
@@ -58,7 +58,7 @@ def test_video_latents_average_each_frame_over_its_sites():
     x0 = {"video": torch.randn(B, 3, 2, 2, C)}
     t = torch.tensor([[0.0, 0.5, 0.5], [0.2, 0.2, 0.0]])
     _, logs = denoising_loss(
-        model, VPCosine(), x0, NoiseLevels({"video": t}), generator=torch.Generator().manual_seed(4)
+        model, VPCosine(prediction="v"), x0, NoiseLevels({"video": t}), generator=torch.Generator().manual_seed(4)
     )
     flat = {"video": x0["video"].reshape(B, 3, 4 * C)}  # same numbers, sites folded into channels
     torch.testing.assert_close(logs["loss/video"], hand_loss(flat, {"video": t}, 4)["video"])
@@ -72,8 +72,8 @@ def test_clean_tokens_do_not_reach_the_loss():
         clean = (t["audio"] == 0)[..., None]
         return {"audio": torch.where(clean, torch.full_like(x["audio"], 1e6), 0.3 * x["audio"])}
 
-    a = denoising_loss(model, VPCosine(), x0, levels, generator=torch.Generator().manual_seed(0))[0]
-    b = denoising_loss(wild, VPCosine(), x0, levels, generator=torch.Generator().manual_seed(0))[0]
+    a = denoising_loss(model, VPCosine(prediction="v"), x0, levels, generator=torch.Generator().manual_seed(0))[0]
+    b = denoising_loss(wild, VPCosine(prediction="v"), x0, levels, generator=torch.Generator().manual_seed(0))[0]
     torch.testing.assert_close(a, b)
 
 
@@ -81,13 +81,13 @@ def test_a_modality_clean_everywhere_does_not_dilute_the_total():
     x0 = {"audio": torch.randn(B, 4, C), "motion": torch.randn(B, 4, C)}
     levels = {"audio": torch.full((B, 4), 0.5), "motion": torch.zeros(B, 4)}
     total, logs = denoising_loss(
-        model, VPCosine(), x0, NoiseLevels(levels), generator=torch.Generator().manual_seed(1)
+        model, VPCosine(prediction="v"), x0, NoiseLevels(levels), generator=torch.Generator().manual_seed(1)
     )
     assert logs["loss/motion"] == 0
     torch.testing.assert_close(total, logs["loss/audio"])
     total_w, _ = denoising_loss(
         model,
-        VPCosine(),
+        VPCosine(prediction="v"),
         x0,
         NoiseLevels({"audio": levels["audio"], "motion": torch.full((B, 4), 0.5)}),
         generator=torch.Generator().manual_seed(1),
@@ -95,7 +95,7 @@ def test_a_modality_clean_everywhere_does_not_dilute_the_total():
     )
     _, logs2 = denoising_loss(
         model,
-        VPCosine(),
+        VPCosine(prediction="v"),
         x0,
         NoiseLevels({"audio": levels["audio"], "motion": torch.full((B, 4), 0.5)}),
         generator=torch.Generator().manual_seed(1),
@@ -106,7 +106,7 @@ def test_a_modality_clean_everywhere_does_not_dilute_the_total():
 def test_min_snr_weighting_enters_the_loss():
     x0 = {"audio": torch.randn(B, 4, C)}
     t = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.9, 0.9, 0.3, 0.0]])
-    proc = VPCosine(weighting="min_snr", min_snr_gamma=5.0)
+    proc = VPCosine(prediction="v", weighting="min_snr", min_snr_gamma=5.0)
     _, logs = denoising_loss(
         model, proc, x0, NoiseLevels({"audio": t}), generator=torch.Generator().manual_seed(2)
     )
@@ -130,7 +130,7 @@ def test_absent_modalities_and_null_text_reach_the_model_correctly():
         {"audio": torch.full((B, 4), 0.5)}, absent={"motion"}, text_null=torch.tensor([True, False])
     )
     cond, null = Cond(context=torch.ones(B, 1, 2)), Cond(context=torch.zeros(1, 1, 2))
-    denoising_loss(spy, VPCosine(), x0, levels, cond, null_cond=null)
+    denoising_loss(spy, VPCosine(prediction="v"), x0, levels, cond, null_cond=null)
     assert seen["keys"] == {"audio"}
     assert seen["cond"].context[:, 0, 0].tolist() == [0.0, 1.0]
 
@@ -139,18 +139,18 @@ def test_bad_inputs_raise():
     x0 = {"audio": torch.randn(B, 4, C)}
     lv = NoiseLevels({"audio": torch.full((B, 4), 0.5)})
     with pytest.raises(ValueError, match="missing"):
-        denoising_loss(model, VPCosine(), {"motion": x0["audio"]}, lv)
+        denoising_loss(model, VPCosine(prediction="v"), {"motion": x0["audio"]}, lv)
     with pytest.raises(ValueError, match="unexpected"):
-        denoising_loss(model, VPCosine(), {**x0, "video": x0["audio"]}, lv)
+        denoising_loss(model, VPCosine(prediction="v"), {**x0, "video": x0["audio"]}, lv)
     with pytest.raises(ValueError, match="do not match levels"):
-        denoising_loss(model, VPCosine(), {"audio": torch.randn(B, 5, C)}, lv)
+        denoising_loss(model, VPCosine(prediction="v"), {"audio": torch.randn(B, 5, C)}, lv)
     with pytest.raises(ValueError, match="null_cond"):
         denoising_loss(
             model,
-            VPCosine(),
+            VPCosine(prediction="v"),
             x0,
             NoiseLevels(lv.levels, text_null=torch.tensor([True, False])),
             Cond(context=torch.ones(B, 1, 2)),
         )
     with pytest.raises(ValueError, match="returned modalities"):
-        denoising_loss(lambda x, t, c: {"motion": x["audio"]}, VPCosine(), x0, lv)
+        denoising_loss(lambda x, t, c: {"motion": x["audio"]}, VPCosine(prediction="v"), x0, lv)

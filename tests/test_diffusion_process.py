@@ -22,16 +22,16 @@ PROCESSES = [
 
 
 def test_cosine_golden_values():
-    a, s = VPCosine().alpha_sigma(torch.tensor([0.0, 0.5, 1.0]))
+    a, s = VPCosine(prediction="v").alpha_sigma(torch.tensor([0.0, 0.5, 1.0]))
     assert a.tolist() == [1.0, pytest.approx(math.sqrt(0.5), abs=1e-7), 0.0]
     assert s.tolist() == [0.0, pytest.approx(math.sqrt(0.5), abs=1e-7), 1.0]
-    lam = VPCosine().log_snr(torch.tensor([0.0, 0.5, 1.0]))
+    lam = VPCosine(prediction="v").log_snr(torch.tensor([0.0, 0.5, 1.0]))
     assert lam[0] == math.inf and abs(lam[1]) < 1e-6 and lam[2] == -math.inf
 
 
 @pytest.mark.parametrize("schedule", ["linear", "scaled_linear", "squaredcos_cap_v2"])
 def test_discrete_schedule_matches_diffusers(schedule):
-    ours = DiscreteVP(beta_schedule=schedule)
+    ours = DiscreteVP(prediction="eps", beta_schedule=schedule)
     ref = diffusers.DDIMScheduler(beta_schedule=schedule)
     assert torch.equal(ours.alphas_cumprod, ref.alphas_cumprod)  # same float32 table, bit for bit
     k = torch.tensor([0, 1, 17, 500, 998, 999])
@@ -44,7 +44,8 @@ def test_discrete_schedule_matches_diffusers(schedule):
 
 
 def test_discrete_golden_sigma_and_grid():
-    ours = DiscreteVP()  # linear betas: diffusers' sigma = sqrt((1 - abar) / abar) at 999 is 157.40727
+    # linear betas: diffusers' sigma = sqrt((1 - abar) / abar) at 999 is 157.40727
+    ours = DiscreteVP(prediction="eps")
     a, s = ours.alpha_sigma(torch.tensor([1.0], dtype=torch.float64))
     assert (s / a).item() == pytest.approx(157.40727, rel=1e-6)
     assert ours.timesteps_to_grid([999, 899, 99]) == [1.0, 0.9, 0.1, 0.0]
@@ -77,13 +78,20 @@ def test_targets_match_diffusers():
     flow.set_timesteps(4)  # sigmas [1, 0.667, 0.334, 0.001]
     sig = flow.sigmas[:4].view(4, 1)
     ref_xt = flow.scale_noise(x0, flow.timesteps, eps)
-    torch.testing.assert_close(RectifiedFlow().add_noise(x0, eps, sig), ref_xt, rtol=1e-6, atol=1e-6)
-    assert torch.equal(RectifiedFlow().target(x0, eps, sig), eps - x0)  # diffusers' flow target
+    torch.testing.assert_close(
+        RectifiedFlow(prediction="v").add_noise(x0, eps, sig), ref_xt, rtol=1e-6, atol=1e-6
+    )
+    assert torch.equal(RectifiedFlow(prediction="v").target(x0, eps, sig), eps - x0)  # diffusers' flow target
 
 
 @pytest.mark.parametrize(
     "process",
-    [VPCosine(), RectifiedFlow(), DiscreteVP(), DiscreteVP(beta_schedule="squaredcos_cap_v2")],
+    [
+        VPCosine(prediction="v"),
+        RectifiedFlow(prediction="v"),
+        DiscreteVP(prediction="eps"),
+        DiscreteVP(prediction="eps", beta_schedule="squaredcos_cap_v2"),
+    ],
     ids=repr,
 )
 def test_derivative_matches_finite_differences(process):
@@ -98,7 +106,7 @@ def test_derivative_matches_finite_differences(process):
 
 def test_loss_weights_by_hand():
     t = torch.tensor([0.1, 0.5, 0.9])
-    assert torch.equal(VPCosine().loss_weight(t), torch.ones(3))
+    assert torch.equal(VPCosine(prediction="v").loss_weight(t), torch.ones(3))
     snr = (torch.cos(math.pi * t / 2) / torch.sin(math.pi * t / 2)) ** 2
     gamma = torch.full_like(snr, 5.0)
     eps_w = VPCosine(prediction="eps", weighting="min_snr").loss_weight(t)
@@ -115,12 +123,21 @@ def test_bad_values_raise():
     with pytest.raises(ValueError, match="prediction"):
         VPCosine(prediction="velocity")
     with pytest.raises(ValueError, match="weighting"):
-        RectifiedFlow(weighting="snr")
+        RectifiedFlow(prediction="v", weighting="snr")
     with pytest.raises(ValueError, match="beta_schedule"):
-        DiscreteVP(beta_schedule="cosine")
+        DiscreteVP(prediction="eps", beta_schedule="cosine")
     with pytest.raises(ValueError, match="num_train_timesteps"):
-        DiscreteVP(num_train_timesteps=1)
+        DiscreteVP(prediction="eps", num_train_timesteps=1)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         check_unit_interval(torch.tensor([0.2, 1.5]), "levels of 'audio'")
     with pytest.raises(ValueError, match="do not match"):
-        VPCosine().add_noise(torch.zeros(2, 3, 4), torch.zeros(2, 3, 4), torch.zeros(2, 4))
+        VPCosine(prediction="v").add_noise(torch.zeros(2, 3, 4), torch.zeros(2, 3, 4), torch.zeros(2, 4))
+
+
+@pytest.mark.parametrize("cls", [VPCosine, RectifiedFlow, DiscreteVP])
+def test_prediction_type_must_be_named(cls):
+    """No default prediction type: it used to be "v" for VPCosine / RectifiedFlow and "eps" for
+    DiscreteVP, so leaving it out gave a process that silently disagreed with the model (issue 29.3)."""
+    with pytest.raises(TypeError, match="prediction"):
+        cls()
+    assert cls(prediction="x0").prediction == "x0"

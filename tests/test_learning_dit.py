@@ -33,6 +33,7 @@ from mmgen.dit.model import MultimodalDiT
 pytestmark = pytest.mark.slow
 
 RATE, SECONDS, C = 4.0, 4.0, 4
+PROCESS = VPCosine(prediction="v")  # trained and sampled with
 T = int(RATE * SECONDS)
 SPECS = {"a": ModalitySpec(C, RATE), "b": ModalitySpec(C, RATE)}
 FREQS = torch.tensor([0.25, 0.5])
@@ -65,7 +66,7 @@ def trained():
     """(model, first losses, last losses): trained once for the whole module."""
     torch.manual_seed(0)
     model = MultimodalDiT(SPECS, d_model=64, depth=2, num_heads=4, segment_seconds=0.5, check_levels=False)
-    process, config = VPCosine(), MoNLConfig(p_drop_text=0.0)
+    process, config = PROCESS, MoNLConfig(p_drop_text=0.0)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=STEPS, pct_start=0.1)
     gen = torch.Generator().manual_seed(1)
@@ -95,6 +96,7 @@ def run(model, task, given, **kw):
         task,
         SPECS,
         given,
+        process=PROCESS,
         steps=SAMPLE_STEPS,
         sampler="ddim",
         progress=False,

@@ -69,7 +69,7 @@ def test_given_tokens_are_bit_identical(sampler):
 
     out = sample_masked(
         model,
-        VPCosine(),
+        VPCosine(prediction="v"),
         start,
         values,
         uniform_grid(7),
@@ -83,7 +83,9 @@ def test_given_tokens_are_bit_identical(sampler):
 
 
 @pytest.mark.parametrize("sampler", DETERMINISTIC)
-@pytest.mark.parametrize("process", [VPCosine(), RectifiedFlow(), DiscreteVP(prediction="v")], ids=repr)
+@pytest.mark.parametrize(
+    "process", [VPCosine(prediction="v"), RectifiedFlow(prediction="v"), DiscreteVP(prediction="v")], ids=repr
+)
 def test_half_gen_equals_that_half_alone(sampler, process):
     """With a token-wise model and the same noise, GIVEN neighbours change nothing."""
     b, n, c = 2, 10, 3
@@ -122,7 +124,7 @@ def test_late_joiner_equals_a_run_started_at_its_level(sampler, t0):
     grid = uniform_grid(10)
     mixed = sample_masked(
         model,
-        VPCosine(),
+        VPCosine(prediction="v"),
         {"a": start},
         {"a": values * (start < 1)[..., None]},
         grid,
@@ -133,8 +135,8 @@ def test_late_joiner_equals_a_run_started_at_its_level(sampler, t0):
     cut = [t0] + [g for g in grid if g < t0]
     alone = sample_masked(
         model,
-        VPCosine(),
-        {"a": torch.ones(b, 3)},
+        VPCosine(prediction="v"),
+        {"a": torch.full((b, 3), t0)},
         {"a": values[:, 3:]},
         cut,
         sampler=sampler,
@@ -143,7 +145,7 @@ def test_late_joiner_equals_a_run_started_at_its_level(sampler, t0):
     )["a"]
     gen = sample_masked(
         model,
-        VPCosine(),
+        VPCosine(prediction="v"),
         {"a": torch.ones(b, 3)},
         {"a": torch.zeros(b, 3, c)},
         grid,
@@ -157,7 +159,12 @@ def test_late_joiner_equals_a_run_started_at_its_level(sampler, t0):
 
 @pytest.mark.parametrize(
     "process",
-    [VPCosine(prediction="v"), VPCosine(prediction="x0"), RectifiedFlow(), DiscreteVP(prediction="eps")],
+    [
+        VPCosine(prediction="v"),
+        VPCosine(prediction="x0"),
+        RectifiedFlow(prediction="v"),
+        DiscreteVP(prediction="eps"),
+    ],
     ids=repr,
 )
 def test_point_mass_is_reached_exactly(process):
@@ -199,13 +206,13 @@ def _gaussian_errors(process, sampler, steps_list, var=0.25):
 def test_gaussian_ode_convergence_orders():
     """Against the closed-form ODE solution: DDIM / Euler are first order, Heun second order, and
     DPM-Solver++(2M) is far more accurate than DDIM at few steps."""
-    ddim = _gaussian_errors(VPCosine(), "ddim", [10, 20, 40])
+    ddim = _gaussian_errors(VPCosine(prediction="v"), "ddim", [10, 20, 40])
     assert 1.7 < ddim[0] / ddim[1] < 2.3 and 1.7 < ddim[1] / ddim[2] < 2.3
-    heun = _gaussian_errors(RectifiedFlow(), "heun", [10, 20, 40])
+    heun = _gaussian_errors(RectifiedFlow(prediction="v"), "heun", [10, 20, 40])
     assert heun[0] / heun[1] > 3.5 and heun[1] / heun[2] > 3.5
-    euler = _gaussian_errors(RectifiedFlow(), "euler", [10, 20])
+    euler = _gaussian_errors(RectifiedFlow(prediction="v"), "euler", [10, 20])
     assert 1.7 < euler[0] / euler[1] < 2.3
-    dpm = _gaussian_errors(VPCosine(), "dpmpp2m", [10, 20])
+    dpm = _gaussian_errors(VPCosine(prediction="v"), "dpmpp2m", [10, 20])
     assert dpm[0] < ddim[0] / 3 and dpm[1] < ddim[1] / 10
 
 
@@ -227,7 +234,7 @@ def test_ancestral_ddpm_has_the_posterior_variance():
             v_x = gain**2 * v_x + s2_st * s[i + 1] ** 2 / s[i] ** 2
         return math.sqrt(v_x)
 
-    for process in (VPCosine(), DiscreteVP(prediction="eps")):
+    for process in (VPCosine(prediction="v"), DiscreteVP(prediction="eps")):
         grid = uniform_grid(50)
         out = sample_masked(
             gaussian_model(process, var),
@@ -248,26 +255,101 @@ def test_bad_inputs_raise():
     model = tokenwise_model()
     ok_start, ok_values = {"a": torch.ones(1, 4)}, {"a": torch.zeros(1, 4, 3)}
     with pytest.raises(ValueError, match="unknown sampler"):
-        sample_masked(model, VPCosine(), ok_start, ok_values, [1.0, 0.0], sampler="plms")
+        sample_masked(model, VPCosine(prediction="v"), ok_start, ok_values, [1.0, 0.0], sampler="plms")
     with pytest.raises(ValueError, match="start levels name"):
-        sample_masked(model, VPCosine(), {"b": torch.ones(1, 4)}, ok_values, [1.0, 0.0])
+        sample_masked(model, VPCosine(prediction="v"), {"b": torch.ones(1, 4)}, ok_values, [1.0, 0.0])
     with pytest.raises(ValueError, match=r"must be \[B, T, C\]"):
-        sample_masked(model, VPCosine(), {"a": torch.ones(1, 4)}, {"a": torch.zeros(1, 4, 3, 3)}, [1.0, 0.0])
+        sample_masked(
+            model,
+            VPCosine(prediction="v"),
+            {"a": torch.ones(1, 4)},
+            {"a": torch.zeros(1, 4, 3, 3)},
+            [1.0, 0.0],
+        )
     with pytest.raises(ValueError, match="do not match latents"):
-        sample_masked(model, VPCosine(), {"a": torch.ones(1, 5)}, ok_values, [1.0, 0.0])
+        sample_masked(model, VPCosine(prediction="v"), {"a": torch.ones(1, 5)}, ok_values, [1.0, 0.0])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        sample_masked(model, VPCosine(), {"a": torch.full((1, 4), 1.5)}, ok_values, [1.0, 0.0])
+        sample_masked(model, VPCosine(prediction="v"), {"a": torch.full((1, 4), 1.5)}, ok_values, [1.0, 0.0])
     with pytest.raises(ValueError, match="decreasing"):
         check_grid([1.0, 0.5, 0.6, 0.0])
     with pytest.raises(ValueError, match="end at 0"):
         check_grid([1.0, 0.5])
     with pytest.raises(ValueError, match="eta"):
-        sample_masked(model, VPCosine(), ok_start, ok_values, [1.0, 0.0], sampler="dpmpp2m", eta=0.5)
+        sample_masked(
+            model, VPCosine(prediction="v"), ok_start, ok_values, [1.0, 0.0], sampler="dpmpp2m", eta=0.5
+        )
     with pytest.raises(ValueError, match="returned modalities"):
         sample_masked(
-            lambda x, t, c: {"zzz": x["a"]}, VPCosine(), ok_start, ok_values, [1.0, 0.0], progress=False
+            lambda x, t, c: {"zzz": x["a"]},
+            VPCosine(prediction="v"),
+            ok_start,
+            ok_values,
+            [1.0, 0.0],
+            progress=False,
         )
     with pytest.raises(ValueError, match="has shape"):
         sample_masked(
-            lambda x, t, c: {"a": x["a"][:, :2]}, VPCosine(), ok_start, ok_values, [1.0, 0.0], progress=False
+            lambda x, t, c: {"a": x["a"][:, :2]},
+            VPCosine(prediction="v"),
+            ok_start,
+            ok_values,
+            [1.0, 0.0],
+            progress=False,
         )
+
+
+@pytest.mark.parametrize("sampler", ALL)
+def test_values_of_generated_tokens_are_ignored(sampler):
+    """GEN tokens (start 1) start from noise whatever `values` holds there. DiscreteVP keeps
+    alpha(1) = sqrt(abar_999) = 0.0064 of the input at t = 1, so a sampler that noised the given
+    values would move with them (issue 29.2); GIVEN / EDIT values must still be used."""
+    process = DiscreteVP(prediction="v")
+    assert process.alpha_sigma(torch.tensor(1.0))[0].item() == pytest.approx(0.0064, abs=1e-4)
+    b, n, c = 2, 6, 3
+    start = torch.tensor([1.0, 1.0, 1.0, 0.5, 0.0, 0.0]).expand(b, n)
+    values = torch.randn(b, n, c, generator=torch.Generator().manual_seed(1))
+    noise = torch.randn(b, n, c, generator=torch.Generator().manual_seed(2))
+
+    def run(v):
+        return sample_masked(
+            tokenwise_model(c),
+            process,
+            {"a": start},
+            {"a": v},
+            uniform_grid(6),
+            sampler=sampler,
+            noise={"a": noise},
+            generator=torch.Generator().manual_seed(3),
+            progress=False,
+        )["a"]
+
+    gen = (start == 1)[..., None]
+    zeros, fives = run(torch.where(gen, 0.0, values)), run(torch.where(gen, 5.0, values))
+    assert torch.equal(zeros, fives)
+    # the EDIT token's input is used: changing it changes its result
+    edited = run(torch.where(gen, 0.0, values + (start == 0.5)[..., None]))
+    assert not torch.allclose(edited[:, 3], zeros[:, 3], atol=1e-3)
+
+
+def test_the_process_is_required():
+    """`sample` / `sample_long` used to fall back to VPCosine(v) whatever the model was trained
+    with (issue 29.3); now leaving the process out, or passing None, raises and names it."""
+    from mmgen.diffusion import sample, sample_long
+    from mmgen.timeline import ModalitySpec
+
+    specs = {"audio": ModalitySpec(3, 2.0), "motion": ModalitySpec(3, 2.0)}
+    model = tokenwise_model()
+    kw = {"seconds": 2.0, "steps": 2, "progress": False}
+    with pytest.raises(TypeError, match="process"):
+        sample(model, "joint", specs, **kw)
+    with pytest.raises(TypeError, match="process"):
+        sample_long(model, "joint", specs, window_seconds=2.0, hop_seconds=1.0, **kw)
+    for call in (
+        lambda: sample(model, "joint", specs, process=None, **kw),
+        lambda: sample_long(model, "joint", specs, window_seconds=2.0, hop_seconds=1.0, process=None, **kw),
+        lambda: sample_masked(
+            model, None, {"a": torch.ones(1, 4)}, {"a": torch.zeros(1, 4, 3)}, [1.0, 0.0], progress=False
+        ),
+    ):
+        with pytest.raises(TypeError, match="process must be the Process"):
+            call()

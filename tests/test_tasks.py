@@ -18,6 +18,7 @@ from mmgen.diffusion.tasks import (
 
 SPECS = {"audio": ModalitySpec(4, 2.0), "motion": ModalitySpec(3, 2.0)}  # 2 Hz, as in docs/design.md
 FRAMES = {"audio": 8, "motion": 8}  # 4 s
+V = VPCosine(prediction="v")
 
 
 def rows(task, specs=SPECS, frames=FRAMES, seg=1.0):
@@ -103,7 +104,7 @@ def _model(x, t, cond=None):
 
 def test_sample_runs_a_task_and_keeps_given_frames():
     motion = torch.randn(2, 8, 3)
-    out = sample(_model, "dance2music", SPECS, {"motion": motion}, steps=4, progress=False)
+    out = sample(_model, "dance2music", SPECS, {"motion": motion}, steps=4, progress=False, process=V)
     assert set(out) == {"audio", "motion"} and out["audio"].shape == (2, 8, 4)
     assert torch.equal(out["motion"], motion)
     audio = torch.randn(2, 8, 4)
@@ -112,6 +113,7 @@ def test_sample_runs_a_task_and_keeps_given_frames():
         continuation(("audio",), prefix=2.0),
         SPECS,
         {"audio": audio},
+        process=V,
         steps=4,
         progress=False,
         segment_seconds=1.0,
@@ -125,19 +127,19 @@ def test_sample_runs_a_task_and_keeps_given_frames():
 def test_sample_rejects_bad_input():
     motion = torch.randn(2, 8, 3)
     with pytest.raises(ValueError, match="no input latents"):
-        sample(_model, "dance2music", SPECS, {}, seconds=4.0, progress=False)
+        sample(_model, "dance2music", SPECS, {}, seconds=4.0, progress=False, process=V)
     with pytest.raises(ValueError, match="lacks"):
-        sample(_model, "dance2music", SPECS, {"motion": motion, "video": motion}, progress=False)
+        sample(_model, "dance2music", SPECS, {"motion": motion, "video": motion}, progress=False, process=V)
     with pytest.raises(ValueError, match=r"must be \[B, T, 3\]"):
-        sample(_model, "dance2music", SPECS, {"motion": motion[0]}, progress=False)
+        sample(_model, "dance2music", SPECS, {"motion": motion[0]}, progress=False, process=V)
     with pytest.raises(ValueError, match=r"must be \[B, T, 3\]"):
-        sample(_model, "dance2music", SPECS, {"motion": torch.randn(2, 8, 5)}, progress=False)
+        sample(_model, "dance2music", SPECS, {"motion": torch.randn(2, 8, 5)}, progress=False, process=V)
     with pytest.raises(ValueError, match="frames, the clip needs"):
-        sample(_model, "dance2music", SPECS, {"motion": motion}, seconds=3.0, progress=False)
+        sample(_model, "dance2music", SPECS, {"motion": motion}, seconds=3.0, progress=False, process=V)
     with pytest.raises(ValueError, match="batch sizes"):
-        sample(_model, "dance2music", SPECS, {"motion": motion}, batch_size=3, progress=False)
+        sample(_model, "dance2music", SPECS, {"motion": motion}, batch_size=3, progress=False, process=V)
     with pytest.raises(ValueError, match="lacks"):
-        sample(_model, Task.from_roles("t", {"piano": GEN}), SPECS, seconds=1.0, progress=False)
+        sample(_model, Task.from_roles("t", {"piano": GEN}), SPECS, seconds=1.0, progress=False, process=V)
 
 
 def test_edit_task_regenerates_only_its_span_from_the_noised_input():

@@ -24,11 +24,12 @@ import torch
 from mmgen.core.cond import Cond
 from mmgen.core.timeline import ModalitySpec
 from mmgen.diffusion.guidance import CrossGuidance, Latents, ModelFn
-from mmgen.diffusion.process import Process, VPCosine
+from mmgen.diffusion.process import Process
 from mmgen.diffusion.samplers import (
     Callback,
     _broadcast_cond,
     as_cross_guidance,
+    check_process,
     prepare_task,
     sample_masked,
     uniform_grid,
@@ -85,9 +86,9 @@ def sample_long(
     seconds: float,
     window_seconds: float,
     hop_seconds: float,
+    process: Process,
     steps: int = 50,
     sampler: str = "dpmpp2m",
-    process: Process | None = None,
     grid: Sequence[float] | None = None,
     eta: float | None = None,
     guidance: Mapping[str, float] | None = None,
@@ -104,8 +105,10 @@ def sample_long(
     """Run `task` over `seconds` in windows; returns the stitched latents of every present modality.
 
     Same arguments as `samplers.sample` plus `window_seconds` (W) and `hop_seconds` (H); `cond`
-    is used for every window; `callback` is called per step of every window.
+    is used for every window; `callback` is called per step of every window. `process` is
+    required (the one the model was trained with).
     """
+    check_process(process)
     start, values = prepare_task(
         task,
         specs,
@@ -133,7 +136,7 @@ def sample_long(
         win_values = {m: out[m][:, sl[m]] for m in start}
         res = sample_masked(
             model_fn,
-            process or VPCosine(),
+            process,
             win_start,
             win_values,
             grid,

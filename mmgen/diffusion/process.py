@@ -70,9 +70,13 @@ def check_unit_interval(t: Tensor, what: str) -> None:
 
 @dataclass(frozen=True)
 class Process(abc.ABC):
-    """Base of all processes: subclasses define `alpha_sigma` and `alpha_sigma_derivative`."""
+    """Base of all processes: subclasses define `alpha_sigma` and `alpha_sigma_derivative`.
 
-    prediction: str = "v"
+    `prediction` has no default: it must say what the model was trained to output ("v", "eps"
+    or "x0"); a wrong one samples garbage without any error.
+    """
+
+    prediction: str
     weighting: str = "uniform"
     min_snr_gamma: float = 5.0
 
@@ -194,10 +198,9 @@ class DiscreteVP(Process):
     """A VP process on a discrete beta schedule (as diffusers), made continuous in t.
 
     Knot k + 1 (t = (k + 1) / N) carries diffusers' alphas_cumprod[k]; log(abar) is linear
-    between knots and 0 at t = 0. Default prediction "eps" as in diffusers.
+    between knots and 0 at t = 0. diffusers' schedulers default to prediction "eps".
     """
 
-    prediction: str = "eps"
     beta_schedule: str = "linear"
     num_train_timesteps: int = 1000
     beta_start: float = 1e-4

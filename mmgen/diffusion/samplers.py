@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from mmgen.core.cond import Cond
 from mmgen.core.timeline import ModalitySpec
 from mmgen.diffusion.guidance import CrossGuidance, GuidedDenoiser, Latents, Levels, ModelFn
-from mmgen.diffusion.process import Process, VPCosine, check_unit_interval, expand_like
+from mmgen.diffusion.process import Process, check_unit_interval, expand_like
 from mmgen.diffusion.solvers import MultistepState, ddim_step, dpmpp2m_step, euler_step, heun_correct
 from mmgen.diffusion.tasks import Task, get_task
 
@@ -59,6 +59,16 @@ def check_grid(grid: Sequence[float]) -> list[float]:
     if grid[-1] != 0.0:
         raise ValueError(f"grid must end at 0 (clean), got {grid[-1]}")
     return grid
+
+
+def check_process(process: object) -> Process:
+    """The process is required: a model only samples right with the one it was trained with."""
+    if not isinstance(process, Process):
+        raise TypeError(
+            "process must be the Process the model was trained with, e.g. VPCosine(prediction='v') "
+            f"(a Pipeline has it as .process), got {process!r}"
+        )
+    return process
 
 
 def _check_latents(start: Levels, values: Latents) -> None:
@@ -97,7 +107,8 @@ def sample_masked(
 
     Args:
         start: [B, T_m] start level per token (0 GIVEN, 1 GEN, t0 EDIT).
-        values: clean inputs like the latents; used where start < 1 (GEN tokens should hold 0).
+        values: clean inputs like the latents; read only where start < 1 (GIVEN / EDIT): GEN
+            tokens start from pure noise whatever their values hold (see below).
         grid: clock values from high to 0 (`uniform_grid`, `DiscreteVP.timesteps_to_grid`).
         sampler: "ddpm" (ancestral), "ddim" (eta, default 0), "dpmpp2m", "euler" or "heun".
         noise: initial noise per modality (drawn from `generator` in sorted modality order if None).
@@ -105,6 +116,7 @@ def sample_masked(
     Returns:
         the sampled latents (float32 or wider); GIVEN tokens bit-identical to `values`.
     """
+    check_process(process)
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose from {SAMPLERS}")
     if eta is None:
@@ -113,7 +125,10 @@ def sample_masked(
         raise ValueError(f"eta must be >= 0 and is only used by ddim/ddpm, got {eta} for {sampler!r}")
     grid = check_grid(grid)
     _check_latents(start, values)
+    # GEN tokens hold 0: processes with alpha(1) > 0 (DiscreteVP keeps 0.0064 of the input at t = 1)
+    # would otherwise noise whatever the caller left there into the start sample.
     values = {m: v.to(torch.promote_types(v.dtype, torch.float32)) for m, v in values.items()}
+    values = {m: torch.where(expand_like(start[m] == 1.0, v), 0.0, v) for m, v in values.items()}
     if noise is None:
         noise = {
             m: torch.randn(
@@ -263,9 +278,9 @@ def sample(
     *,
     seconds: float | None = None,
     num_frames: Mapping[str, int] | None = None,
+    process: Process,
     steps: int = 50,
     sampler: str = "dpmpp2m",
-    process: Process | None = None,
     grid: Sequence[float] | None = None,
     eta: float | None = None,
     guidance: Mapping[str, float] | None = None,
@@ -287,6 +302,7 @@ def sample(
         specs: the model's modalities; the task may only name these.
         given: input latents for GIVEN / EDIT modalities, [B, T_m, C] or [B, T_m, h, w, C].
         seconds / num_frames: clip length (default: the longest given input).
+        process: the Process the model was trained with (required; `Pipeline.process`).
         steps / grid: a uniform grid of `steps` steps unless `grid` is given.
         guidance: ordered {group: scale}, groups = condition modalities or "text" (guidance.py).
         cross_guidance: CrossGuidance, or a float switch level (MoMu's T_c / T, default 0.5).
@@ -294,6 +310,7 @@ def sample(
     Returns:
         latents of every present modality; GIVEN frames bit-identical to `given`.
     """
+    check_process(process)
     start, values = prepare_task(
         task,
         specs,
@@ -307,7 +324,7 @@ def sample(
     batch = next(iter(start.values())).shape[0]
     return sample_masked(
         model_fn,
-        process or VPCosine(),
+        process,
         start,
         values,
         grid if grid is not None else uniform_grid(steps),

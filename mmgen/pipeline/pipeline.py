@@ -104,7 +104,7 @@ class Pipeline:
         info: Mapping[str, Any] | None = None,
     ) -> None:
         self.dit, self.modalities = dit, dict(modalities)
-        self.process = process if process is not None else VPCosine()
+        self.process = process if process is not None else VPCosine(prediction="v")
         self.condition = condition
         self.defaults = (
             defaults if isinstance(defaults, GenerationDefaults) else GenerationDefaults.from_dict(defaults)

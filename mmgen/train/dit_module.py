@@ -74,7 +74,7 @@ class DiTModule(L.LightningModule):
         if init_weights is not None:
             load_weights(model, init_weights)
         self.model = model
-        self.process = process or VPCosine()
+        self.process = process or VPCosine(prediction="v")
         self.monl = monl or MoNLConfig(segment_seconds=model.segment_seconds)
         if abs(self.monl.segment_seconds - model.segment_seconds) > 1e-9:
             raise ValueError(
