@@ -335,7 +335,7 @@ def test_the_process_is_required():
     """`sample` / `sample_long` used to fall back to VPCosine(v) whatever the model was trained
     with (issue 29.3); now leaving the process out, or passing None, raises and names it."""
     from mmgen.diffusion import sample, sample_long
-    from mmgen.timeline import ModalitySpec
+    from mmgen.core.timeline import ModalitySpec
 
     specs = {"audio": ModalitySpec(3, 2.0), "motion": ModalitySpec(3, 2.0)}
     model = tokenwise_model()
