@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("mmgen.commands.generate", "run a task (dance2music, music2dance, ...) of a pipeline on wav / npz / mp4"),
     "eval": ("mmgen.commands.eval", "metrics of a folder of outputs against references (table + JSON)"),
     "cache": ("mmgen.commands.cache", "encode a manifest folder with trained VAEs into a latent cache"),
+    "app": ("mmgen.commands.app", "a web page (Gradio) to run any task on your files or ToyDance examples"),
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 USER_ERRORS = (MmgenError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
