@@ -12,6 +12,7 @@ import torch
 from test_pipeline import make_pipeline
 
 from mmgen.cli import main
+from mmgen.core.fileio import MARKER, read_marker
 from mmgen.data.latent_cache import LatentCache
 from mmgen.data.toydance.io import make_dataset
 from mmgen.io.export import load_motion_npz, save_motion_npz, save_wav
@@ -56,7 +57,9 @@ def test_generate_then_eval(pipe_dir, data, tmp_path, capsys):
         ]
     )
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == ["00000.mp4", "00000.npz", "00000.wav", "00000_mel.png"]
+    written = ["00000.mp4", "00000.npz", "00000.wav", "00000_mel.png"]
+    assert sorted(p.name for p in out.iterdir() if p.name != MARKER) == written
+    assert read_marker(out)["files"] == written  # mmgen knows them as its own
     assert np.array_equal(load_motion_npz(out / "00000.npz")["joints"], load_motion_npz(motion)["joints"])
     audio, sr = sf.read(str(out / "00000.wav"))
     assert sr == 22050 and len(audio) == 4 * 22050
@@ -215,11 +218,13 @@ def test_eval_and_cache_errors_exit_2(pipe_dir, data, tmp_path, capsys):
     assert "generated folder not found" in capsys.readouterr().err
     assert main(["cache", "--data", str(data), "--vae", "audio", "--out", str(tmp_path / "c")]) == 2
     assert "expected NAME=DIR" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
     assert (
-        main(["cache", "--data", str(tmp_path), "--pipeline", str(pipe_dir), "--out", str(tmp_path / "c")])
+        main(["cache", "--data", str(tmp_path / "empty"), "--pipeline", str(pipe_dir), "--out", str(tmp_path / "c")])
         == 2
     )
     assert "manifest.jsonl: no manifest" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
 
 
 def test_read_motion_resamples_and_drops_2d_confidence(tmp_path):

@@ -104,17 +104,17 @@ def test_load_checks_specs_and_names_missing_or_corrupt_files(tmp_path):
     other = make_dit(
         {"audio": pipe.modalities["audio"].spec, "motion": type(pipe.dit.specs["motion"])(4, 7.5)}
     )
-    other.save_pretrained(tmp_path / "p" / "dit")
+    other.save_pretrained(tmp_path / "p" / "dit", overwrite=True)
     with pytest.raises(ValueError, match=r"p: Pipeline: the DiT's 'motion' latents"):
         Pipeline.from_pretrained(tmp_path / "p")
 
-    pipe.save_pretrained(tmp_path / "p")
+    pipe.save_pretrained(tmp_path / "p", overwrite=True)
     weights = tmp_path / "p" / "dit" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:64])
     with pytest.raises(MmgenError, match=r"dit: a model.safetensors under .*p/dit is corrupt"):
         Pipeline.from_pretrained(tmp_path / "p")
 
-    pipe.save_pretrained(tmp_path / "p")
+    pipe.save_pretrained(tmp_path / "p", overwrite=True)
     (tmp_path / "p" / "motion" / "vae" / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match=r"p/motion/vae/model.safetensors: missing"):
         Pipeline.from_pretrained(tmp_path / "p")

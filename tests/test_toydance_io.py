@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from mmgen.cli import main
+from mmgen.core.errors import MmgenError
 from mmgen.data import InMemoryToyDance, ToyDanceDataset, collate_toydance, make_dataset, read_manifest
 from mmgen.data.toydance import STYLES
 
@@ -133,9 +134,13 @@ def test_bad_folders_name_the_file(made, tmp_path):
 
 def test_make_refuses_to_replace_other_folders(tmp_path):
     (tmp_path / "mine.txt").write_text("precious")
-    with pytest.raises(ValueError, match="not a ToyDance set"):
-        make_dataset(tmp_path, 1, 1.0, 0, progress=False)
+    with pytest.raises(MmgenError, match="not empty and was not written by mmgen"):
+        make_dataset(tmp_path, 1, 1.0, 0, progress=False, overwrite=True)
     assert (tmp_path / "mine.txt").read_text() == "precious"
+    made = make_dataset(tmp_path / "set", 1, 1.0, 0, progress=False)
+    with pytest.raises(MmgenError, match="holds an earlier ToyDance set; pass --overwrite"):
+        make_dataset(made, 1, 1.0, 1, progress=False)
+    assert make_dataset(made, 1, 1.0, 1, progress=False, overwrite=True) == made
     for bad in ({"clips": 0}, {"seconds": -1.0}, {"seed": -3}):
         args = {"out_dir": tmp_path / "x", "clips": 1, "seconds": 1.0, "seed": 0, **bad}
         with pytest.raises(ValueError, match=next(iter(bad))):
@@ -182,6 +187,9 @@ def test_cli_make_and_report(tmp_path, capsys):
     assert s["bas_own"] - s["bas_mismatched"] > 0.2  # even on four 4-s clips the own beats fit far better
     assert main(["toydance", "report", str(tmp_path / "nothing")]) == 2
     assert "manifest.jsonl" in capsys.readouterr().err
+    assert main(["toydance", "report", str(out), "--no-progress", "--no-preview"]) == 2  # before any work
+    assert "report.json is already there (an earlier mmgen output); pass --overwrite" in capsys.readouterr().err
+    assert main(["toydance", "report", str(out), "--no-progress", "--no-preview", "--overwrite"]) in (0, 1)
 
 
 def edge_pfc(joints_yup, dt=1 / 30):

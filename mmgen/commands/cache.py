@@ -28,7 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument(
         "--vae", action="append", metavar="NAME=DIR", help="a modality's VAE folder (repeat per modality)"
     )
-    parser.add_argument("--out", required=True, help="cache folder to write (replaced atomically)")
+    parser.add_argument("--out", required=True, help="cache folder to write: new or empty (see --overwrite)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a latent cache an earlier `mmgen cache` wrote at --out"
+    )
     parser.add_argument("--modalities", help="comma-separated subset to cache (default: every VAE's)")
     parser.add_argument(
         "--seconds", type=float, help="cut items into windows of this length (default: whole items)"
@@ -65,7 +68,12 @@ def load_vae_modality(name: str, directory: str, device: str) -> MediaModality:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mmgen.core.fileio import check_output_dir
     from mmgen.data.manifest_cache import cache_manifest
+
+    # before any VAE loads: --out may not be the data, hold it, or be a folder mmgen did not write
+    vae_dirs = [spec.partition("=")[2] or None for spec in args.vae or ()]
+    check_output_dir(args.out, "latent cache", overwrite=args.overwrite, inputs=[args.data, args.pipeline, *vae_dirs])
 
     if args.pipeline is not None:
         from mmgen.pipeline.config import read_config
@@ -95,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         stride=args.stride,
         shard_size=args.shard_size,
         progress=not args.no_progress,
+        overwrite=args.overwrite,
     )
     print(f"wrote latent cache of {', '.join(modalities)} to {out}")
     return 0

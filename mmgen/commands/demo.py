@@ -12,6 +12,7 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", type=Path, default=None, help="pipeline folder (default: checkpoints/toydance)")
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier demo's --out folder")
     parser.add_argument("--clips", type=int, default=8, help="held-out clips per task")
     parser.add_argument("--steps", type=int, default=25, help="sampler steps")
     parser.add_argument("--first-seed", type=int, default=10_000,
@@ -24,15 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from mmgen.core.fileio import check_output_dir
     from mmgen.demo import DemoSettings, format_table, load_demo_pipeline, run_demo
 
+    check_output_dir(args.out, "demo", overwrite=args.overwrite)  # before the pipeline loads
     torch.set_num_threads(args.threads or max(1, min(4, os.cpu_count() or 1)))
     logging.getLogger("mmgen").setLevel(logging.WARNING)
     start = time.perf_counter()
     pipe = load_demo_pipeline(args.pipeline, args.device)
     settings = DemoSettings(clips=args.clips, steps=args.steps, long_seconds=args.long_seconds,
                             first_seed=args.first_seed)
-    rows = run_demo(pipe, args.out, settings)
+    rows = run_demo(pipe, args.out, settings, overwrite=args.overwrite)
     print(format_table(rows))
     failed = [f"{r.task}: {r.metric}" for r in rows if r.passed is False]
     print(f"\nwrote examples, metrics.md and metrics.json to {args.out}/ in {time.perf_counter() - start:.0f} s")

@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("gen_dir", help="folder of generated .wav / .npz files (e.g. `mmgen generate --out`)")
     parser.add_argument("ref_dir", nargs="?", help="folder of reference files with the same names")
     parser.add_argument("--out", help="JSON file to write (default GEN_DIR/metrics.json)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the JSON an earlier `mmgen eval` wrote")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p = parser.add_argument_group("--protocol aistpp (the AIST++ music-to-dance table)")
     p.add_argument("--protocol", choices=("aistpp",), help="a published evaluation protocol instead of pairs")
@@ -91,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
         )
     from mmgen.evaluation.folder import evaluate_folder, format_table
 
-    result = evaluate_folder(args.gen_dir, args.ref_dir, out=args.out, progress=not args.no_progress)
+    result = evaluate_folder(
+        args.gen_dir, args.ref_dir, out=args.out, progress=not args.no_progress, overwrite=args.overwrite
+    )
     print(format_table(result), end="")
     print(f"wrote {result['path']}")
     return 0

@@ -15,6 +15,7 @@ rate, motion to its fps (linear interpolation; a wrong joint count is an error),
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="task preset: joint, dance2music, music2dance, "
         "video2audio, audio2video, interpolate, continue, inpaint, edit (default dance2music)",
     )
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--out", required=True, help="output folder: new, empty, or an earlier `mmgen generate --out`"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace files of the same --name an earlier generate wrote"
+    )
     parser.add_argument("--motion", help="motion .npz (joints [T, J, 3] + fps)")
     parser.add_argument("--audio", help="audio file (wav / flac / ogg)")
     parser.add_argument("--video", help="video file (mp4)")
@@ -126,6 +132,34 @@ def parse_export(text: str | None) -> tuple[str, ...]:
     return formats
 
 
+def check_out(args: argparse.Namespace) -> None:
+    """Before any work: --out is new, empty or an earlier generate's folder, and holds no earlier
+    output of this --name unless --overwrite (then only files mmgen wrote are replaced)."""
+    from mmgen.core.fileio import read_marker
+
+    out, name = Path(args.out), args.name
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"--name must be a plain file name, got {name!r}")
+    if out.exists() and not out.is_dir():
+        raise MmgenError(f"--out {out}: is a file, not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    marker = read_marker(out)
+    if marker is None or marker.get("kind") != "generation":
+        raise MmgenError(f"--out {out}: is not empty and was not written by `mmgen generate`; give a new or empty folder")
+    pattern = re.compile(rf"{re.escape(name)}(_\d{{3}})?(\.wav|\.npz|\.mp4|_mel\.png|\.bvh|_smpl\.pkl)")
+    for flag in ("motion", "audio", "video"):
+        path = getattr(args, flag)
+        if path is not None and Path(path).resolve().parent == out.resolve() and pattern.fullmatch(Path(path).name):
+            raise MmgenError(f"--{flag} {path}: the output {name!r} would replace this input; give another --name")
+    earlier = sorted(p.name for p in out.iterdir() if pattern.fullmatch(p.name))
+    if earlier and not args.overwrite:
+        raise MmgenError(
+            f"--out {out}: holds an earlier output named {name!r} ({earlier[0]}); "
+            "pass --overwrite to replace it or --name for another name"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from mmgen.demo.run import default_pipeline_dir
     from mmgen.io.read import read_audio, read_motion, read_video_file
@@ -141,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     export = parse_export(args.export)
     if args.smpl_dir is not None and "smpl" not in export:
         raise ValueError("--smpl-dir is only used by --export smpl")
+    check_out(args)
     pipe = Pipeline.from_pretrained(directory, device=args.device)
     if export:
         if "motion" not in pipe.modalities:
@@ -181,7 +216,9 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         task_kwargs=task_kwargs(args),
     )
-    written = result.save(args.out, prefix=args.name, export=export, smpl_dir=args.smpl_dir)
+    written = result.save(
+        args.out, prefix=args.name, export=export, smpl_dir=args.smpl_dir, overwrite=args.overwrite
+    )
     print(
         f"{result.task}: {result.batch_size} sample(s) of {result.seconds:g} s -> {len(written)} files in {args.out}"
     )

@@ -13,7 +13,9 @@ reason) in skipped.jsonl and in the summary printed at the end.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from mmgen.core.errors import MmgenError
+from mmgen.core.fileio import MARKER, check_apart, mark_own, read_marker
 from mmgen.data.manifest import ManifestWriter, base_record, safe_id
 
 ITEM_ERRORS = (ValueError, FileNotFoundError, MmgenError, OSError)
@@ -30,7 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="source", metavar="SOURCE", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", required=True, help="the data set's folder")
-    common.add_argument("--out", required=True, help="output folder (created; an earlier run is resumed)")
+    common.add_argument(
+        "--out", required=True, help="output folder: new, empty, or an earlier run's (resumed)"
+    )
+    common.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in an --out an earlier run with other settings wrote (its files are removed)",
+    )
     common.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     a = sub.add_parser("aistpp", parents=[common], help="AIST++ annotations + AIST music -> joints npz + wav")
@@ -110,7 +120,7 @@ def _aistpp(args: argparse.Namespace) -> tuple[ManifestWriter, int, int, list[st
 
     find_smpl_model(args.smpl_dir, args.gender)  # a missing model is a setup error, not a per-item skip
     if not Path(args.music_dir).is_dir():
-        raise FileNotFoundError(f"{args.music_dir}: music folder not found")
+        raise FileNotFoundError(f"--music-dir {args.music_dir}: music folder not found")
     reader = AISTPP(
         args.root,
         music_dir=args.music_dir,
@@ -262,12 +272,75 @@ def _loris(args: argparse.Namespace) -> tuple[ManifestWriter, int, int, list[str
 
 
 SOURCES = {"aistpp": _aistpp, "av-folder": _av_folder, "loris": _loris}
+KIND = "preprocessed data set"
+OWN_LAYOUT = ("info.json", "manifest.jsonl", "skipped.jsonl", "records/", "audio/", "motion/", "video/")
+
+
+def _settings_differ(out: Path, source: str) -> bool:
+    try:
+        info = json.loads((out / "info.json").read_text())
+    except (OSError, ValueError):
+        return True
+    return not isinstance(info, dict) or info.get("source") != source
+
+
+def prepare_out(args: argparse.Namespace) -> bool:
+    """Check --out before any work: new, empty, or an earlier preprocess run's folder (resumed).
+    With --overwrite an earlier run's folder of another source is emptied first (only files of
+    the preprocess layout; anything else in it is refused). Returns True if --out starts empty."""
+    out = Path(args.out)
+    inputs = [args.root, getattr(args, "music_dir", None), getattr(args, "smpl_dir", None)]
+    check_apart(out, inputs)
+    if out.exists() and not out.is_dir():
+        raise MmgenError(f"--out {out}: is a file, not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return True
+    marker = read_marker(out)
+    legacy = marker is None and (out / "info.json").is_file() and (out / "records").is_dir()
+    if (marker is None or marker.get("kind") != KIND) and not legacy:
+        raise MmgenError(
+            f"--out {out}: is not empty and is not an earlier `mmgen preprocess` output; give a new or empty folder"
+        )
+    if not (args.overwrite and _settings_differ(out, args.source)):
+        return False  # resumed; other settings of the same source are refused by ManifestWriter
+    foreign = [p for p in out.iterdir() if p.name != MARKER and p.name + ("/" if p.is_dir() else "") not in OWN_LAYOUT]
+    if foreign:
+        raise MmgenError(f"--out {out}: holds {foreign[0].name}, which mmgen did not write; give another folder")
+    for p in out.iterdir():
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return True
+
+
+def _discard(out: Path, existed: bool) -> None:
+    """Undo a run that finished no item: remove what it created (an existing --out is emptied)."""
+    if not existed:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for p in out.iterdir():
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 def run(args: argparse.Namespace) -> int:
-    writer, written, reused, notes = SOURCES[args.source](args)
-    manifest = writer.finish()
-    total = written + reused
+    out = Path(args.out)
+    existed = out.exists()
+    fresh = prepare_out(args)
+    try:
+        if fresh:
+            out.mkdir(parents=True, exist_ok=True)
+            mark_own(out, KIND)
+        writer, written, reused, notes = SOURCES[args.source](args)
+        total = written + reused
+        manifest = writer.finish() if total else None
+    except BaseException:
+        if fresh and out.is_dir() and not any((out / "records").glob("*.json")):
+            _discard(out, existed)  # nothing finished: leave no info.json / records/ behind
+        raise
+    if manifest is None:
+        for s in writer.skipped:
+            print(f"  skipped {s['path']}: {s['reason']}")
+        if fresh:
+            _discard(out, existed)
+        raise MmgenError(f"--root {args.root}: no usable item ({len(writer.skipped)} skipped, listed above)")
     print(
         f"mmgen preprocess {args.source}: {total} items in {manifest} ({written} new, {reused} already done)"
     )
@@ -277,6 +350,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"  skipped {len(writer.skipped)} (listed in {writer.out / 'skipped.jsonl'}):")
         for s in writer.skipped:
             print(f"    {s['path']}: {s['reason']}")
-    if total == 0:
-        raise MmgenError(f"no usable item under {args.root}")
     return 0

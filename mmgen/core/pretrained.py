@@ -177,12 +177,15 @@ class PretrainedMixin:
         assert isinstance(self, torch.nn.Module)
         return self.state_dict()
 
-    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+    def save_pretrained(
+        self, directory: str | os.PathLike, dtype: torch.dtype | None = None, overwrite: bool = False
+    ) -> Path:
         """Write `config.yaml` and `model.safetensors` into `directory` (atomically).
 
         `dtype` (e.g. torch.float16) stores the floating-point *parameters* at that precision to
         halve the file; buffers (latent statistics, filterbanks) stay exact. `from_pretrained`
-        casts them back to the module's own dtype.
+        casts them back to the module's own dtype. `directory` must be new or empty, or (with
+        `overwrite`) a folder an earlier `save_pretrained` wrote (`mmgen.core.fileio`).
         """
         assert isinstance(self, torch.nn.Module)
         params = {name for name, _ in self.named_parameters()}
@@ -190,7 +193,7 @@ class PretrainedMixin:
             k: (v.to(dtype) if dtype is not None and k in params and v.is_floating_point() else v).detach().contiguous().cpu()
             for k, v in self.state_dict().items()
         }
-        with atomic_dir(directory) as tmp:
+        with atomic_dir(directory, "pretrained model", overwrite=overwrite) as tmp:
             (tmp / CONFIG_NAME).write_text(yaml.safe_dump(self.config_yaml(), sort_keys=False))
             save_file(state, str(tmp / WEIGHTS_NAME))
         return Path(directory)

@@ -71,17 +71,20 @@ def build_latent_cache(
     shard_size: int = 256,
     total: int | None = None,
     progress: bool = True,
+    overwrite: bool = False,
+    inputs: Sequence[str | os.PathLike] = (),
 ) -> Path:
     """Encode `items` (dicts holding a raw value per modality and an "id") into a cache at `out_dir`.
 
-    Written atomically: a failure leaves no half-built cache behind.
+    Written atomically: a failure leaves no half-built cache behind. `out_dir` must be new or
+    empty, or (with `overwrite`) a cache mmgen wrote, and apart from the `inputs` folders.
     """
     if not encoders:
         raise ValueError("build_latent_cache: give at least one modality encoder")
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     records: list[dict[str, Any]] = []
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, "latent cache", overwrite=overwrite, inputs=inputs) as tmp:
         shard: dict[str, torch.Tensor] = {}
         shard_index = 0
 

@@ -107,9 +107,12 @@ def cache_manifest(
     stride: float | None = None,
     shard_size: int = 256,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Encode every item (or window of `seconds`, hopping by `stride`) of a manifest folder into a
-    latent cache at `out`; modality names must be among audio / motion / video."""
+    latent cache at `out`; modality names must be among audio / motion / video. `out` must be new
+    or empty, or (with `overwrite`) a cache mmgen wrote; it may not be or hold `data`."""
+    from mmgen.core.fileio import check_output_dir
     from mmgen.data.latent_cache import build_latent_cache
     from mmgen.data.manifest import MODALITIES, ManifestDataset
 
@@ -121,6 +124,7 @@ def cache_manifest(
         )
     if seconds is not None and not seconds > 0:
         raise ValueError(f"cache: --seconds must be positive, got {seconds}")
+    check_output_dir(out, "latent cache", overwrite=overwrite, inputs=[data])
     dataset = ManifestDataset(data, modalities=names, seconds=seconds, stride=stride)
     logger.info("cache: %d items from %s", len(dataset), data)
     with torch.no_grad():
@@ -132,4 +136,6 @@ def cache_manifest(
             shard_size=shard_size,
             total=len(dataset),
             progress=progress,
+            overwrite=overwrite,
+            inputs=[data],
         )

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mmgen.core.fileio import atomic_path
+from mmgen.core.fileio import atomic_dir, atomic_path
 from mmgen.data.toydance import generate_clip
 from mmgen.demo.tasks import (
     Row,
@@ -83,10 +83,18 @@ def _save(gen, directory: Path, count: int) -> None:
     part.save(directory, prefix="example")
 
 
-def run_demo(pipeline: Pipeline, out: str | Path, settings: DemoSettings = DemoSettings()) -> list[Row]:
-    """Run every task, write examples and the metrics table to `out`, return the rows."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def run_demo(
+    pipeline: Pipeline, out: str | Path, settings: DemoSettings = DemoSettings(), overwrite: bool = False
+) -> list[Row]:
+    """Run every task, write examples and the metrics table to `out`, return the rows.
+
+    `out` appears whole when the demo finishes (`atomic_dir`); it must be new or empty, or with
+    `overwrite` an earlier demo's folder."""
+    with atomic_dir(out, "demo", overwrite=overwrite, arg="--out") as tmp:
+        return _run_demo(pipeline, tmp, settings)
+
+
+def _run_demo(pipeline: Pipeline, out: Path, settings: DemoSettings) -> list[Row]:
     s = settings
     # tempi spread from slow to fast (every clip has a partner of clearly different tempo), each
     # inside its style's training range: a 114-bpm ballet waltz was never seen (ballet is 80-100)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from mmgen.core.fileio import atomic_path
+from mmgen.core.fileio import atomic_files, check_output_files
 from mmgen.evaluation import loris_bcs_bhs, music_agreement, music_dance_sync, pfc
 
 logger = logging.getLogger(__name__)
@@ -141,14 +141,18 @@ def evaluate_folder(
     ref_dir: str | os.PathLike,
     out: str | os.PathLike | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Evaluate every pair, write JSON to `out` (default <gen_dir>/metrics.json) and return it.
 
-    NaN (undefined) values are written as null.
+    NaN (undefined) values are written as null. An existing `out` is replaced only if an earlier
+    evaluation wrote it and `overwrite` is set (`mmgen.core.fileio.atomic_files`).
     """
     gen_dir, ref_dir = Path(gen_dir), Path(ref_dir)
     gen, ref = _scan(gen_dir, "generated"), _scan(ref_dir, "reference")
     stems = _pair(gen, ref, gen_dir, ref_dir)
+    path = Path(out) if out is not None else gen_dir / "metrics.json"
+    check_output_files(path.parent, [path.name], overwrite=overwrite)  # before the work
     items: dict[str, dict[str, float]] = {}
     pairs = []
     for stem in tqdm(stems, desc="evaluating", unit="pair", disable=not progress):
@@ -178,9 +182,8 @@ def evaluate_folder(
         else:  # resampled per pair: LORIS takes one rate per side
             loris = _loris_mixed(pairs)
         result["loris"], result["loris_pairs"] = loris, len(pairs)
-    path = Path(out) if out is not None else gen_dir / "metrics.json"
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_nan_to_none(result), indent=1, sort_keys=False) + "\n")
+    with atomic_files(path.parent, "evaluation", overwrite=overwrite) as tmp:
+        (tmp / path.name).write_text(json.dumps(_nan_to_none(result), indent=1, sort_keys=False) + "\n")
     result["path"] = str(path)
     return result
 

@@ -71,9 +71,17 @@ class MediaModality(nn.Module, abc.ABC):
         """One clip (no batch dim) -> normalized latents [T, ...] (for the latent cache)."""
         return self.encode(_as_tensor(raw, self.device)[None])[0]
 
-    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> None:
-        """The VAE's folder under `directory/vae`; `dtype` as in `PretrainedMixin.save_pretrained`."""
-        directory = Path(directory)
+    def save_pretrained(
+        self, directory: str | os.PathLike, dtype: torch.dtype | None = None, overwrite: bool = False
+    ) -> None:
+        """The VAE's folder under `directory/vae` (and the vocoder's for audio), written atomically;
+        `dtype` and `overwrite` as in `PretrainedMixin.save_pretrained`."""
+        from mmgen.core.fileio import atomic_dir
+
+        with atomic_dir(directory, "modality folder", overwrite=overwrite) as tmp:
+            self._save_parts(tmp, dtype)
+
+    def _save_parts(self, directory: Path, dtype: torch.dtype | None) -> None:
         self.vae.save_pretrained(directory / "vae", dtype)
 
     @abc.abstractmethod
@@ -119,10 +127,10 @@ class AudioModality(MediaModality):
         mel = self.vae.decode(self.vae.latent_stats.denormalize(z), num_frames=frames)  # [B, n_mels, N]
         return self.codec.decode(mel, num_samples, generator=generator).clamp(-1.0, 1.0)
 
-    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> None:
-        super().save_pretrained(directory, dtype)
+    def _save_parts(self, directory: Path, dtype: torch.dtype | None) -> None:
+        super()._save_parts(directory, dtype)
         if self.vocoder is not None:
-            self.vocoder.save_pretrained(Path(directory) / "vocoder", dtype)
+            self.vocoder.save_pretrained(directory / "vocoder", dtype)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu") -> AudioModality:

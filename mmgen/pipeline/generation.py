@@ -108,6 +108,21 @@ class Generation:
             )
         return formats
 
+    def file_names(self, prefix: str = "sample", export: Sequence[str] = ()) -> list[str]:
+        """The files `save` writes (wav / npz / exports / mp4 / mel PNG per example)."""
+        names = []
+        for name in self.names(prefix):
+            if self.audio is not None:
+                names.append(f"{name}.wav")
+            if self.joints is not None:
+                names.append(f"{name}.npz")
+                names += [f"{name}.bvh" for f in export if f == "bvh"] + [f"{name}_smpl.pkl" for f in export if f == "smpl"]
+            if self.frames is not None or (self.joints is not None and self.joints.shape[2:] == (24, 3)):
+                names.append(f"{name}.mp4")
+            if self.audio is not None:
+                names.append(f"{name}_mel.png")
+        return names
+
     def save(
         self,
         directory: str | os.PathLike,
@@ -115,14 +130,18 @@ class Generation:
         stick_size: int = 128,
         export: Sequence[str] = (),
         smpl_dir: str | os.PathLike | None = None,
+        overwrite: bool = False,
     ) -> list[Path]:
         """Write wav / npz / mp4 (audio muxed) / mel PNG per example into `directory`; returns the paths.
 
-        Every file is written atomically. `stick_size` is the frame size of the stick-figure video
-        drawn when the generation has joints but no video. `export` adds motion files: "bvh"
-        (`<name>.bvh`) and / or "smpl" (`<name>_smpl.pkl`, solved against the rest joints of the
-        SMPL model in `smpl_dir`, or mmgen's approximate SMPL template without one).
+        All or nothing: the files are written to a staging folder and moved in together
+        (`mmgen.core.fileio.atomic_files`). A file already in `directory` is replaced only if an
+        earlier `save` wrote it and `overwrite` is set. `stick_size` is the frame size of the
+        stick-figure video drawn when the generation has joints but no video. `export` adds motion
+        files: "bvh" (`<name>.bvh`) and / or "smpl" (`<name>_smpl.pkl`, solved against the rest
+        joints of the SMPL model in `smpl_dir`, or mmgen's approximate SMPL template without one).
         """
+        from mmgen.core.fileio import atomic_files, check_output_files
         from mmgen.io.export import plot_mel_with_beats, save_motion_npz, save_video, save_wav
         from mmgen.metrics import motion_beats, music_beats
 
@@ -133,47 +152,51 @@ class Generation:
 
             rest = smpl_rest_joints(smpl_dir)
         directory = Path(directory)
+        check_output_files(directory, self.file_names(prefix, formats), overwrite=overwrite, arg="output folder")
         sr, fps = int(self.sample_rate or 0), float(self.fps or 0.0)
-        written: list[Path] = []
-        for i, name in enumerate(self.names(prefix)):
-            audio = self.audio[i] if self.audio is not None else None
-            joints = self.joints[i] if self.joints is not None else None
-            if audio is not None:
-                written.append(save_wav(directory / f"{name}.wav", audio, sr))
-            if joints is not None:
-                stored = joints
-                if joints.shape[-1] == 2:  # 2-D pose: stored as (x, y, confidence 1), like preprocessed pose
-                    stored = np.concatenate([joints, np.ones_like(joints[..., :1])], axis=-1)
-                npz = directory / f"{name}.npz"
-                written.append(save_motion_npz(npz, stored, fps, task=self.task, seed=self.seed))
-                written += self._export_motion(directory, name, joints, formats, rest)
-            video = self.example_frames(i, stick_size)
-            if video is not None:
-                mux = {"audio": audio, "sr": sr} if audio is not None else {}
-                written.append(save_video(directory / f"{name}.mp4", video[0], video[1], **mux))
-            if audio is not None:
-                dance = (
-                    motion_beats(joints, fps) / fps if joints is not None and len(joints) >= 3 else None
-                )  # seconds
-                png = directory / f"{name}_mel.png"
-                beats = music_beats(audio, sr)
-                written.append(
-                    plot_mel_with_beats(png, audio, sr, beats, dance, title=f"{self.task}: {name}")
-                )
+        written: list[str] = []
+        with atomic_files(directory, "generation", overwrite=overwrite, arg="output folder") as tmp:
+            for i, name in enumerate(self.names(prefix)):
+                audio = self.audio[i] if self.audio is not None else None
+                joints = self.joints[i] if self.joints is not None else None
+                if audio is not None:
+                    save_wav(tmp / f"{name}.wav", audio, sr)
+                    written.append(f"{name}.wav")
+                if joints is not None:
+                    stored = joints
+                    if joints.shape[-1] == 2:  # 2-D pose: stored as (x, y, confidence 1), like preprocessed pose
+                        stored = np.concatenate([joints, np.ones_like(joints[..., :1])], axis=-1)
+                    save_motion_npz(tmp / f"{name}.npz", stored, fps, task=self.task, seed=self.seed)
+                    written.append(f"{name}.npz")
+                    written += self._export_motion(tmp, name, joints, formats, rest)
+                video = self.example_frames(i, stick_size)
+                if video is not None:
+                    mux = {"audio": audio, "sr": sr} if audio is not None else {}
+                    save_video(tmp / f"{name}.mp4", video[0], video[1], **mux)
+                    written.append(f"{name}.mp4")
+                if audio is not None:
+                    dance = (
+                        motion_beats(joints, fps) / fps if joints is not None and len(joints) >= 3 else None
+                    )  # seconds
+                    beats = music_beats(audio, sr)
+                    plot_mel_with_beats(
+                        tmp / f"{name}_mel.png", audio, sr, beats, dance, title=f"{self.task}: {name}"
+                    )
+                    written.append(f"{name}_mel.png")
         logger.info("wrote %d files to %s", len(written), directory)
-        return written
+        return [directory / n for n in written]
 
     def _export_motion(
         self, directory: Path, name: str, joints: np.ndarray, formats: tuple[str, ...], rest: np.ndarray | None
-    ) -> list[Path]:
+    ) -> list[str]:
         fps = float(self.fps or 0.0)
         out = []
         if "bvh" in formats:
             from mmgen.io.bvh import save_bvh
 
-            out.append(save_bvh(directory / f"{name}.bvh", joints, fps, bone_lengths="mean"))
+            out.append(save_bvh(directory / f"{name}.bvh", joints, fps, bone_lengths="mean").name)
         if "smpl" in formats:
             from mmgen.io.smpl_export import joints_to_smpl, save_smpl
 
-            out.append(save_smpl(directory / f"{name}_smpl.pkl", joints_to_smpl(joints, fps, rest)))
+            out.append(save_smpl(directory / f"{name}_smpl.pkl", joints_to_smpl(joints, fps, rest)).name)
         return out

@@ -130,13 +130,16 @@ class Pipeline:
         return self
 
     # ------------------------------------------------------------------ save / load
-    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+    def save_pretrained(
+        self, directory: str | os.PathLike, dtype: torch.dtype | None = None, overwrite: bool = False
+    ) -> Path:
         """Write the folder (pipeline.yaml + one save_pretrained folder per part), atomically.
 
         `dtype=torch.float16` stores every part's parameters at half precision (half the size;
-        loading casts back to float32)."""
+        loading casts back to float32). `directory` must be new or empty, or (with `overwrite`)
+        a pipeline folder mmgen wrote."""
         cfg: dict[str, Any] = {"format": FORMAT, "modalities": {}}
-        with atomic_dir(directory) as tmp:
+        with atomic_dir(directory, "pipeline", overwrite=overwrite) as tmp:
             for name, mod in self.modalities.items():
                 mod.save_pretrained(tmp / name, dtype)
                 entry: dict[str, Any] = {"kind": mod.kind, "path": name}

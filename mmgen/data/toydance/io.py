@@ -96,24 +96,24 @@ def write_clip(folder: Path, clip_id: str, clip: ToyDanceClip) -> dict[str, Any]
 
 
 def make_dataset(
-    out_dir: str | os.PathLike, clips: int, seconds: float, seed: int, progress: bool = True
+    out_dir: str | os.PathLike,
+    clips: int,
+    seconds: float,
+    seed: int,
+    progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Generate `clips` ToyDance clips of `seconds` into `out_dir` (see the module docstring).
 
-    Deterministic: the same arguments reproduce byte-identical files. An existing `out_dir` is
-    replaced only if it is empty or a previous ToyDance set (it has a manifest.jsonl).
+    Deterministic: the same arguments reproduce byte-identical files. `out_dir` must be new or
+    empty, or (with `overwrite`) a ToyDance set mmgen wrote (`mmgen.core.fileio`).
     """
     from tqdm.auto import tqdm
 
     _check_make_args(clips, seconds, seed)
     out = Path(out_dir)
-    if out.exists():
-        if not out.is_dir():
-            raise ValueError(f"{out}: exists and is not a directory")
-        if any(out.iterdir()) and not (out / "manifest.jsonl").is_file():
-            raise ValueError(f"{out}: refusing to replace a non-empty directory that is not a ToyDance set")
     width = max(5, len(str(clips - 1)))
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "ToyDance set", overwrite=overwrite, arg="--out") as tmp:
         records = []
         for i in tqdm(range(clips), desc="toydance", unit="clip", disable=not progress):
             clip_seed, style = clip_plan(seed, i)

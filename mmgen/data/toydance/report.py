@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mmgen.core.fileio import atomic_path
+from mmgen.core.fileio import atomic_files, check_output_files
 from mmgen.data.toydance.io import read_manifest
 from mmgen.io.export import load_motion_npz, plot_mel_with_beats
 
@@ -180,28 +180,29 @@ def report_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(root: str | os.PathLike, report: dict[str, Any], preview: bool = True) -> list[Path]:
-    """Write report.json, report.md and (preview) preview_mel.png of the first clip into `root`."""
+def write_report(
+    root: str | os.PathLike, report: dict[str, Any], preview: bool = True, overwrite: bool = False
+) -> list[Path]:
+    """Write report.json, report.md and (preview) preview_mel.png of the first clip into `root`,
+    together (`atomic_files`); earlier report files are replaced only with `overwrite`."""
     root = Path(root)
-    written = []
-    with atomic_path(root / "report.json") as tmp:
-        tmp.write_text(json.dumps(_json_safe(report), indent=2, sort_keys=True, allow_nan=False) + "\n")
-    written.append(root / "report.json")
-    with atomic_path(root / "report.md") as tmp:
-        tmp.write_text(report_markdown(report))
-    written.append(root / "report.md")
-    if preview:
-        from mmgen.metrics import motion_beats
+    names = ["report.json", "report.md", *(["preview_mel.png"] if preview else [])]
+    check_output_files(root, names, overwrite=overwrite, arg="toydance report")
+    with atomic_files(root, overwrite=overwrite, arg="toydance report") as tmp:
+        (tmp / "report.json").write_text(json.dumps(_json_safe(report), indent=2, sort_keys=True, allow_nan=False) + "\n")
+        (tmp / "report.md").write_text(report_markdown(report))
+        if preview:
+            from mmgen.metrics import motion_beats
 
-        rec = read_manifest(root)[0]
-        audio, sr, joints, fps, beats = _load(root, rec)
-        plot_mel_with_beats(
-            root / "preview_mel.png",
-            audio,
-            sr,
-            music_beats=beats,
-            motion_beats=motion_beats(joints, fps) / fps,
-            title=f"{rec['id']}: {rec['caption']}",
-        )
-        written.append(root / "preview_mel.png")
+            rec = read_manifest(root)[0]
+            audio, sr, joints, fps, beats = _load(root, rec)
+            plot_mel_with_beats(
+                tmp / "preview_mel.png",
+                audio,
+                sr,
+                music_beats=beats,
+                motion_beats=motion_beats(joints, fps) / fps,
+                title=f"{rec['id']}: {rec['caption']}",
+            )
+    written = [root / n for n in names]
     return written
