@@ -297,8 +297,100 @@ def test_bad_names_paths_and_models(tmp_path, smpl_dir):
     with pytest.raises(FileNotFoundError, match="SMPL_FEMALE.pkl"):
         find_smpl_model(smpl_dir, "female")
     chumpy_like = tmp_path / "SMPL_MALE.pkl"
-    chumpy_like.write_bytes(b"\x80\x02cchumpy.ch\nCh\nq\x00.")  # what the official v1.0 files reference
-    with pytest.raises(MmgenError, match="chumpy"):
+    chumpy_like.write_bytes(b"\x80\x02cchumpy.ch\nCh\nq\x00.")  # the class alone, not a model
+    with pytest.raises(MmgenError, match="expected a pickled dict"):
         SMPLForwardKinematics(chumpy_like)
+    text = tmp_path / "text" / "SMPL_MALE.pkl"
+    text.parent.mkdir()
+    text.write_text("this is not a model\n")
+    with pytest.raises(MmgenError, match=r"SMPL_MALE.pkl: not a readable SMPL model pickle"):
+        SMPLForwardKinematics(text)
     with pytest.raises(ValueError, match=r"poses must be \[N, 72\]"):
         SMPLForwardKinematics(smpl_dir)(torch.zeros(3, 69))
+
+
+def write_chumpy_smpl(src: Path, dst: Path, protocol: int, terminal: bool = True) -> Path:
+    """The official v1.0 layout: arrays wrapped in chumpy.ch.Ch objects (a stand-in module plays
+    chumpy while pickling; the reader never imports it)."""
+    import sys
+    import types
+
+    pkg, mod = types.ModuleType("chumpy"), types.ModuleType("chumpy.ch")
+
+    class Ch:  # what chumpy pickles: the value under x, plus bookkeeping
+        pass
+
+    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
+    mod.Ch, pkg.ch = Ch, mod
+    sys.modules.update({"chumpy": pkg, "chumpy.ch": mod})
+    try:
+        data = pickle.loads(src.read_bytes())  # the test's own file
+        for key in ("v_template", "shapedirs", "posedirs", "weights"):
+            c = Ch()
+            c.__dict__.update({"x": data[key], "_dirty_vars": set()} if terminal else {"a": None, "b": None})
+            data[key] = c
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(pickle.dumps(data, protocol=protocol))
+    finally:
+        del sys.modules["chumpy"], sys.modules["chumpy.ch"]
+    return dst
+
+
+@pytest.mark.parametrize("protocol", [0, 2])
+def test_official_chumpy_files_load_without_chumpy(tmp_path, smpl_dir, protocol):
+    import importlib.util
+
+    assert importlib.util.find_spec("chumpy") is None  # the reader cannot be leaning on it
+    plain = find_smpl_model(smpl_dir)
+    official = write_chumpy_smpl(plain, tmp_path / "v1" / "SMPL_MALE.pkl", protocol)
+    poses = torch.randn(5, 72) * 0.3
+    transl = torch.randn(5, 3)
+    expected = SMPLForwardKinematics(plain, full_forward=True)(poses, transl)
+    torch.testing.assert_close(SMPLForwardKinematics(official, full_forward=True)(poses, transl), expected)
+    expression = write_chumpy_smpl(plain, tmp_path / "expr" / "SMPL_MALE.pkl", protocol, terminal=False)
+    with pytest.raises(MmgenError, match=r"v_template is a chumpy Ch expression.*clean_ch.py"):
+        SMPLForwardKinematics(expression)
+
+
+def test_smpl_npz_loads_without_pickle(tmp_path, smpl_dir):
+    data = pickle.loads(find_smpl_model(smpl_dir).read_bytes())  # the test's own file
+    data["J_regressor"] = np.asarray(data["J_regressor"].todense())
+    npz = tmp_path / "SMPL_MALE.npz"
+    np.savez(npz, **data)
+    poses = torch.randn(4, 72) * 0.3
+    torch.testing.assert_close(SMPLForwardKinematics(npz)(poses), SMPLForwardKinematics(smpl_dir)(poses))
+    np.savez(tmp_path / "obj.npz", v_template=np.array([object()]))  # would need pickle to read
+    with pytest.raises(MmgenError, match=r"obj.npz: not a readable SMPL .npz"):
+        SMPLForwardKinematics(tmp_path / "obj.npz")
+
+
+class _Payload:
+    """A hostile 'model file': unpickling it would call os.system (writing a marker file)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_malicious_smpl_pickle_is_refused_and_never_runs(tmp_path, capsys):
+    from mmgen.cli import main
+
+    marker = tmp_path / "pwned"
+    smpl = tmp_path / "smpl" / "SMPL_MALE.pkl"
+    smpl.parent.mkdir()
+    smpl.write_bytes(pickle.dumps({"v_template": _Payload(marker)}, protocol=2))
+    with pytest.raises(MmgenError, match=r"SMPL_MALE.pkl: not a readable SMPL model pickle \(refusing to load posix.system"):
+        SMPLForwardKinematics(smpl)
+    root = tmp_path / "aist"
+    write_aistpp_tree(root)
+    argv = ["preprocess", "aistpp", "--root", str(root), "--music-dir", str(tmp_path / "music"),
+            "--smpl-dir", str(smpl.parent), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SMPL_MALE.pkl: not a readable SMPL model pickle" in err
+    assert not marker.exists()  # the payload never ran (not once per sequence either)
+    assert not (tmp_path / "out").exists()  # and the failed run left nothing behind

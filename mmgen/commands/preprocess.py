@@ -129,6 +129,7 @@ def _aistpp(args: argparse.Namespace) -> tuple[ManifestWriter, int, int, list[st
         fps=args.fps,
         device=args.device,
     )
+    reader.kinematics()  # the SMPL model is read once, now: a bad file stops the run before any item
     settings = {"fps": args.fps, "sample_rate": args.sample_rate, "gender": args.gender}
     writer = ManifestWriter(args.out, "aistpp", settings)
     split_of = {}

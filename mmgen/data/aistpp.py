@@ -267,7 +267,8 @@ class AISTPP:
     def load_motion(self, seq: str) -> SMPLMotion:
         return load_motion(self.motion_path(seq))
 
-    def _kinematics(self) -> torch.nn.Module:
+    def kinematics(self) -> torch.nn.Module:
+        """The SMPL forward kinematics (the model file is read on the first call, safely: `smpl_fk`)."""
         if self._fk is None:
             if self.smpl_dir is None:
                 raise ValueError("AISTPP(smpl_dir=...) is required to compute joints (SMPL model files)")
@@ -284,7 +285,7 @@ class AISTPP:
         poses, transl = motion.poses, motion.transl
         if integer:  # FK on the kept frames only
             poses, transl = poses[:: round(ratio)], transl[:: round(ratio)]
-        joints = self._kinematics()(torch.from_numpy(poses), torch.from_numpy(transl))  # [T, 24, 3]
+        joints = self.kinematics()(torch.from_numpy(poses), torch.from_numpy(transl))  # [T, 24, 3]
         joints = joints.float().cpu().numpy()
         return joints if integer else resample_frames(joints, AIST_FPS, self.fps)
 

@@ -13,8 +13,11 @@ files are licensed and never shipped: the user downloads them from the SMPL webs
 `model_path` at either the file itself, a folder holding `SMPL_<GENDER>.pkl`, or a folder with a
 `smpl/` sub-folder (smplx's own layout). The published AIST++ scripts all use the MALE model.
 
-The official v1.0 pickles hold `chumpy` arrays; smplx cannot unpickle those without chumpy.
-Convert them once with smplx's `tools/clean_ch.py` (the error message says so).
+The files are never unpickled by `pickle` (nor by smplx): `read_smpl_model` reads a `.pkl` with
+a restricted unpickler that only builds numpy arrays and scipy.sparse matrices, and converts the
+`chumpy` arrays of the official v1.0 pickles to numpy without chumpy; a `.npz` is read with
+`allow_pickle=False`. A pickle that names anything else (a code-running payload) is refused
+before anything in it runs.
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ import contextlib
 import io
 import logging
 import os
+import zipfile
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from mmgen.core.errors import MmgenError
+from mmgen.data.annotation_pickle import load_model_pickle
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +64,50 @@ def find_smpl_model(model_path: str | os.PathLike, gender: str = "male") -> Path
     )
 
 
+SMPL_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
+
+
+def read_smpl_model(path: str | os.PathLike) -> dict[str, Any]:
+    """The arrays of an SMPL model file, read without running code from it.
+
+    A `.pkl` goes through the restricted unpickler of `mmgen.data.annotation_pickle` (numpy,
+    scipy.sparse; chumpy arrays converted to numpy, chumpy itself never imported); a `.npz`
+    through `np.load(allow_pickle=False)`. Errors name the file.
+    """
+    path = Path(path)
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                data: dict[str, Any] = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise MmgenError(f"{path}: not a readable SMPL .npz ({str(err).splitlines()[0][:200]})") from None
+    else:
+        try:
+            data = load_model_pickle(path)
+        except ValueError as err:
+            raise MmgenError(str(err)) from None
+    missing = [k for k in SMPL_KEYS if k not in data]
+    if missing:
+        raise MmgenError(f"{path}: not an SMPL model file (missing {', '.join(missing)})")
+    for key in SMPL_KEYS:
+        value = data[key]
+        if key != "J_regressor" and not (isinstance(value, np.ndarray) and value.dtype.kind in "fiu"):
+            raise MmgenError(f"{path}: SMPL {key} must be a numeric array, got {type(value).__name__}")
+    return data
+
+
 def load_smpl_model(model_path: str | os.PathLike, gender: str = "male") -> nn.Module:
     """Load an `smplx.SMPL` body model (buffers only: no per-instance pose parameters).
 
-    Raises MmgenError with the file name when the pickle needs chumpy or lacks SMPL arrays.
+    The file is read by `read_smpl_model` and handed to smplx as a data struct, so smplx never
+    unpickles it. Raises MmgenError with the file name for a file that is not an SMPL model.
     """
     import smplx  # imported here: only SMPL users pay for it
+    from smplx.utils import Struct
 
     file = find_smpl_model(model_path, gender)
+    data = read_smpl_model(file)
     kwargs = {
-        "model_type": "smpl",
         "gender": gender,
         "create_betas": False,
         "create_global_orient": False,
@@ -78,15 +119,8 @@ def load_smpl_model(model_path: str | os.PathLike, gender: str = "male") -> nn.M
     captured = io.StringIO()
     try:
         with contextlib.redirect_stdout(captured):
-            model = smplx.create(str(file), **kwargs)
-    except ModuleNotFoundError as err:
-        if "chumpy" in str(err):
-            raise MmgenError(
-                f"{file}: this SMPL pickle stores chumpy objects; convert it once with smplx's "
-                "tools/clean_ch.py (pip install chumpy for that step only)"
-            ) from err
-        raise
-    except (AttributeError, KeyError, TypeError) as err:
+            model = smplx.SMPL(str(file), data_struct=Struct(**data), **kwargs)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError, RuntimeError) as err:
         raise MmgenError(f"{file}: not a valid SMPL model file ({type(err).__name__}: {err})") from err
     if captured.getvalue().strip():
         logger.info("smplx: %s", captured.getvalue().strip())
