@@ -125,7 +125,8 @@ def test_resuming_continues_the_same_run(cache, tmp_path):
         return torch.load(ckpts / "last.ckpt", weights_only=False, map_location="cpu")
 
     first = run("split", 3)
-    resumed = run("split", 5, "--ckpt_path=last")
+    # the first run finished and exported: continuing it replaces that export, which needs saying so
+    resumed = run("split", 5, "--ckpt_path=last", "--model.init_args.overwrite_export=true")
     straight = run("straight", 5)
     assert first["global_step"] == 3 and resumed["global_step"] == straight["global_step"] == 5
     sched = [c["lr_schedulers"][0] for c in (resumed, straight)]

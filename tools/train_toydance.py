@@ -111,7 +111,7 @@ def assemble() -> None:
     training = json.loads((ROOT / WORK / "training.json").read_text())
     pipe = Pipeline(MultimodalDiT.from_pretrained(ckpt / "dit"), modalities, defaults=defaults,
                     info={"name": "toydance", "training": training, "data": describe_data(training["stages"])})
-    pipe.save_pretrained(ckpt, dtype=torch.float16)
+    pipe.save_pretrained(ckpt, dtype=torch.float16, overwrite=True)
 
 
 def report() -> None:
@@ -124,7 +124,7 @@ def report() -> None:
     ckpt = ROOT / CHECKPOINT
     pipe = Pipeline.from_pretrained(ckpt)
     start = clock.perf_counter()
-    rows = run_demo(pipe, ROOT / WORK / "demo", DemoSettings())
+    rows = run_demo(pipe, ROOT / WORK / "demo", DemoSettings(), overwrite=True)
     demo_seconds = clock.perf_counter() - start
     training = json.loads((ROOT / WORK / "training.json").read_text())["stages"]
     times = "\n".join(
@@ -137,7 +137,7 @@ def report() -> None:
     )
     rates = {name: spec.rate_hz for name, spec in pipe.dit.specs.items()}
     size = sum(f.stat().st_size for f in ckpt.rglob("*.safetensors")) / 2**20
-    (ckpt / "README.md").write_text(f"""# ToyDance checkpoint
+    readme = f"""# ToyDance checkpoint
 
 One MultimodalDiT over audio (mel VAE, {rates['audio']:g} Hz), motion (kinematic VAE, {rates['motion']:g} Hz) and video (causal
 video VAE, {rates['video']:g} Hz) latents, trained from scratch on CPU on synthetic data,
@@ -157,7 +157,11 @@ video VAE, {rates['video']:g} Hz) latents, trained from scratch on CPU on synthe
 Per held-out clip (style, true tempo):
 
 {format_per_clip(rows, json.loads((ROOT / WORK / "demo" / "metrics.json").read_text())["clips"])}
-""")
+"""
+    from mmgen.core.fileio import atomic_files
+
+    with atomic_files(ckpt, overwrite=True) as tmp:  # recorded as mmgen's, so the next assemble may replace it
+        (tmp / "README.md").write_text(readme)
 
 
 def newest_checkpoint(stage: str) -> Path:
@@ -169,7 +173,8 @@ def newest_checkpoint(stage: str) -> Path:
 
 def run_stage(stage: str, args: argparse.Namespace) -> None:
     if stage == "data":
-        mmgen("toydance", "make", "--out", str(WORK / "data"), "--clips", str(args.clips), "--seconds", "8", "--seed", "1")
+        mmgen("toydance", "make", "--out", str(WORK / "data"), "--clips", str(args.clips), "--seconds", "8", "--seed", "1",
+              "--overwrite")
     elif stage in FIT_STAGES:
         configs, steps = FIT_STAGES[stage]
         steps = args.steps.get(stage, steps)
@@ -177,15 +182,15 @@ def run_stage(stage: str, args: argparse.Namespace) -> None:
             steps += args.steps.get(RESUMES[stage], FIT_STAGES[RESUMES[stage]][1])
         files = [a for c in ("trainer_cpu.yaml", *configs) for a in ("-c", str(CONFIGS / c))]
         resume = ["--ckpt_path", str(newest_checkpoint(RESUMES[stage]))] if stage in RESUMES else []
-        mmgen(
+        mmgen(  # the stages' exports replace what an earlier run of this script wrote (never other folders)
             "fit", *files, f"--trainer.max_steps={max(2, round(steps * args.scale))}",
-            f"--trainer.logger.init_args.name={stage}", *resume,
+            f"--trainer.logger.init_args.name={stage}", "--model.init_args.overwrite_export=true", *resume,
         )
     elif stage == "cache":
         mmgen(
             "cache", "--data", str(WORK / "data"), "--out", str(WORK / "cache"),
             "--vae", f"audio={CHECKPOINT / 'audio'}", "--vae", f"motion={CHECKPOINT / 'motion'}",
-            "--vae", f"video={CHECKPOINT / 'video'}",
+            "--vae", f"video={CHECKPOINT / 'video'}", "--overwrite",
         )
     elif stage == "assemble":
         assemble()

@@ -4,18 +4,128 @@ The constructor signature is the config: every `class_path` / `init_args` in a Y
 `configs/` is a constructor call, composed with repeated `-c` (later files win). Multi-GPU and
 multi-node runs are Lightning's own (`--trainer.strategy ddp|fsdp`, `--trainer.devices`,
 `--trainer.num_nodes`), launched by torchrun or SLURM.
+
+Resuming (`--ckpt_path PATH` or `last`): what the command line and configs say wins over the
+settings stored in the checkpoint (LightningCLI would restore the stored ones for an explicit
+path); the settings that differ are logged in one line, and a checkpoint whose weights do not
+fit the configured model is refused in one line that lists them. Checkpoints also hold every
+random stream and the data position (`mmgen.train.resume`), so a killed run resumes exactly.
+Checkpoints load with `torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
+import lightning as L
+import torch
+import yaml
 from lightning.pytorch.cli import LightningCLI
 
+from mmgen.core.errors import MmgenError
+from mmgen.train.resume import RNGState
+
 log = logging.getLogger(__name__)
+LIGHTNING_CKPT_ALIASES = ("last", "best", "hpc", "registry")
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint (tensors and plain values only); one-line errors naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--ckpt_path {path}: no such file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 -- corrupt zip, truncated file, foreign pickle: one line
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise MmgenError(f"--ckpt_path {path}: not a readable Lightning checkpoint ({reason[:200]})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise MmgenError(f"--ckpt_path {path}: not a Lightning checkpoint (no state_dict)")
+    return ckpt
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested config -> {dotted key: value}; `init_args` levels dropped, so the `class_path` /
+    `init_args` form and the plain form of a dataclass setting give the same keys."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            key = prefix if k == "init_args" else (f"{prefix}.{k}" if prefix else str(k))
+            out.update(_flatten(v, key))
+        return out
+    return {prefix: value}
+
+
+def differing_settings(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """'key: stored -> current' for every setting the checkpoint stored that the config now sets
+    otherwise (a `class_path` only where both sides name one)."""
+    a = _flatten({k: v for k, v in stored.items() if k != "_instantiator"})
+    b = _flatten(current)
+    out = []
+    for key in sorted(a):
+        if key.endswith("class_path") and key not in b:
+            continue
+        if key not in b or a[key] != b[key]:
+            out.append(f"{key}: {a[key]!r} -> {b.get(key, '(unset)')!r}")
+    return out
+
+
+class _SayOnTrainStart(L.Callback):
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        log.warning("%s", self.message)
 
 
 class MmgenCLI(LightningCLI):
+    resume_differences: tuple[str, ...] = ()
+    resume_path = ""
+
+    def _parse_ckpt_path(self) -> None:
+        """Keep the command line's settings on resume (see the module docstring)."""
+        sub = self.config.get("subcommand")
+        if not sub:
+            return
+        ckpt_path = self.config[sub].get("ckpt_path")
+        if not ckpt_path or str(ckpt_path) in LIGHTNING_CKPT_ALIASES:
+            return
+        ckpt = load_checkpoint(ckpt_path)
+        stored = ckpt.get("hyper_parameters") or {}
+        dump = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False, skip_none=False, format="yaml"))
+        model = dump.get(sub, {}).get("model") or {}
+        current = {"_class_path": model.get("class_path"), **(model.get("init_args") or {})}
+        if "_class_path" not in stored:
+            current.pop("_class_path")
+        self.resume_differences = tuple(differing_settings(stored, current)) if stored else ()
+        self.resume_path = str(ckpt_path)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except Exception as err:
+            mapped = _user_error(err, self.resume_differences)
+            if mapped is None:
+                raise
+            raise mapped from err
+
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        if "weights_only" in self._subcommand_method_arguments.get(subcommand, ()):
+            kwargs["weights_only"] = True  # a checkpoint is data: nothing in it may run code
+        return kwargs
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.insert(0, RNGState())  # every random stream goes into the checkpoints
+        if self.resume_differences:  # said once the checkpoint has loaded (a refusal is the only line)
+            message = (f"resuming {self.resume_path} with the command line's settings, not the checkpoint's: "
+                       + "; ".join(self.resume_differences))
+            trainer.callbacks.append(_SayOnTrainStart(message))
+        return trainer
+
     def before_fit(self) -> None:
         """Refuse a DiT whose modalities do not match the latent cache it trains on."""
         model = getattr(self.model, "model", None)
@@ -29,15 +139,40 @@ class MmgenCLI(LightningCLI):
                 raise ValueError(f"modality {name!r}: the DiT expects {spec}, the latent cache holds {specs[name]}")
 
 
+def _user_error(err: Exception, differences: tuple[str, ...]) -> MmgenError | None:
+    """Lightning's errors that the command line caused, as one line; None for internal errors."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    if isinstance(err, (MmgenError, ValueError, FileNotFoundError)):
+        return None  # already one line of ours
+    text = str(err).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    if isinstance(err, MisconfigurationException):
+        return MmgenError(first)
+    if isinstance(err, RuntimeError) and text.startswith("Error(s) in loading state_dict"):
+        problems = [line.strip().rstrip(".") for line in text.splitlines()[1:] if line.strip()]
+        shown = problems[0] if problems else first
+        more = f"; {len(problems) - 1} more" if len(problems) > 1 else ""
+        return MmgenError(f"--ckpt_path: its weights do not fit the configured model ({shown}{more}); settings "
+                          f"that differ from the checkpoint's: {'; '.join(differences) or 'none stored'}")
+    return None
+
+
 def run_lightning(command: str, argv: list[str]) -> int:
     """Run a LightningCLI sub-command (fit / validate / test) with the rest of the command line."""
-    MmgenCLI(
-        model_class=None,
-        datamodule_class=None,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=[command, *argv],
-        save_config_kwargs={"overwrite": True},
-        auto_configure_optimizers=False,
-    )
+    try:
+        MmgenCLI(
+            model_class=None,
+            datamodule_class=None,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=[command, *argv],
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+        )
+    except Exception as err:
+        mapped = _user_error(err, ())
+        if mapped is None:
+            raise
+        raise mapped from err
     return 0

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Subset
 from mmgen.core.errors import MmgenError
 from mmgen.core.pretrained import import_class
 from mmgen.data.latent_cache import LatentCache, LatentWindows, collate_latents
+from mmgen.train.resume import ResumableLoader, plain_loader
 
 
 def split_indices(ids: Sequence[str], val_fraction: float) -> tuple[list[int], list[int]]:
@@ -28,11 +29,12 @@ def split_indices(ids: Sequence[str], val_fraction: float) -> tuple[list[int], l
 
 
 def make_loader(dataset: Subset, batch_size: int, shuffle: bool, num_workers: int, collate_fn: Any) -> DataLoader:
-    """Training loaders shuffle and drop the ragged last batch (unless that leaves none)."""
-    return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle and len(dataset) >= batch_size,
-        num_workers=num_workers, collate_fn=collate_fn, persistent_workers=num_workers > 0,
-    )
+    """Training loaders shuffle and drop the ragged last batch (unless that leaves none); they
+    resume mid-epoch exactly (`mmgen.train.resume`). No loader draws from the global random stream."""
+    kwargs = {"num_workers": num_workers, "collate_fn": collate_fn, "persistent_workers": num_workers > 0}
+    if shuffle:
+        return ResumableLoader(dataset, batch_size, drop_last=len(dataset) >= batch_size, **kwargs)
+    return plain_loader(dataset, batch_size=batch_size, **kwargs)
 
 
 def vae_fingerprints(vaes: dict[str, str]) -> dict[str, str]:

@@ -23,6 +23,7 @@ from mmgen.diffusion.process import Process, VPCosine
 from mmgen.dit.masking import random_token_mask
 from mmgen.dit.model import MultimodalDiT
 from mmgen.train.ema import EMA
+from mmgen.train.guards import LossWatch, check_export
 from mmgen.train.schedule import warmup_cosine_scheduler
 
 
@@ -48,6 +49,10 @@ class DiTModule(L.LightningModule):
             this run: fine-tuning, e.g. after a modality's VAE changed its latent rate (RoPE
             positions are in seconds, so a rate change needs no new parameters). Resuming a
             Lightning checkpoint overrides it.
+        overwrite_export: let the exports replace folders an earlier export wrote (checked
+            before the first step; a folder mmgen did not write is never replaced).
+        nan_check_every: steps between checks that the loss stayed finite (also checked before
+            every checkpoint and the export; a non-finite loss stops the run naming its step).
     """
 
     def __init__(
@@ -68,9 +73,12 @@ class DiTModule(L.LightningModule):
         export_dir: str | None = None,
         condition_export_dir: str | None = None,
         init_weights: str | None = None,
+        overwrite_export: bool = False,
+        nan_check_every: int = 50,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "condition"])
+        self.loss_watch = LossWatch(nan_check_every)
         if init_weights is not None:
             load_weights(model, init_weights)
         self.model = model
@@ -118,6 +126,7 @@ class DiTModule(L.LightningModule):
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         loss, logs = self._loss(batch)
+        self.loss_watch.observe(loss, self.global_step)
         size = next(iter(batch["latents"].values())).shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=size)
@@ -132,13 +141,11 @@ class DiTModule(L.LightningModule):
         if self.ema is not None:
             passes["val/raw"] = None
         for prefix, model in passes.items():
-            # a fixed generator per batch: validation losses are comparable across epochs and passes
-            state = torch.get_rng_state()
-            torch.manual_seed(1234 + batch_idx)
-            try:
+            # a fixed generator per batch: validation losses are comparable across epochs and
+            # passes; every stream (CUDA too) is put back, so validating does not shift training's
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(1234 + batch_idx)
                 loss, logs = self._loss(batch, model)
-            finally:
-                torch.set_rng_state(state)
             self.log(f"{prefix}/loss", loss, prog_bar=prefix == "val", batch_size=size, sync_dist=True)
             self.log_dict({f"{prefix}/{k}": v for k, v in logs.items()}, batch_size=size, sync_dist=True)
 
@@ -170,10 +177,27 @@ class DiTModule(L.LightningModule):
         """The weights to sample with: the EMA copy when there is one."""
         return self.ema.ema if self.ema is not None else self.model  # type: ignore[return-value]
 
+    # ------------------------------------------------------------- guards
+    def on_fit_start(self) -> None:
+        """Export folders are checked now, not after the last step."""
+        hp = self.hparams
+        check_export(hp.export_dir, "pretrained model", hp.overwrite_export, "--model.init_args.export_dir")
+        if self.condition is not None:
+            check_export(hp.condition_export_dir, "pretrained model", hp.overwrite_export,
+                         "--model.init_args.condition_export_dir")
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.loss_watch.due(self.global_step):
+            self.loss_watch.check()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.loss_watch.check()  # no checkpoint holds weights a NaN step has touched
+
     def on_fit_end(self) -> None:
+        self.loss_watch.check()
         if self.hparams.export_dir and self.trainer.is_global_zero:
             model = self.sampling_model()
             model.check_levels = True  # users' calls get the input checks back
-            model.save_pretrained(self.hparams.export_dir)
+            model.save_pretrained(self.hparams.export_dir, overwrite=self.hparams.overwrite_export)
         if self.hparams.condition_export_dir and self.condition is not None and self.trainer.is_global_zero:
-            self.condition.save_pretrained(self.hparams.condition_export_dir)
+            self.condition.save_pretrained(self.hparams.condition_export_dir, overwrite=self.hparams.overwrite_export)

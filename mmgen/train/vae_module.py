@@ -17,6 +17,7 @@ import lightning as L
 import torch
 
 from mmgen.core.pretrained import load_weights
+from mmgen.train.guards import LossWatch, check_export
 from mmgen.train.objectives import Objective
 from mmgen.train.schedule import warmup_cosine_scheduler
 
@@ -38,6 +39,10 @@ class VAEModule(L.LightningModule):
         init_weights: a pretrained directory (or its model.safetensors) of the model to start from;
             its input normalisation comes with it and is not measured again.
         freeze: names of the model's submodules that do not train (e.g. ["encoder"]).
+        overwrite_export: let the export replace a folder an earlier export wrote (checked before
+            the first step; a folder mmgen did not write is never replaced).
+        nan_check_every: steps between checks that the loss stayed finite (also checked before
+            every checkpoint and the export; a non-finite loss stops the run naming its step).
 
     Fine-tuning only the decoder (`init_weights` + `freeze: [encoder]` + `stats_batches: 0`) keeps
     every latent the same, so latent caches and a DiT trained on them stay valid.
@@ -59,9 +64,12 @@ class VAEModule(L.LightningModule):
         stats_batches: int = 32,
         init_weights: str | None = None,
         freeze: Sequence[str] = (),
+        overwrite_export: bool = False,
+        nan_check_every: int = 50,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["objective"])
+        self.loss_watch = LossWatch(nan_check_every)
         if init_weights is not None:
             load_weights(objective.model, init_weights)
         submodules = dict(objective.model.named_modules())
@@ -80,8 +88,8 @@ class VAEModule(L.LightningModule):
     def on_train_start(self) -> None:
         """Input normalisation (e.g. the motion codec) from training batches, before the first step."""
         hp = self.hparams
-        if hp.init_weights is not None:
-            return  # the pretrained model brought its normalisation
+        if hp.init_weights is not None or self.trainer.ckpt_path is not None:
+            return  # the pretrained model or the resumed checkpoint brought its normalisation
         batches = (self.transfer_batch_to_device(b, self.device, 0)
                    for i, b in zip(range(max(hp.stats_batches, 1)), self.trainer.train_dataloader))
         self.objective.fit_data_stats(batches)
@@ -101,6 +109,7 @@ class VAEModule(L.LightningModule):
             disc.requires_grad_(False)  # the generator step leaves the discriminator alone
         try:
             losses, fake, real = self.objective.generator_losses(batch, adversarial)
+            self.loss_watch.observe(losses["loss"], self.global_step)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(losses["loss"])
         finally:
@@ -121,12 +130,10 @@ class VAEModule(L.LightningModule):
             self.log_dict({f"train/disc/{k}": v for k, v in d_losses.items()}, batch_size=size)
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        state = torch.get_rng_state()
-        torch.manual_seed(1234 + batch_idx)  # the same posterior samples every validation
-        try:
+        # the same posterior samples every validation; every stream is put back afterwards
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(1234 + batch_idx)
             losses, _, _ = self.objective.generator_losses(batch, adversarial=False)
-        finally:
-            torch.set_rng_state(state)
         size = self._batch_size(batch)
         self.log("val/loss", losses["loss"], prog_bar=True, batch_size=size, sync_dist=True)
         self.log_dict({f"val/{k}": v for k, v in losses.items() if k != "loss"}, batch_size=size, sync_dist=True)
@@ -167,8 +174,22 @@ class VAEModule(L.LightningModule):
         log.info("latent stats: mean |mu| %.3f, std range %.3f-%.3f",
                  float(stats.mean.abs().mean()), float(stats.std.min()), float(stats.std.max()))
 
+    # ----------------------------------------------------------------- guards
+    def on_fit_start(self) -> None:
+        """The export folder is checked now, not after the last step."""
+        hp = self.hparams
+        check_export(hp.export_dir, "pretrained model", hp.overwrite_export, "--model.init_args.export_dir")
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.loss_watch.due(self.global_step):
+            self.loss_watch.check()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.loss_watch.check()  # no checkpoint holds weights a NaN step has touched
+
     def on_fit_end(self) -> None:
+        self.loss_watch.check()
         self.fit_latent_stats(self.trainer.train_dataloader)
         if self.hparams.export_dir and self.trainer.is_global_zero:
-            self.objective.model.save_pretrained(self.hparams.export_dir)
+            self.objective.model.save_pretrained(self.hparams.export_dir, overwrite=self.hparams.overwrite_export)
             log.info("exported %s to %s", type(self.objective.model).__name__, self.hparams.export_dir)
