@@ -3,8 +3,9 @@
 Sub-commands live in `mmgen/commands/<name>.py`, each with `add_arguments(parser)` and
 `run(args) -> int`; they are imported only when called so `mmgen --help` stays fast. `fit`,
 `validate` and `test` hand the rest of the command line to LightningCLI (`mmgen.train.cli`).
-Every error a user can cause becomes one line on stderr and exit code 2; set MMGEN_DEBUG=1 for
-the traceback.
+Every error a user can cause (MmgenError, ValueError, a missing file, an unparsable command line)
+becomes one line on stderr naming the argument or file, and exit code 2; set MMGEN_DEBUG=1 for
+the traceback. Anything else is an internal error and keeps its traceback (exit 1).
 """
 
 from __future__ import annotations
@@ -28,11 +29,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "app": ("mmgen.commands.app", "a web page (Gradio) to run any task on your files or ToyDance examples"),
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
-USER_ERRORS = (MmgenError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+USER_ERRORS = (MmgenError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError)
+
+
+class UsageError(Exception):
+    """A command line argparse cannot parse (reported as one line, exit 2)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that raises instead of printing its usage block: every error is one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mmgen", description="Joint generation of music, dance and video.")
+    parser = OneLineParser(prog="mmgen", description="Joint generation of music, dance and video.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in LIGHTNING_COMMANDS:
@@ -61,13 +73,17 @@ def main(argv: list[str] | None = None) -> int:
         if command not in COMMANDS:
             parser.error(f"unknown command {command!r}")
         module = importlib.import_module(COMMANDS[command][0])
-        sub_parser = argparse.ArgumentParser(prog=f"mmgen {command}", description=COMMANDS[command][1])
+        sub_parser = OneLineParser(prog=f"mmgen {command}", description=COMMANDS[command][1])
         module.add_arguments(sub_parser)
         return int(module.run(sub_parser.parse_args(rest)) or 0)
-    except USER_ERRORS as err:
+    except (*USER_ERRORS, UsageError) as err:
         if os.environ.get("MMGEN_DEBUG"):
             raise
-        print(f"mmgen {command}: error: {err}", file=sys.stderr)
+        text = " ".join(str(err).split("\n")).strip() or type(err).__name__
+        hint = ""
+        if isinstance(err, UsageError):
+            hint = f" (mmgen {command} --help)" if command in COMMANDS else " (mmgen --help)"
+        print(f"mmgen {command}: error: {text}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mmgen {command}: interrupted", file=sys.stderr)

@@ -69,8 +69,18 @@ def load_vae_modality(name: str, directory: str, device: str) -> MediaModality:
 
 def run(args: argparse.Namespace) -> int:
     from mmgen.core.fileio import check_output_dir
+    from mmgen.core.limits import MAX_SECONDS, check_int, check_number, check_seconds
     from mmgen.data.manifest_cache import cache_manifest
+    from mmgen.pipeline.checks import check_device
 
+    check_device(args.device)
+    if args.seconds is not None:
+        check_seconds("--seconds", args.seconds)
+    if args.stride is not None:
+        check_number("--stride", args.stride, 0.01, MAX_SECONDS)
+    check_int("--shard-size", args.shard_size, 1, 100_000)
+    if not Path(args.data).is_dir():
+        raise FileNotFoundError(f"--data {args.data}: no such folder")
     # before any VAE loads: --out may not be the data, hold it, or be a folder mmgen did not write
     vae_dirs = [spec.partition("=")[2] or None for spec in args.vae or ()]
     check_output_dir(args.out, "latent cache", overwrite=args.overwrite, inputs=[args.data, args.pipeline, *vae_dirs])

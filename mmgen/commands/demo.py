@@ -26,8 +26,18 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from mmgen.core.fileio import check_output_dir
+    from mmgen.core.limits import MAX_CLIPS, check_int, check_seconds, check_seed, check_steps
     from mmgen.demo import DemoSettings, format_table, load_demo_pipeline, run_demo
+    from mmgen.pipeline.checks import check_device
 
+    check_int("--clips", args.clips, 2, MAX_CLIPS)
+    check_steps("--steps", args.steps)
+    check_seed("--first-seed", args.first_seed)
+    check_seconds("--long-seconds", args.long_seconds)
+    if args.threads is not None:
+        check_int("--threads", args.threads, 1, 1024)
+    if args.device is not None:
+        check_device(args.device)
     check_output_dir(args.out, "demo", overwrite=args.overwrite)  # before the pipeline loads
     torch.set_num_threads(args.threads or max(1, min(4, os.cpu_count() or 1)))
     logging.getLogger("mmgen").setLevel(logging.WARNING)

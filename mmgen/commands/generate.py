@@ -132,6 +132,42 @@ def parse_export(text: str | None) -> tuple[str, ...]:
     return formats
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every flag within `mmgen.core.limits`, the device present, the input files readable and
+    not too long: all before the pipeline loads."""
+    from mmgen.core.limits import (
+        MAX_SECONDS,
+        check_batch,
+        check_number,
+        check_seconds,
+        check_seed,
+        check_steps,
+    )
+    from mmgen.pipeline.checks import check_audio_file, check_device, check_video_file
+
+    check_device(args.device)
+    if args.seconds is not None:
+        check_seconds("--seconds", args.seconds)
+    if args.steps is not None:
+        check_steps("--steps", args.steps)
+    check_seed("--seed", args.seed)
+    if args.batch_size is not None:
+        check_batch("--batch-size", args.batch_size)
+    if args.cross_guidance is not None:
+        check_number("--cross-guidance", args.cross_guidance, 0.0, 1.0)
+    for key in SPAN_ARGS:
+        if getattr(args, key) is not None:
+            check_number(f"--{key}", getattr(args, key), 0.0, MAX_SECONDS)
+    for flag in ("motion", "audio", "video"):
+        path = getattr(args, flag)
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"--{flag} {path}: no such file")
+    if args.audio is not None:
+        check_audio_file(args.audio)
+    if args.video is not None:
+        check_video_file(args.video)
+
+
 def check_out(args: argparse.Namespace) -> None:
     """Before any work: --out is new, empty or an earlier generate's folder, and holds no earlier
     output of this --name unless --overwrite (then only files mmgen wrote are replaced)."""
@@ -153,6 +189,10 @@ def check_out(args: argparse.Namespace) -> None:
         if path is not None and Path(path).resolve().parent == out.resolve() and pattern.fullmatch(Path(path).name):
             raise MmgenError(f"--{flag} {path}: the output {name!r} would replace this input; give another --name")
     earlier = sorted(p.name for p in out.iterdir() if pattern.fullmatch(p.name))
+    foreign = [n for n in earlier if n not in marker["files"] or (out / n).is_dir()]
+    if foreign:
+        raise MmgenError(f"--out {out}: {foreign[0]} is already there and was not written by mmgen; "
+                         "give another --name or --out")
     if earlier and not args.overwrite:
         raise MmgenError(
             f"--out {out}: holds an earlier output named {name!r} ({earlier[0]}); "
@@ -168,10 +208,7 @@ def run(args: argparse.Namespace) -> int:
     directory = Path(args.pipeline) if args.pipeline else default_pipeline_dir()
     if args.pipeline is None and not directory.is_dir():
         raise MmgenError(f"no --pipeline given and the shipped checkpoint {directory} is not there")
-    for flag in ("motion", "audio", "video"):
-        path = getattr(args, flag)
-        if path is not None and not Path(path).is_file():
-            raise FileNotFoundError(f"--{flag} {path}: no such file")
+    check_arguments(args)
     export = parse_export(args.export)
     if args.smpl_dir is not None and "smpl" not in export:
         raise ValueError("--smpl-dir is only used by --export smpl")

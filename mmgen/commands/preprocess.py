@@ -321,7 +321,28 @@ def _discard(out: Path, existed: bool) -> None:
         shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """The settings within `mmgen.core.limits` and the inputs present, before --out is touched."""
+    from mmgen.core.limits import MAX_FRAME_SIDE, MOTION_FPS, SAMPLE_RATE, VIDEO_FPS, check_int, check_rate
+
+    if not Path(args.root).is_dir():
+        raise FileNotFoundError(f"--root {args.root}: no such folder")
+    check_int("--sample-rate", args.sample_rate, *SAMPLE_RATE)
+    if args.source == "aistpp":
+        from mmgen.pipeline.checks import check_device
+
+        check_device(args.device)
+        check_rate("--fps", args.fps, (1.0, 60.0))
+    elif args.source == "av-folder":
+        check_rate("--fps", args.fps, VIDEO_FPS)
+        for side, value in zip(("H", "W"), args.size):
+            check_int(f"--size {side}", value, 2, MAX_FRAME_SIDE)
+    elif args.fps is not None:
+        check_rate("--fps", args.fps, MOTION_FPS)
+
+
 def run(args: argparse.Namespace) -> int:
+    check_arguments(args)
     out = Path(args.out)
     existed = out.exists()
     fresh = prepare_out(args)

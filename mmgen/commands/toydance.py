@@ -29,7 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "make":
+        from mmgen.core.limits import MAX_CLIPS, check_int, check_seconds, check_seed
         from mmgen.data.toydance.io import make_dataset
+
+        check_int("--clips", args.clips, 1, MAX_CLIPS)
+        check_seconds("--seconds", args.seconds)
+        check_seed("--seed", args.seed)
 
         out = make_dataset(
             args.out, args.clips, args.seconds, args.seed, progress=not args.no_progress, overwrite=args.overwrite

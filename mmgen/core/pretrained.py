@@ -236,6 +236,9 @@ def load_weights(
     changed = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if k in own and v.shape != own[k].shape]
     if changed:
         raise ValueError(f"{weights_file}: shapes differ from the module's: {', '.join(changed[:5])}")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # a corrupt or diverged checkpoint: say so here, not as NaN output further down
+        raise ValueError(f"{weights_file}: {len(bad)} weight tensor(s) hold NaN or infinite values (e.g. {bad[0]})")
     missing, unexpected = module.load_state_dict(state, strict=False)
     if strict and (missing or unexpected):
         raise ValueError(f"{weights_file}: weights do not match the config (missing {missing}, unexpected {unexpected})")

@@ -199,10 +199,21 @@ class ManifestDataset(Dataset):
         return len(self.windows)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        from mmgen.io.export import load_motion_npz
-
         index, start = self.windows[i]
         rec = self.records[index]
+        for name in self.modalities:
+            path = self.root / rec["files"][name]
+            if not path.is_file():
+                raise ValueError(f"{path}: missing (record {rec['id']!r} of {self.root / 'manifest.jsonl'} names it)")
+        try:
+            return self._read(rec, start)
+        except (RuntimeError, OSError) as err:  # soundfile / decord name the file in their message
+            raise ValueError(f"{str(err).splitlines()[0][:300]} (record {rec['id']!r} of "
+                             f"{self.root / 'manifest.jsonl'})") from None
+
+    def _read(self, rec: dict[str, Any], start: float) -> dict[str, Any]:
+        from mmgen.io.export import load_motion_npz
+
         length = self.seconds if self.seconds is not None else float(rec["seconds"])
         item: dict[str, Any] = {k: rec[k] for k in ("id", "caption", "bpm", "style")}
         item["start"] = start

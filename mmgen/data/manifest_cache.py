@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmgen.core.limits import scalar
 from mmgen.io.read import conform_video, motion_for_codec, resample_motion
 from mmgen.modalities.media import MediaModality
 from mmgen.modalities.raw_length import coverage_length, fit_length, pad_mode
@@ -32,17 +33,29 @@ META_KEYS = ("caption", "style", "bpm", "beat_times", "seconds", "start", "sourc
 
 def _file_rates(root: Path, rec: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
     """Sample rate / fps of a record's files for the modalities `names` (header reads where the
-    record lacks them), and the motion npz's beat times if it has any."""
+    record lacks them), and the motion npz's beat times if it has any. A missing or unreadable
+    file is a ValueError naming it and the manifest record."""
     files, rates = rec["files"], {}
+    where = f"record {rec.get('id')!r} of {root / 'manifest.jsonl'}"
+
+    def read(name: str, reader: Any) -> Any:
+        path = root / files[name]
+        if not path.is_file():
+            raise ValueError(f"{path}: missing ({where} names it)")
+        try:
+            return reader(path)
+        except (RuntimeError, OSError, ValueError) as err:  # soundfile / decord / numpy, each its own way
+            raise ValueError(f"{path}: cannot be read ({str(err).splitlines()[0][:160]}; {where})") from None
+
     if "audio" in names:
         import soundfile as sf
 
-        rates["audio"] = int(rec.get("sample_rate") or sf.info(str(root / files["audio"])).samplerate)
+        rates["audio"] = int(rec.get("sample_rate") or read("audio", lambda p: sf.info(str(p)).samplerate))
     if "motion" in files:
         from mmgen.io.export import load_motion_npz
 
-        data = load_motion_npz(root / files["motion"])
-        rates["motion"] = float(data["fps"])
+        data = read("motion", load_motion_npz)
+        rates["motion"] = scalar(f"{root / files['motion']}: fps", data["fps"])
         rates["beat_times"] = (
             np.asarray(data["beat_times"], np.float64).reshape(-1) if "beat_times" in data else None
         )
@@ -50,7 +63,7 @@ def _file_rates(root: Path, rec: Mapping[str, Any], names: Sequence[str]) -> dic
         import decord
 
         rates["video"] = float(
-            rec.get("video_fps") or decord.VideoReader(str(root / files["video"])).get_avg_fps()
+            rec.get("video_fps") or read("video", lambda p: decord.VideoReader(str(p)).get_avg_fps())
         )
     return rates
 

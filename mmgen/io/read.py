@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmgen.core.limits import MAX_SECONDS, MOTION_FPS, LimitError, check_rate, scalar
 from mmgen.modalities.media import MediaModality, MotionModality, VideoModality
 
 logger = logging.getLogger(__name__)
@@ -90,9 +91,9 @@ def read_motion(path: str | os.PathLike, modality: MotionModality) -> np.ndarray
             f"{path}: joints have shape {joints.shape}; this pipeline's motion VAE takes "
             f"[T, {codec.num_joints}, {codec.dims}] ({codec.layout.skeleton.name})"
         )
-    fps = float(data["fps"])
-    if not fps > 0:
-        raise ValueError(f"{path}: fps must be positive, got {fps}")
+    fps = check_rate(f"{path}: fps", scalar(f"{path}: fps", data["fps"]), MOTION_FPS)
+    if joints.shape[0] / fps > MAX_SECONDS:
+        raise LimitError(f"{path}: {joints.shape[0] / fps:.0f} s of motion; mmgen reads at most {MAX_SECONDS:.0f} s")
     return resample_motion(joints, fps, modality.raw_rate)
 
 

@@ -50,6 +50,7 @@ from mmgen.diffusion.tasks import Task
 from mmgen.dit.model import MultimodalDiT
 from mmgen.modalities.media import MediaModality
 from mmgen.modalities.raw_length import coverage_length, fit_length, pad_mode
+from mmgen.pipeline.checks import check_call, check_clip
 from mmgen.pipeline.config import CONFIG_NAME, FORMAT, GenerationDefaults, plain, read_config
 from mmgen.pipeline.generation import Generation
 from mmgen.pipeline.load import check_parts, load_condition, load_dit, load_modalities, load_process
@@ -210,7 +211,10 @@ class Pipeline:
             task: a preset name (`mmgen.diffusion.PRESETS`) or a Task.
             given: raw inputs: "audio" [S] / [B, S] float at the audio sample rate, "motion" joints
                 [T, J, 3] / [B, T, J, 3] at the motion fps, "video" uint8 [F, H, W, 3] /
-                [B, F, H, W, 3] at the video fps and frame size (numpy or torch).
+                [B, F, H, W, 3] at the video fps and frame size (numpy or torch). Audio is mono
+                and the first axis is the batch: a [2, S] array is two clips, so average stereo
+                first ([S, 2], soundfile's layout, is refused by name). Every argument is checked
+                before any work (`mmgen.pipeline.checks`, bounds in `mmgen.core.limits`).
             seconds: clip length (default: the longest given input, else `defaults.seconds`).
             steps, sampler: solver settings (default: `defaults`).
             guidance: {group: scale} (None: `defaults.guidance` where it applies; {} for none).
@@ -223,7 +227,9 @@ class Pipeline:
             task_kwargs: arguments of the preset (e.g. {"head": 1.0, "tail": 1.0}, {"via": ["motion"]});
                 they override `defaults.task_args` of the preset.
         """
-        given = dict(given or {})
+        given = check_call(self, given, seconds=seconds, steps=steps, sampler=sampler, guidance=guidance,
+                           cross_guidance=cross_guidance, caption=caption, seed=seed, batch_size=batch_size,
+                           long_form=long_form, task_kwargs=task_kwargs)
         unknown = sorted(set(given) - set(self.modalities))
         if unknown:
             raise ValueError(
@@ -261,6 +267,7 @@ class Pipeline:
             raise ValueError(
                 f"task {task_obj.name!r} needs given {missing} (GIVEN or EDIT frames) but got none"
             )
+        check_clip(self, task_obj, resolved.start, seconds, batch, long_form, task_kwargs)
         with _inference(
             [self.dit, *self.modalities.values(), *([self.condition] if self.condition else [])], self.dit
         ):

@@ -127,7 +127,11 @@ class MmgenCLI(LightningCLI):
         return trainer
 
     def before_fit(self) -> None:
-        """Refuse a DiT whose modalities do not match the latent cache it trains on."""
+        """Refuse an export folder mmgen may not write, and a DiT whose modalities do not match
+        the latent cache it trains on, before anything loads."""
+        check_exports = getattr(self.model, "check_exports", None)
+        if callable(check_exports):
+            check_exports()
         model = getattr(self.model, "model", None)
         specs = getattr(self.datamodule, "specs", None)
         if model is None or specs is None or not hasattr(model, "specs"):
@@ -159,7 +163,13 @@ def _user_error(err: Exception, differences: tuple[str, ...]) -> MmgenError | No
 
 
 def run_lightning(command: str, argv: list[str]) -> int:
-    """Run a LightningCLI sub-command (fit / validate / test) with the rest of the command line."""
+    """Run a LightningCLI sub-command (fit / validate / test) with the rest of the command line.
+
+    Lightning's INFO lines (GPU available, seed set) show with `mmgen -v` only, so an error stays
+    the one line on stderr."""
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         MmgenCLI(
             model_class=None,

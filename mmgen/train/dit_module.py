@@ -179,7 +179,10 @@ class DiTModule(L.LightningModule):
 
     # ------------------------------------------------------------- guards
     def on_fit_start(self) -> None:
-        """Export folders are checked now, not after the last step."""
+        self.check_exports()
+
+    def check_exports(self) -> None:
+        """Export folders are checked before training, not after the last step."""
         hp = self.hparams
         check_export(hp.export_dir, "pretrained model", hp.overwrite_export, "--model.init_args.export_dir")
         if self.condition is not None:

@@ -176,7 +176,10 @@ class VAEModule(L.LightningModule):
 
     # ----------------------------------------------------------------- guards
     def on_fit_start(self) -> None:
-        """The export folder is checked now, not after the last step."""
+        self.check_exports()
+
+    def check_exports(self) -> None:
+        """The export folder is checked before training, not after the last step."""
         hp = self.hparams
         check_export(hp.export_dir, "pretrained model", hp.overwrite_export, "--model.init_args.export_dir")
 
