@@ -203,3 +203,25 @@ def test_user_files_survive_every_refused_write(pipe, tmp_path):
 
 def test_the_api_corpus_is_big_enough():
     assert len(CASES) >= 40
+
+
+def test_a_save_that_fails_half_way_leaves_no_partial_example(tmp_path, monkeypatch):
+    """The wav and npz of an example are written, then its mp4 fails: none of them appears."""
+    import mmgen.io.export as export
+    from mmgen.pipeline.generation import Generation
+
+    gen = Generation(task="dance2music", seconds=1.0, audio=np.zeros((1, SR), np.float32), sample_rate=SR,
+                     joints=np.zeros((1, FPS, 24, 3), np.float32), fps=float(FPS))
+
+    def broken_video(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export, "save_video", broken_video)
+    earlier = earlier_save(tmp_path)
+    before = tree(earlier)
+    with pytest.raises(OSError, match="disk full"):
+        gen.save(earlier, prefix="new")
+    assert tree(earlier) == before  # neither new.wav nor new.npz, and no staging folder
+    with pytest.raises(OSError, match="disk full"):
+        gen.save(tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists()

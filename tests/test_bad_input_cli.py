@@ -55,8 +55,9 @@ class Payload:
 
 
 # ----------------------------------------------------------------------------- case builders
-def gen(w: Path, t: Path, *extra: str, motion: bool = True, out: Path | None = None) -> list[str]:
-    args = ["generate", "--pipeline", str(w / "pipe"), "--out", str(out or t / "out"), "--steps", "2", "--no-progress"]
+def gen(w: Path, t: Path, *extra: str, motion: bool = True, out: Path | None = None, pipe: Path | None = None) -> list[str]:
+    args = ["generate", "--pipeline", str(pipe or w / "pipe"), "--out", str(out or t / "out"), "--steps", "2",
+            "--no-progress"]
     return args + (["--motion", str(w / "data" / "clips" / "00000.npz")] if motion else []) + list(extra)
 
 
@@ -126,6 +127,19 @@ def broken_manifest(t: Path, w: Path, what: str) -> Path:
 def cache(w: Path, t: Path, data: Path | None = None, out: Path | None = None, *extra: str) -> list[str]:
     return ["cache", "--data", str(data or w / "data"), "--pipeline", str(w / "pipe"),
             "--out", str(out or t / "cache"), "--no-progress", *extra]
+
+
+def nan_pipeline(w: Path, t: Path) -> Path:
+    """A copy of the world's pipeline with one NaN in a DiT weight."""
+    from safetensors.torch import load_file, save_file
+
+    pipe = t / "pipe"
+    shutil.copytree(w / "pipe", pipe)
+    weights = load_file(str(pipe / "dit" / "model.safetensors"))
+    name = next(k for k, v in weights.items() if v.is_floating_point() and v.numel() > 1)
+    weights[name].view(-1)[0] = float("nan")
+    save_file(weights, str(pipe / "dit" / "model.safetensors"))
+    return pipe
 
 
 def corrupt_ckpt(t: Path) -> Path:
@@ -263,6 +277,13 @@ CASES: dict[str, Case] = {
     "preprocess av-folder --size 0": (
         lambda w, t: (t.joinpath("v").mkdir(), ["preprocess", "av-folder", "--root", str(t / "v"), "--out", str(t / "o"),
                                                 "--size", "0", "64"])[1], ("--size H must be an integer in [2, 4096]",)),
+    "generate with a NaN in a DiT weight": (
+        lambda w, t: gen(w, t, pipe=nan_pipeline(w, t)),
+        ("dit/model.safetensors", "hold NaN or infinite values")),
+    "preprocess av-folder without a usable video": (
+        lambda w, t: (t.joinpath("v").mkdir(), t.joinpath("v", "x.mp4").write_bytes(b"not a video"),
+                      ["preprocess", "av-folder", "--root", str(t / "v"), "--out", str(t / "o"), "--no-progress"])[2],
+        ("--root", "no usable item")),
     "fit a corrupt --ckpt_path": (
         lambda w, t: fit(w, t, f"--ckpt_path={corrupt_ckpt(t)}"), ("--ckpt_path", "broken.ckpt: not a readable Lightning checkpoint")),
     "fit a missing --ckpt_path": (
