@@ -207,7 +207,7 @@ def test_the_api_corpus_is_big_enough():
 
 def test_a_save_that_fails_half_way_leaves_no_partial_example(tmp_path, monkeypatch):
     """The wav and npz of an example are written, then its mp4 fails: none of them appears."""
-    import mmgen.io.export as export
+    from mmgen.io import export
     from mmgen.pipeline.generation import Generation
 
     gen = Generation(task="dance2music", seconds=1.0, audio=np.zeros((1, SR), np.float32), sample_rate=SR,
