@@ -19,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("gen_dir", help="folder of generated .wav / .npz files (e.g. `mmgen generate --out`)")
     parser.add_argument("ref_dir", nargs="?", help="folder of reference files with the same names")
     parser.add_argument("--out", help="JSON file to write (default GEN_DIR/metrics.json)")
-    parser.add_argument("--overwrite", action="store_true", help="replace the JSON an earlier `mmgen eval` wrote")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the report files an earlier `mmgen eval` wrote"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p = parser.add_argument_group("--protocol aistpp (the AIST++ music-to-dance table)")
     p.add_argument("--protocol", choices=("aistpp",), help="a published evaluation protocol instead of pairs")
@@ -68,6 +70,14 @@ def _aistpp(args: argparse.Namespace) -> int:
         splits=tuple(s.strip() for s in args.splits.split(",") if s.strip()),
         reference=args.reference,
     )
+    from mmgen.core.fileio import check_output_files
+
+    json_path = Path(args.out) if args.out else Path(args.gen_dir) / "aistpp_metrics.json"
+    md_path = json_path.with_suffix(".md")
+    check_output_files(json_path.parent, [json_path.name, md_path.name], overwrite=args.overwrite)  # before the work
+    if args.reference_cache:
+        cache = Path(args.reference_cache)
+        check_output_files(cache.parent, [cache.name], overwrite=True, arg="--reference-cache")
     fad = load_embedder(args.fad_embedder) if args.fad_embedder else None
     fvd = load_embedder(args.fvd_embedder) if args.fvd_embedder else None
     result = evaluate_aistpp(
@@ -76,8 +86,7 @@ def _aistpp(args: argparse.Namespace) -> int:
         reference_cache=args.reference_cache, fad_embedder=fad, fad_sample_rate=args.fad_sample_rate,
         fvd_embedder=fvd, real_videos=args.real_videos, progress=not args.no_progress,
     )  # fmt: skip
-    json_path = Path(args.out) if args.out else Path(args.gen_dir) / "aistpp_metrics.json"
-    written = write_aistpp_report(result, json_path, json_path.with_suffix(".md"))
+    written = write_aistpp_report(result, json_path, md_path, overwrite=args.overwrite)
     print(aistpp_markdown(result), end="")
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

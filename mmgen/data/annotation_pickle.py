@@ -64,8 +64,8 @@ def _reconstructor(cls: Any, base: Any, state: Any) -> Any:
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, models: bool) -> None:
-        super().__init__(file, encoding="latin1")
+    def __init__(self, file: io.BytesIO, models: bool = False, encoding: str = "latin1") -> None:
+        super().__init__(file, encoding=encoding)
         self.models = models
 
     def find_class(self, module: str, name: str) -> Any:

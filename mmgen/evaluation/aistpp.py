@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from mmgen.core.fileio import atomic_path
+from mmgen.core.fileio import atomic_files
 from mmgen.evaluation.aistpp_files import (
     AIST_FPS,
     GeneratedDance,
@@ -170,8 +170,9 @@ class ReferenceSet:
         ]
         self.kinetic = np.stack([r[0] for r in rows])  # [N, 72]
         self.geometric = np.stack([r[1] for r in rows])  # [N, 32]
-        if cache is not None:
-            with atomic_path(cache) as tmp, open(tmp, "wb") as f:
+        if cache is not None:  # refreshed freely, but only if mmgen wrote the file it replaces
+            with atomic_files(cache.parent, "evaluation", overwrite=True, arg="--reference-cache") as tmp, \
+                    open(tmp / cache.name, "wb") as f:
                 np.savez(f, names=np.array(self.names), kinetic=self.kinetic, geometric=self.geometric)
 
 
@@ -366,11 +367,13 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_aistpp_report(
-    result: dict[str, Any], json_path: str | os.PathLike, md_path: str | os.PathLike
+    result: dict[str, Any], json_path: str | os.PathLike, md_path: str | os.PathLike, overwrite: bool = False
 ) -> list[Path]:
-    """Write the JSON (NaN -> null) and the markdown table, each atomically."""
-    with atomic_path(json_path) as tmp:
-        tmp.write_text(json.dumps(_json_safe(result), indent=1, allow_nan=False) + "\n")
-    with atomic_path(md_path) as tmp:
-        tmp.write_text(aistpp_markdown(result))
-    return [Path(json_path), Path(md_path)]
+    """Write the JSON (NaN -> null) and the markdown table (`atomic_files`: together, and over
+    earlier reports only with `overwrite`, never over a file mmgen did not write)."""
+    paths = [Path(json_path), Path(md_path)]
+    texts = [json.dumps(_json_safe(result), indent=1, allow_nan=False) + "\n", aistpp_markdown(result)]
+    for path, text in zip(paths, texts):
+        with atomic_files(path.parent, "evaluation", overwrite=overwrite, arg="--out") as tmp:
+            (tmp / path.name).write_text(text)
+    return paths
