@@ -284,6 +284,12 @@ CASES: dict[str, Case] = {
         lambda w, t: (t.joinpath("v").mkdir(), t.joinpath("v", "x.mp4").write_bytes(b"not a video"),
                       ["preprocess", "av-folder", "--root", str(t / "v"), "--out", str(t / "o"), "--no-progress"])[2],
         ("--root", "no usable item")),
+    "fit an option the model does not take": (
+        lambda w, t: fit(w, t, "--model.init_args.bogus=1"), ("bogus",)),
+    "fit a config file that does not exist": (
+        lambda w, t: fit(w, t, "-c", str(t / "nope.yaml")), ("nope.yaml",)),
+    "fit on a GPU that is not there": (
+        lambda w, t: fit(w, t, "--trainer.accelerator=gpu"), ("gpu",)),
     "fit a corrupt --ckpt_path": (
         lambda w, t: fit(w, t, f"--ckpt_path={corrupt_ckpt(t)}"), ("--ckpt_path", "broken.ckpt: not a readable Lightning checkpoint")),
     "fit a missing --ckpt_path": (

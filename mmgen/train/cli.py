@@ -15,7 +15,9 @@ Checkpoints load with `torch.load(weights_only=True)`.
 
 from __future__ import annotations
 
+import argparse
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +155,9 @@ def _user_error(err: Exception, differences: tuple[str, ...]) -> MmgenError | No
     first = text.splitlines()[0] if text else type(err).__name__
     if isinstance(err, MisconfigurationException):
         return MmgenError(first)
+    if isinstance(err, argparse.ArgumentError):  # jsonargparse: the command line or a config file
+        lines = [line.strip(" -") for line in text.splitlines() if line.strip(" -")]
+        return MmgenError(("; ".join(lines))[:600])
     if isinstance(err, RuntimeError) and text.startswith("Error(s) in loading state_dict"):
         problems = [line.strip().rstrip(".") for line in text.splitlines()[1:] if line.strip()]
         shown = problems[0] if problems else first
@@ -170,16 +175,20 @@ def run_lightning(command: str, argv: list[str]) -> int:
     if logging.getLogger().getEffectiveLevel() > logging.INFO:
         for name in ("lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    no_exit = {"exit_on_error": False}  # parse errors raise, so they become one line below
     try:
-        MmgenCLI(
-            model_class=None,
-            datamodule_class=None,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            args=[command, *argv],
-            save_config_kwargs={"overwrite": True},
-            auto_configure_optimizers=False,
-        )
+        with warnings.catch_warnings():  # `args=` is how mmgen hands the command line over, not a mistake
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+            MmgenCLI(
+                model_class=None,
+                datamodule_class=None,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                args=[command, *argv],
+                save_config_kwargs={"overwrite": True},
+                auto_configure_optimizers=False,
+                parser_kwargs={**no_exit, **{c: no_exit for c in ("fit", "validate", "test")}},
+            )
     except Exception as err:
         mapped = _user_error(err, ())
         if mapped is None:
