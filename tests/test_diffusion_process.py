@@ -141,3 +141,11 @@ def test_prediction_type_must_be_named(cls):
     with pytest.raises(TypeError, match="prediction"):
         cls()
     assert cls(prediction="x0").prediction == "x0"
+
+
+@pytest.mark.parametrize("process", PROCESSES, ids=repr)
+def test_t_of_log_snr_inverts_log_snr(process):
+    t = torch.tensor([0.0, 1e-4, 5e-4, 1e-3, 0.0137, 0.3, 0.5, 0.77, 0.999, 0.9995, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(process.t_of_log_snr(process.log_snr(t)), t, rtol=0, atol=1e-12)
+    ends = process.t_of_log_snr(torch.tensor([-1e3, 1e3], dtype=torch.float64))
+    assert ends.tolist() == [1.0, pytest.approx(0.0, abs=1e-30)]  # clamped beyond the schedule's ends

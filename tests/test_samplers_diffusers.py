@@ -7,10 +7,12 @@ so that x0 = (x - sigma eps) / alpha stays O(1); a purely random map would blow 
 compared (rtol = atol = 1e-5).
 """
 
+import math
+
 import pytest
 import torch
 
-from mmgen.diffusion import DiscreteVP, RectifiedFlow, sample_masked
+from mmgen.diffusion import DiscreteVP, RectifiedFlow, karras_grid, log_snr_grid, sample_masked
 
 diffusers = pytest.importorskip("diffusers")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # diffusers' numpy-2 copy= notice
@@ -184,4 +186,94 @@ def test_flow_dpmpp2m_matches_diffusers_flow_sigmas():
     assert_trajectories_close(
         ours(process, grid, model, noise, "dpmpp2m"),
         theirs(sched, lambda i, k: float(sched.sigmas[i]), model, x_init),
+    )
+
+
+def _multistep_cases():
+    """(pred, schedule, spacing, steps): both sides of diffusers' `steps < 15` lower-order rule."""
+    return [
+        (p, s, sp, n)
+        for p in ("eps", "v")
+        for s in ("linear", "squaredcos_cap_v2")
+        for sp in ("linspace", "leading")
+        for n in (8, 16)
+        if not (p == "eps" and s == "squaredcos_cap_v2" and sp == "linspace")  # see DPM_CASES
+    ]
+
+
+def _scheduler(name, pred, schedule, spacing, **kw):
+    common = {"prediction_type": PRED[pred], "beta_schedule": schedule, "timestep_spacing": spacing}
+    if name == "dpmpp3m":
+        return diffusers.DPMSolverMultistepScheduler(
+            algorithm_type="dpmsolver++", solver_order=3, **common, **kw
+        )
+    order = {"unipc2": 2, "unipc3": 3}[name]
+    return diffusers.UniPCMultistepScheduler(solver_order=order, **common, **kw)  # default bh2
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp3m", "unipc2", "unipc3"])
+@pytest.mark.parametrize(("pred", "schedule", "spacing", "steps"), _multistep_cases())
+def test_higher_order_multistep_matches_diffusers(sampler, pred, schedule, spacing, steps):
+    process = DiscreteVP(prediction=pred, beta_schedule=schedule)
+    sched = _scheduler(sampler, pred, schedule, spacing)
+    sched.set_timesteps(steps)
+    grid = process.timesteps_to_grid(sched.timesteps.tolist())
+    noise = torch.randn(B, T, C)
+    x_init = process.alpha_sigma(torch.tensor(grid[0]))[1] * noise
+    model = linear_model(process)
+    assert_trajectories_close(
+        ours(process, grid, model, noise, sampler),
+        theirs(sched, lambda i, k: process.t_of_timestep(k), model, x_init),
+    )
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp2m", "dpmpp3m", "unipc2", "unipc3"])
+@pytest.mark.parametrize("ladder", ["karras", "lu"])
+def test_multistep_on_karras_and_lu_sigmas_matches_diffusers(sampler, ladder):
+    """Our ladders with diffusers' ends (sigma(t = 1) to sigma(1 / N)) are diffusers' sigmas; the
+    model is evaluated at those continuous levels on both sides (diffusers rounds the timestep it
+    passes to its model, the solver itself uses the continuous sigma)."""
+    process = DiscreteVP(prediction="v")
+    key = {"karras": "use_karras_sigmas", "lu": "use_lu_lambdas"}[ladder]
+    if sampler == "dpmpp2m":
+        sched = diffusers.DPMSolverMultistepScheduler(prediction_type="v_prediction", **{key: True})
+    elif ladder == "lu" and sampler.startswith("unipc"):
+        pytest.skip("diffusers' UniPC has no use_lu_lambdas")
+    else:
+        sched = _scheduler(sampler, "v", "linear", "linspace", **{key: True})
+    steps = 12
+    sched.set_timesteps(steps)
+    sigma_min = ((1 - process.alphas_cumprod[0]) / process.alphas_cumprod[0]).sqrt().item()
+    if ladder == "karras":
+        grid = karras_grid(process, steps, sigma_min=sigma_min, sigma_max=math.inf)
+    else:
+        grid = log_snr_grid(process, steps, sigma_min=sigma_min, sigma_max=math.inf)
+    their_sigmas = sched.sigmas.double()
+    a, s = process.alpha_sigma(torch.tensor(grid, dtype=torch.float64))
+    torch.testing.assert_close((s / a)[:-1], their_sigmas[:-1], rtol=1e-5, atol=0)  # same ladder
+    assert grid[-1] == 0.0 and their_sigmas[-1] == 0.0
+    noise = torch.randn(B, T, C)
+    x_init = s[0].float() * noise
+    model = linear_model(process)
+    assert_trajectories_close(
+        ours(process, grid, model, noise, sampler),
+        theirs(sched, lambda i, k: grid[i], model, x_init),
+    )
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp3m", "unipc2", "unipc3"])
+def test_flow_multistep_matches_diffusers_flow_sigmas(sampler):
+    process = RectifiedFlow(prediction="v")
+    kw = {"use_flow_sigmas": True, "prediction_type": "flow_prediction", "flow_shift": 2.0}
+    if sampler == "dpmpp3m":
+        sched = diffusers.DPMSolverMultistepScheduler(solver_order=3, **kw)
+    else:
+        sched = diffusers.UniPCMultistepScheduler(solver_order=int(sampler[-1]), **kw)
+    sched.set_timesteps(10)
+    grid = sched.sigmas.tolist()
+    noise = torch.randn(B, T, C)
+    model = linear_model(process)
+    assert_trajectories_close(
+        ours(process, grid, model, noise, sampler),
+        theirs(sched, lambda i, k: float(sched.sigmas[i]), model, grid[0] * noise),
     )

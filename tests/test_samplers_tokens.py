@@ -7,7 +7,7 @@ import torch
 
 from mmgen.diffusion import DiscreteVP, RectifiedFlow, VPCosine, check_grid, sample_masked, uniform_grid
 
-DETERMINISTIC = ["ddim", "dpmpp2m", "euler", "heun"]
+DETERMINISTIC = ["ddim", "dpmpp2m", "dpmpp3m", "unipc2", "unipc3", "euler", "heun"]
 ALL = DETERMINISTIC + ["ddpm"]
 
 
@@ -171,7 +171,9 @@ def test_point_mass_is_reached_exactly(process):
     """With the exact denoiser of a point mass, DDIM and DPM-Solver++ land on it (x0_hat is constant)."""
     mu = torch.tensor([0.7, -1.2, 2.0])
     start, values = {"a": torch.ones(3, 5)}, {"a": torch.zeros(3, 5, 3)}
-    for sampler in ["ddim", "dpmpp2m"] + (["euler"] if not process.is_vp else []):
+    for sampler in ["ddim", "dpmpp2m", "dpmpp3m", "unipc2", "unipc3"] + (
+        ["euler"] if not process.is_vp else []
+    ):
         out = sample_masked(
             point_mass_model(process, mu),
             process,
@@ -353,3 +355,50 @@ def test_the_process_is_required():
     ):
         with pytest.raises(TypeError, match="process must be the Process"):
             call()
+
+
+def _ladder_error(process, sampler, steps, var=0.25, sigma_a=2.0, sigma_b=0.1):
+    """Max error at sigma_b against the closed-form ODE solution of N(0, var) data, starting
+    exactly on it at sigma_a: x(sigma) = sqrt(alpha^2 var + sigma^2) z (tokens enter as EDIT
+    tokens whose input makes the entry exact); `steps` log-SNR-uniform steps between the two,
+    so the final x0_hat step to t = 0 (first order for every solver) is left out."""
+    from mmgen.diffusion.grids import t_of_sigmas
+
+    ratio = math.log(sigma_b / sigma_a)
+    grid = t_of_sigmas(process, [sigma_a * math.exp(ratio * i / steps) for i in range(steps + 1)]) + [0.0]
+    z = torch.randn(1, 500, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    def exact(t):
+        a, s = process.alpha_sigma(torch.tensor(t, dtype=torch.float64))
+        return (a * a * var + s * s).sqrt(), a, s
+
+    scale, a, s = exact(grid[0])
+    traj = []
+    sample_masked(
+        gaussian_model(process, var),
+        process,
+        {"a": torch.full((1, 500), grid[0], dtype=torch.float64)},
+        {"a": (scale - s) / a * z},  # alpha v + sigma z = scale z
+        grid,
+        sampler=sampler,
+        noise={"a": z},
+        progress=False,
+        callback=lambda i, tau, x: traj.append(x["a"]),
+    )
+    return (traj[-2] - exact(grid[-2])[0] * z).abs().max().item()
+
+
+def test_multistep_convergence_orders_and_process_invariance():
+    """Global order on a log-SNR ladder, from doubling the steps 32 -> 64: DDIM 1, DPM++(2M) 2,
+    UniPC-2 3 (its corrector adds one order at no extra call), UniPC-3 >= 3; DPM++(3M) stays at 2
+    because its first-order warm-up step leaves an O(h^2) error that UniPC's corrector removes.
+    Exponential integrators depend on the log-SNR ladder only, so VPCosine and DiscreteVP agree."""
+    expected = {"ddim": (0.9, 1.1), "dpmpp2m": (1.8, 2.2), "dpmpp3m": (1.8, 2.3), "unipc2": (2.8, 3.2)}
+    expected["unipc3"] = (2.9, 4.0)
+    for sampler, (lo, hi) in expected.items():
+        e32, e64 = (_ladder_error(VPCosine(prediction="v"), sampler, n) for n in (32, 64))
+        assert lo < math.log2(e32 / e64) < hi, (sampler, e32, e64)
+        same = _ladder_error(DiscreteVP(prediction="eps"), sampler, 32)
+        assert same == pytest.approx(e32, rel=1e-3), sampler
+    cosine = VPCosine(prediction="v")  # at 32 steps UniPC-3 is 12.6x closer than DPM++(2M)
+    assert _ladder_error(cosine, "unipc3", 32) < _ladder_error(cosine, "dpmpp2m", 32) / 10

@@ -4,12 +4,13 @@ Takes any callable `model_fn(x_t: dict[str, Tensor], t: dict[str, Tensor], cond)
 never imports `mmgen.dit` (or modalities / data / train).
 """
 
+from mmgen.diffusion.grids import GRIDS, check_grid, karras_grid, log_snr_grid, make_grid, uniform_grid
 from mmgen.diffusion.guidance import CrossGuidance, GuidedDenoiser
 from mmgen.diffusion.longform import sample_long, window_bounds
 from mmgen.diffusion.loss import denoising_loss
 from mmgen.diffusion.noise_levels import MoNLConfig, NoiseLevels, apply_null_text, sample_levels
 from mmgen.diffusion.process import DiscreteVP, Process, RectifiedFlow, VPCosine
-from mmgen.diffusion.samplers import SAMPLERS, check_grid, prepare_task, sample, sample_masked, uniform_grid
+from mmgen.diffusion.samplers import SAMPLERS, prepare_task, sample, sample_masked
 from mmgen.diffusion.tasks import (
     ABSENT,
     EDIT,
@@ -27,6 +28,7 @@ __all__ = [
     "EDIT",
     "GEN",
     "GIVEN",
+    "GRIDS",
     "PRESETS",
     "SAMPLERS",
     "CrossGuidance",
@@ -44,6 +46,9 @@ __all__ = [
     "check_grid",
     "denoising_loss",
     "get_task",
+    "karras_grid",
+    "log_snr_grid",
+    "make_grid",
     "prepare_task",
     "sample",
     "sample_levels",

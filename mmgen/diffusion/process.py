@@ -41,6 +41,7 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 PREDICTIONS = ("v", "eps", "x0")
@@ -110,6 +111,10 @@ class Process(abc.ABC):
         alpha, sigma = self.alpha_sigma(t)
         return torch.log(alpha) - torch.log(sigma)
 
+    @abc.abstractmethod
+    def t_of_log_snr(self, lam: Tensor) -> Tensor:
+        """The level t with log_snr(t) = lam (the inverse of `log_snr`, clamped to [0, 1])."""
+
     # -- forward process and targets ------------------------------------------------------------
     def add_noise(self, x0: Tensor, eps: Tensor, t: Tensor) -> Tensor:
         """x_t for levels t [B, T]; tokens at t = 0 are returned bit-identical to x0."""
@@ -163,6 +168,9 @@ class VPCosine(Process):
         alpha, sigma = self.alpha_sigma(t)
         return -0.5 * math.pi * sigma, 0.5 * math.pi * alpha
 
+    def t_of_log_snr(self, lam: Tensor) -> Tensor:
+        return torch.atan(torch.exp(-lam)) * (2.0 / math.pi)  # tan(pi t / 2) = sigma / alpha
+
 
 @dataclass(frozen=True)
 class RectifiedFlow(Process):
@@ -175,6 +183,9 @@ class RectifiedFlow(Process):
 
     def alpha_sigma_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
         return torch.full_like(t, -1.0), torch.ones_like(t)
+
+    def t_of_log_snr(self, lam: Tensor) -> Tensor:
+        return torch.sigmoid(-lam)  # (1 - t) / t = e^lambda
 
 
 def discrete_betas(schedule: str, num_train_timesteps: int, beta_start: float, beta_end: float) -> Tensor:
@@ -253,6 +264,16 @@ class DiscreteVP(Process):
         _, slope = self._interp(t)
         alpha, sigma = self.alpha_sigma(t)
         return 0.5 * alpha * slope, -0.5 * alpha.square() * slope / sigma.clamp_min(_TINY)
+
+    def t_of_log_snr(self, lam: Tensor) -> Tensor:
+        """Invert the piecewise-linear log(abar): abar = sigmoid(2 lambda); beyond t = 1, t = 1."""
+        n = self.num_train_timesteps
+        falling = -self._table(lam.device, lam.dtype)  # -log(abar) at the knots, increasing from 0
+        target = F.softplus(-2.0 * lam)  # -log(sigmoid(2 lambda))
+        i0 = (torch.searchsorted(falling, target.contiguous()) - 1).clamp(0, n - 1)
+        lo, hi = falling[i0], falling[i0 + 1]
+        frac = ((target - lo) / (hi - lo)).clamp(0.0, 1.0)
+        return (i0.to(lam.dtype) + frac) / n
 
     def t_of_timestep(self, timestep: float) -> float:
         """diffusers' integer timestep k -> level t = (k + 1) / N."""

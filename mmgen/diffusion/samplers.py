@@ -7,7 +7,8 @@
     EDIT(0.5) token  0.5   0.5   0.5   0.4   0.2   0.0    waits (noised input), joins 0.6 -> 0.4
     GIVEN token      0     0     0     0     0     0      never updated, returned bit-identical
 
-A token that joins late takes a first-order step first (DPM-Solver++ has no history for it).
+A token that joins late takes a first-order step first (a multistep solver has no history for
+it yet, `multistep.py`).
 Samplers are stateless functions: `sample_masked` works on raw per-token start levels, `sample`
 resolves a Task first. Long windows live in `longform.py`, CFG / cross-guidance in `guidance.py`.
 The loop never reads tensor values on the host (no .item(), no branching on tensors); the grid
@@ -16,7 +17,6 @@ is a list of host floats.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
@@ -25,40 +25,17 @@ from tqdm.auto import tqdm
 
 from mmgen.core.cond import Cond
 from mmgen.core.timeline import ModalitySpec
+from mmgen.diffusion.grids import check_grid, uniform_grid
 from mmgen.diffusion.guidance import CrossGuidance, GuidedDenoiser, Latents, Levels, ModelFn
+from mmgen.diffusion.multistep import MULTISTEP, History
 from mmgen.diffusion.process import Process, check_unit_interval, expand_like
-from mmgen.diffusion.solvers import MultistepState, ddim_step, dpmpp2m_step, euler_step, heun_correct
+from mmgen.diffusion.solvers import ddim_step, euler_step, heun_correct
 from mmgen.diffusion.tasks import Task, get_task
 
 logger = logging.getLogger(__name__)
 
-SAMPLERS = ("ddpm", "ddim", "dpmpp2m", "euler", "heun")
+SAMPLERS = ("ddpm", "ddim", *MULTISTEP, "euler", "heun")
 Callback = Callable[[int, float, Latents], None]
-
-
-def uniform_grid(steps: int, shift: float = 1.0) -> list[float]:
-    """`steps` + 1 clock values from 1 to 0, uniform in t, optionally shifted towards noise
-    (SD3's t' = s t / (1 + (s - 1) t); shift > 1 spends more steps at high noise)."""
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if shift <= 0:
-        raise ValueError(f"grid shift must be positive, got {shift}")
-    taus = [1.0 - i / steps for i in range(steps)] + [0.0]
-    return [shift * t / (1.0 + (shift - 1.0) * t) for t in taus]
-
-
-def check_grid(grid: Sequence[float]) -> list[float]:
-    """A clock grid: host floats, strictly decreasing, within [0, 1], ending at 0."""
-    grid = [float(g) for g in grid]
-    if len(grid) < 2:
-        raise ValueError(f"a grid needs at least 2 points, got {grid}")
-    if not all(0.0 <= g <= 1.0 for g in grid):
-        raise ValueError(f"grid values must lie in [0, 1], got {grid}")
-    if any(b >= a for a, b in itertools.pairwise(grid)):
-        raise ValueError(f"grid must be strictly decreasing, got {grid}")
-    if grid[-1] != 0.0:
-        raise ValueError(f"grid must end at 0 (clean), got {grid[-1]}")
-    return grid
 
 
 def check_process(process: object) -> Process:
@@ -109,8 +86,11 @@ def sample_masked(
         start: [B, T_m] start level per token (0 GIVEN, 1 GEN, t0 EDIT).
         values: clean inputs like the latents; read only where start < 1 (GIVEN / EDIT): GEN
             tokens start from pure noise whatever their values hold (see below).
-        grid: clock values from high to 0 (`uniform_grid`, `DiscreteVP.timesteps_to_grid`).
-        sampler: "ddpm" (ancestral), "ddim" (eta, default 0), "dpmpp2m", "euler" or "heun".
+        grid: clock values from high to 0 (`grids.py`: `uniform_grid`, `log_snr_grid`, ...;
+            `DiscreteVP.timesteps_to_grid` for a diffusers schedule).
+        sampler: "ddpm" (ancestral), "ddim" (eta, default 0), "dpmpp2m", "dpmpp3m",
+            "unipc2", "unipc3" (multistep, one model call per step), "euler" or "heun";
+            docs/samplers.md says which to pick with which grid.
         noise: initial noise per modality (drawn from `generator` in sorted modality order if None).
         callback: called as callback(step, tau_after, x) after every step.
     Returns:
@@ -148,7 +128,7 @@ def sample_masked(
         alpha, sigma = (expand_like(c, v) for c in process.alpha_sigma(lv))
         x[m] = torch.where(expand_like(lv == 0, v), v, alpha * v + sigma * noise[m].to(v.dtype))
 
-    state: dict[str, MultistepState] = {}
+    state: dict[str, History] = {}
     x0_prev: Latents | None = None
     calls = 0
     for i in tqdm(range(len(grid) - 1), desc=f"sampling ({sampler})", disable=not progress, leave=False):
@@ -163,13 +143,15 @@ def sample_masked(
                 if eta > 0:
                     z = torch.randn(x[m].shape, generator=generator, device=x[m].device, dtype=x[m].dtype)
                 x[m] = ddim_step(process, x[m], x0[m], eps[m], s[m], t[m], eta=eta, noise=z)
-        elif sampler == "dpmpp2m":
-            for m in x:
-                x[m], state[m] = dpmpp2m_step(process, x[m], x0[m], s[m], t[m], state.get(m))
+        elif sampler in MULTISTEP:
+            solver = MULTISTEP[sampler]
+            cap = solver.order_cap(i, len(grid) - 1)
+            for m, xm in x.items():
+                x[m], state[m] = solver.step(process, xm, x0[m], s[m], t[m], state.get(m), cap)
         else:
             proposal, slope = {}, {}
-            for m in x:
-                proposal[m], slope[m] = euler_step(process, x[m], x0[m], eps[m], s[m], t[m])
+            for m, xm in x.items():
+                proposal[m], slope[m] = euler_step(process, xm, x0[m], eps[m], s[m], t[m])
             if sampler == "heun" and tau_t > 0:
                 x0, eps, n = denoise(proposal, t, tau_s, x0)
                 calls += n

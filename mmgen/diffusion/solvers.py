@@ -10,16 +10,13 @@ t = 0, where lambda_t = +inf):
 
     DDIM(eta)    x_t = alpha_t x0 + sqrt(sigma_t^2 - c^2) eps + c z,  c = eta sigma_t sqrt(1 - e^{-2h})
                  (eta = 1 is ancestral DDPM: the posterior q(x_t | x_s, x0))
-    DPM++ 1st    x_t = (sigma_t / sigma_s) x + alpha_t (1 - e^{-h}) x0               (= DDIM, eta = 0)
-    DPM++(2M)    ... + 0.5 alpha_t (1 - e^{-h}) (h / h_prev) (x0 - x0_prev)
-                 second order only where the token also moved in the previous step and t > 0
-                 (a late joiner and the final step to t = 0 are first order, as in diffusers)
     Euler        x_t = x + (t - s) (alpha'(s) x0 + sigma'(s) eps)    (probability-flow ODE in t)
+    Heun         Euler, then the trapezoid of the slopes at s and at the proposal's level t
+
+The multistep solvers (DPM-Solver++(2M/3M), UniPC) live in `multistep.py`.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -57,41 +54,6 @@ def ddim_step(
         c = eta * sigma_t * torch.sqrt((1.0 - exp_neg_h.square()).clamp_min(0.0))
         new = alpha_t * x0 + torch.sqrt((sigma_t.square() - c.square()).clamp_min(0.0)) * eps + c * noise
     return torch.where(expand_like(s > t, x), new, x)
-
-
-@dataclass(frozen=True)
-class MultistepState:
-    """What DPM-Solver++(2M) remembers per token from its previous step."""
-
-    x0: Tensor  # x0_hat of the previous step, like x
-    log_snr: Tensor  # lambda at the previous step's start level, [B, T]
-    moved: Tensor  # [B, T] bool: the token took the previous step
-
-
-def dpmpp2m_step(
-    process: Process,
-    x: Tensor,
-    x0: Tensor,
-    s: Tensor,
-    t: Tensor,
-    state: MultistepState | None = None,
-) -> tuple[Tensor, MultistepState]:
-    """DPM-Solver++(2M) (data prediction, midpoint form as diffusers) from s to t, per token."""
-    _, sigma_s, alpha_t, sigma_t, exp_neg_h = _coefs(process, s, t, x)
-    lam_s = process.log_snr(s)
-    first = (sigma_t / sigma_s.clamp_min(_TINY)) * x + alpha_t * (1.0 - exp_neg_h) * x0
-    moves = s > t
-    if state is None:
-        new = first
-    else:
-        h = process.log_snr(t) - lam_s  # [B, T]; +inf where t = 0 (those tokens stay first order)
-        h_prev = lam_s - state.log_snr  # +inf after a start at alpha = 0: then D1 = 0
-        inv_r = expand_like(h / h_prev, x)
-        second = first + 0.5 * alpha_t * (1.0 - exp_neg_h) * inv_r * (x0 - state.x0)
-        use_second = expand_like(state.moved & (t > 0), x)
-        new = torch.where(use_second, second, first)
-    out = torch.where(expand_like(moves, x), new, x)
-    return out, MultistepState(x0=x0, log_snr=lam_s, moved=moves)
 
 
 def euler_derivative(process: Process, x0: Tensor, eps: Tensor, t: Tensor) -> Tensor:
