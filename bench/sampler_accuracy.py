@@ -5,28 +5,49 @@ Data: x0 ~ sum_k pi_k N(mu_k, s^2 I) in d dims. For x_t = alpha x0 + sigma eps t
     E[x0 | x_t] = sum_k w_k(x_t) (mu_k + alpha s^2 / (alpha^2 s^2 + sigma^2) (x_t - alpha mu_k)),
     w_k ∝ pi_k N(x_t; alpha mu_k, (alpha^2 s^2 + sigma^2) I),
 
-so every sampler runs with a perfect model and all error is the solver's. Two numbers per run:
-RMSE to the exact probability-flow ODE solution from the same noise (a 2000-step Heun reference
-in float64; its steps align with the 1000 knots of the discrete schedule) and the sliced
-Wasserstein-2 distance to fresh true samples (with the data-vs-data floor, which is noisy: it is
-dominated by how many points each mode gets). Rows compare our per-token solvers with diffusers'
-schedulers on the same discrete schedule (they agree to float precision) and our continuous
-processes on uniform grids.
+so every sampler runs with a perfect model and all error is the solver's. Per cell: RMSE to the
+exact probability-flow ODE solution from the same noise (a 2000-step Heun reference in float64;
+its steps align with the 1000 knots of the discrete schedule), the sliced Wasserstein-2 distance
+to fresh true samples, and the mode flips (samples that end nearest a different mode than the
+reference; with modes 2.8 apart one flip alone adds ~0.02 to the RMSE of 2000 samples, so at
+>= 20 NFE the RMSE mostly counts flips). Cells are means over `--mixtures` x `--noises` draws.
 
-    python bench/sampler_accuracy.py [--samples 2000 --dim 8]
+Anchors: diffusers' DPMSolverMultistepScheduler (DPM++(2M), its default) and
+UniPCMultistepScheduler (UniPC-2, bh2, its default) on the discrete linear-beta eps schedule with
+their default timestep spacing. The last tables give error ratios against DPM++(2M): the best of
+our rows at each NFE, and fixed recommended settings (docs/samplers.md).
+
+    python bench/sampler_accuracy.py [--samples 2000 --dim 8 --mixtures 2 --noises 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 import warnings
+from collections.abc import Callable
 
 import torch
 
-from mmgen.diffusion import DiscreteVP, RectifiedFlow, VPCosine, sample_masked, uniform_grid
+from mmgen.diffusion import (
+    DiscreteVP,
+    RectifiedFlow,
+    VPCosine,
+    karras_grid,
+    log_snr_grid,
+    sample_masked,
+    uniform_grid,
+)
 
 NFES = (5, 10, 20, 50)
+ANCHOR, ANCHOR2 = "DPM++(2M), diffusers (discrete, linspace)", "UniPC-2, diffusers (discrete, linspace)"
+RECOMMENDED = (  # (label, row) reported as fixed settings in the ratio table
+    ("unipc2 + log_snr grid, VP-cosine", "UniPC-2, ours (VP-cosine, log_snr grid)"),
+    ("unipc3 + log_snr grid, VP-cosine", "UniPC-3, ours (VP-cosine, log_snr grid)"),
+    ("unipc3 + log_snr grid, discrete", "UniPC-3, ours (discrete, log_snr grid)"),
+    ("unipc2 + uniform t, VP-cosine", "UniPC-2, ours (VP-cosine, uniform t)"),
+)
 
 
 class Mixture:
@@ -50,6 +71,9 @@ class Mixture:
         w = torch.softmax(logw, -1)[..., None]  # [..., K, 1]
         comp = self.mu + (alpha * self.s**2 / var)[..., None] * diff  # [..., K, d]
         return (w * comp).sum(-2)
+
+    def mode(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(x, self.mu).argmin(1)
 
 
 def exact_model(mix: Mixture, process):  # type: ignore[no-untyped-def]
@@ -111,12 +135,77 @@ def reference(process, model, noise: torch.Tensor, steps: int) -> torch.Tensor: 
     return ours(process, model, noise, grid, "heun")
 
 
+Run = Callable[[object, torch.Tensor, int], torch.Tensor]  # (model, noise, nfe) -> samples
+
+
+def rows(diffusers) -> list[tuple[str, object, Run]]:  # type: ignore[no-untyped-def]
+    """(name, process, run) of every row; `run(model, noise, nfe)` draws the samples."""
+    dvp, cos, flow = DiscreteVP(prediction="eps"), VPCosine(prediction="v"), RectifiedFlow(prediction="v")
+
+    def sched(cls, **kw):  # type: ignore[no-untyped-def]
+        return lambda n: _set(cls(**kw), n)
+
+    ddim = sched(diffusers.DDIMScheduler, clip_sample=False, timestep_spacing="trailing")
+    dpm = sched(diffusers.DPMSolverMultistepScheduler, algorithm_type="dpmsolver++", solver_order=2)
+    unipc = sched(diffusers.UniPCMultistepScheduler)  # solver_order 2, bh2
+
+    def diff_grid(make):  # type: ignore[no-untyped-def]
+        return lambda n: dvp.timesteps_to_grid(make(n).timesteps.tolist())
+
+    def on(process, grid, sampler) -> Run:  # type: ignore[no-untyped-def]
+        return lambda model, noise, n: ours(process, model, noise, grid(n), sampler)
+
+    def their(make) -> Run:  # type: ignore[no-untyped-def]
+        return lambda model, noise, n: theirs(make(n), dvp, model, noise, n)
+
+    def ladder(process, kind):  # type: ignore[no-untyped-def]
+        return lambda n: (log_snr_grid if kind == "log_snr" else karras_grid)(process, n)
+
+    return [
+        ("DDIM, diffusers (discrete, trailing)", dvp, their(ddim)),
+        ("DDIM, ours (same grid)", dvp, on(dvp, diff_grid(ddim), "ddim")),
+        (ANCHOR, dvp, their(dpm)),
+        ("DPM++(2M), ours (same grid)", dvp, on(dvp, diff_grid(dpm), "dpmpp2m")),
+        (ANCHOR2, dvp, their(unipc)),
+        ("UniPC-2, ours (same grid)", dvp, on(dvp, diff_grid(unipc), "unipc2")),
+        ("DPM++(3M), ours (discrete, linspace)", dvp, on(dvp, diff_grid(dpm), "dpmpp3m")),
+        ("UniPC-3, ours (discrete, linspace)", dvp, on(dvp, diff_grid(dpm), "unipc3")),
+        ("DPM++(2M), ours (discrete, log_snr grid)", dvp, on(dvp, ladder(dvp, "log_snr"), "dpmpp2m")),
+        ("DPM++(3M), ours (discrete, log_snr grid)", dvp, on(dvp, ladder(dvp, "log_snr"), "dpmpp3m")),
+        ("UniPC-2, ours (discrete, log_snr grid)", dvp, on(dvp, ladder(dvp, "log_snr"), "unipc2")),
+        ("UniPC-3, ours (discrete, log_snr grid)", dvp, on(dvp, ladder(dvp, "log_snr"), "unipc3")),
+        ("UniPC-3, ours (discrete, karras grid)", dvp, on(dvp, ladder(dvp, "karras"), "unipc3")),
+        ("DDIM, ours (VP-cosine, uniform t)", cos, on(cos, uniform_grid, "ddim")),
+        ("DPM++(2M), ours (VP-cosine, uniform t)", cos, on(cos, uniform_grid, "dpmpp2m")),
+        ("UniPC-2, ours (VP-cosine, uniform t)", cos, on(cos, uniform_grid, "unipc2")),
+        ("UniPC-3, ours (VP-cosine, uniform t)", cos, on(cos, uniform_grid, "unipc3")),
+        ("DPM++(2M), ours (VP-cosine, log_snr grid)", cos, on(cos, ladder(cos, "log_snr"), "dpmpp2m")),
+        ("UniPC-2, ours (VP-cosine, log_snr grid)", cos, on(cos, ladder(cos, "log_snr"), "unipc2")),
+        ("UniPC-3, ours (VP-cosine, log_snr grid)", cos, on(cos, ladder(cos, "log_snr"), "unipc3")),
+        ("Euler, ours (rectified flow, uniform t)", flow, on(flow, uniform_grid, "euler")),
+        (
+            "Heun, ours (rectified flow, uniform t; NFE = 2 steps - 1)",
+            flow,
+            lambda model, noise, n: ours(flow, model, noise, uniform_grid((n + 1) // 2), "heun"),
+        ),
+        ("DPM++(2M), ours (rectified flow, uniform t)", flow, on(flow, uniform_grid, "dpmpp2m")),
+        ("UniPC-3, ours (rectified flow, log_snr grid)", flow, on(flow, ladder(flow, "log_snr"), "unipc3")),
+    ]
+
+
+def _set(scheduler, steps: int):  # type: ignore[no-untyped-def]
+    scheduler.set_timesteps(steps)
+    return scheduler
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--dim", type=int, default=8)
     parser.add_argument("--components", type=int, default=4)
     parser.add_argument("--spread", type=float, default=0.15, help="std of each mixture component")
+    parser.add_argument("--mixtures", type=int, default=2, help="mixtures drawn (seeds 0, 1, ...)")
+    parser.add_argument("--noises", type=int, default=2, help="noise draws per mixture (seeds 2, 3, ...)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reference-steps", type=int, default=2000)
     args = parser.parse_args()
@@ -124,92 +213,81 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     import diffusers  # test/bench-only dependency
 
-    mix = Mixture(args.dim, args.components, args.spread)
-    g = torch.Generator().manual_seed(2)
-    noise = torch.randn(args.samples, args.dim, generator=g, dtype=torch.float64)
-    truth = mix.sample(args.samples, torch.Generator().manual_seed(3))
-    floors = [
-        sliced_w2(mix.sample(args.samples, torch.Generator().manual_seed(s)), truth) for s in range(4, 9)
-    ]
-    floor = sum(floors) / len(floors)  # finite-sample SW2 between two true sets: noisy (mode proportions)
-    rows: list[tuple[str, dict[int, tuple[float, float]]]] = []
+    table = rows(diffusers)
+    cells: dict[tuple[str, int], list[tuple[float, float, int]]] = {}
+    floors: list[float] = []
     begin = time.time()
+    for mseed in range(args.mixtures):
+        mix = Mixture(args.dim, args.components, args.spread, seed=mseed)
+        truth = mix.sample(args.samples, torch.Generator().manual_seed(3 + 100 * mseed))
+        floors += [  # finite-sample SW2 between two true sets: noisy (mode proportions)
+            sliced_w2(mix.sample(args.samples, torch.Generator().manual_seed(s + 100 * mseed)), truth)
+            for s in range(4, 9)
+        ]
+        for nseed in range(args.noises):
+            noise = torch.randn(
+                args.samples,
+                args.dim,
+                generator=torch.Generator().manual_seed(2 + nseed),
+                dtype=torch.float64,
+            )
+            refs: dict = {}
+            for name, process, run in table:
+                model = exact_model(mix, process)
+                if process not in refs:
+                    refs[process] = reference(process, model, noise, args.reference_steps)
+                ref = refs[process]
+                for nfe in NFES:
+                    x = run(model, noise, nfe)
+                    rmse = ((x - ref) ** 2).mean().sqrt().item()
+                    flips = int((mix.mode(x) != mix.mode(ref)).sum())
+                    cells.setdefault((name, nfe), []).append((rmse, sliced_w2(x, truth), flips))
 
-    refs: dict = {}
+    def mean(name: str, nfe: int, k: int) -> float:
+        return statistics.mean(c[k] for c in cells[(name, nfe)])
 
-    def add(name: str, process, run) -> None:  # type: ignore[no-untyped-def]
-        model = exact_model(mix, process)
-        if process not in refs:
-            refs[process] = reference(process, model, noise, args.reference_steps)
-        ref = refs[process]
-        cells = {}
-        for nfe in NFES:
-            x = run(model, nfe)
-            cells[nfe] = (((x - ref) ** 2).mean().sqrt().item(), sliced_w2(x, truth))
-        rows.append((name, cells))
-
-    dvp = DiscreteVP(prediction="eps")  # linear betas, 1000 steps
-    add(
-        "DDIM, ours (discrete linear, trailing)",
-        dvp,
-        lambda m, n: ours(
-            dvp, m, noise, dvp.timesteps_to_grid(_ddim(diffusers, n).timesteps.tolist()), "ddim"
-        ),
-    )
-    add("DDIM, diffusers (same)", dvp, lambda m, n: theirs(_ddim(diffusers, n), dvp, m, noise, n))
-    add(
-        "DPM++(2M), ours (discrete linear, linspace)",
-        dvp,
-        lambda m, n: ours(
-            dvp, m, noise, dvp.timesteps_to_grid(_dpm(diffusers, n).timesteps.tolist()), "dpmpp2m"
-        ),
-    )
-    add("DPM++(2M), diffusers (same)", dvp, lambda m, n: theirs(_dpm(diffusers, n), dvp, m, noise, n))
-    cos = VPCosine(prediction="v")
-    add("DDIM, ours (VP-cosine, uniform t)", cos, lambda m, n: ours(cos, m, noise, uniform_grid(n), "ddim"))
-    add(
-        "DPM++(2M), ours (VP-cosine, uniform t)",
-        cos,
-        lambda m, n: ours(cos, m, noise, uniform_grid(n), "dpmpp2m"),
-    )
-    flow = RectifiedFlow(prediction="v")
-    add("Euler, ours (rectified flow)", flow, lambda m, n: ours(flow, m, noise, uniform_grid(n), "euler"))
-    add(
-        "Heun, ours (rectified flow; NFE = 2 steps - 1)",
-        flow,
-        lambda m, n: ours(flow, m, noise, uniform_grid((n + 1) // 2), "heun"),
-    )
-    add(
-        "DPM++(2M), ours (rectified flow)",
-        flow,
-        lambda m, n: ours(flow, m, noise, uniform_grid(n), "dpmpp2m"),
-    )
-
+    draws = args.mixtures * args.noises
     print(
         f"Gaussian mixture: d = {args.dim}, K = {args.components}, component std {args.spread}, "
-        f"{args.samples} samples; exact denoiser; float64\n"
+        f"{args.samples} samples, exact denoiser, float64; mean over {args.mixtures} mixture(s) x "
+        f"{args.noises} noise draw(s)\n"
     )
     print(
-        "RMSE to the exact ODE solution from the same noise / sliced W2 to the data "
-        f"(data-vs-data floor, mean of 5 draws: {floor:.4f}, range {min(floors):.4f}..{max(floors):.4f})\n"
+        "RMSE to the exact ODE solution / sliced W2 to the data / mode flips per "
+        f"{args.samples} (SW2 data-vs-data floor {statistics.mean(floors):.4f}, "
+        f"range {min(floors):.4f}..{max(floors):.4f})\n"
     )
     print("| sampler | " + " | ".join(f"NFE {n}" for n in NFES) + " |")
     print("|---|" + "---|" * len(NFES))
-    for name, cells in rows:
-        print(f"| {name} | " + " | ".join(f"{r:.4f} / {w:.4f}" for r, w in (cells[n] for n in NFES)) + " |")
+    for name, _, _ in table:
+        print(
+            f"| {name} | "
+            + " | ".join(
+                f"{mean(name, n, 0):.4f} / {mean(name, n, 1):.4f} / {mean(name, n, 2):.1f}" for n in NFES
+            )
+            + " |"
+        )
+    ours_rows = [name for name, _, _ in table if "ours" in name]
+    print(f"\nRMSE ratio to {ANCHOR} ({draws} draw(s))\n")
+    print("| setting | " + " | ".join(f"NFE {n}" for n in NFES) + " |")
+    print("|---|" + "---|" * len(NFES))
+    print(f"| {ANCHOR} (RMSE) | " + " | ".join(f"{mean(ANCHOR, n, 0):.4f}" for n in NFES) + " |")
+    print(
+        f"| {ANCHOR2} | " + " | ".join(f"{mean(ANCHOR2, n, 0) / mean(ANCHOR, n, 0):.2f}" for n in NFES) + " |"
+    )
+    for label, row in RECOMMENDED:
+        print(
+            f"| {label} | " + " | ".join(f"{mean(row, n, 0) / mean(ANCHOR, n, 0):.2f}" for n in NFES) + " |"
+        )
+    best = {n: min(ours_rows, key=lambda r, n=n: mean(r, n, 0)) for n in NFES}
+    print(
+        "| best of ours | "
+        + " | ".join(f"{mean(best[n], n, 0) / mean(ANCHOR, n, 0):.2f}" for n in NFES)
+        + " |"
+    )
+    for n in NFES:
+        print(f"  best at NFE {n}: {best[n]}")
     print(f"\n({time.time() - begin:.0f} s)")
-
-
-def _ddim(diffusers, steps: int):  # type: ignore[no-untyped-def]
-    s = diffusers.DDIMScheduler(clip_sample=False, timestep_spacing="trailing")
-    s.set_timesteps(steps)
-    return s
-
-
-def _dpm(diffusers, steps: int):  # type: ignore[no-untyped-def]
-    s = diffusers.DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2)
-    s.set_timesteps(steps)
-    return s
 
 
 if __name__ == "__main__":
