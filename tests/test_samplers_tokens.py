@@ -336,8 +336,8 @@ def test_values_of_generated_tokens_are_ignored(sampler):
 def test_the_process_is_required():
     """`sample` / `sample_long` used to fall back to VPCosine(v) whatever the model was trained
     with (issue 29.3); now leaving the process out, or passing None, raises and names it."""
-    from mmgen.diffusion import sample, sample_long
     from mmgen.core.timeline import ModalitySpec
+    from mmgen.diffusion import sample, sample_long
 
     specs = {"audio": ModalitySpec(3, 2.0), "motion": ModalitySpec(3, 2.0)}
     model = tokenwise_model()
