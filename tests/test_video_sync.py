@@ -112,9 +112,31 @@ def test_save_load_and_conditioner_state(encoder_dir, encoder, clip):
     x = encoder.conform(clip.video[:30], 15.0)[None]
     torch.testing.assert_close(again(x), encoder(x))
     cond = VideoSyncConditioner(dim=4, encoder=str(encoder_dir))
-    assert cond.proj_in.in_channels == encoder.feature_dim  # read from config.yaml, no weights loaded
+    assert cond.proj_in.in_channels == encoder.stream_dim == 8 + 34  # read from config.yaml, no weights loaded
     assert not any(k.startswith("_frozen") or "blocks" in k for k in cond.state_dict())
     assert cond.feature_fingerprint() == encoder.fingerprint()
+
+
+def test_the_stream_is_the_learned_features_then_the_standardised_front_end(clip, tmp_path):
+    from mmgen.conditioning.video_sync import pooled_differences
+
+    torch.manual_seed(0)
+    enc = VideoSyncEncoder(hidden=8, feature_dim=4, dilations=(1,))
+    gray = enc.conform(clip.video, 15.0)[None]  # [1, 90, 64, 64]
+    halves = [pooled_differences(gray[:, :40], 4)[0], pooled_differences(gray[:, 40:], 4)[0]]
+    enc.set_front_stats(halves)
+    front = torch.cat([enc.front(gray[:, :40])[0], enc.front(gray[:, 40:])[0]])  # every frame of both clips
+    torch.testing.assert_close(enc.front_mean, front.mean(0))
+    torch.testing.assert_close(enc.front_std, front.std(0).clamp_min(0.25))
+    stream = enc.stream(gray)[0]
+    torch.testing.assert_close(stream[:, :4], enc(gray)[0])
+    torch.testing.assert_close(stream[:, 4:], (enc.front(gray)[0] - front.mean(0)) / enc.front_std)
+    enc.save_pretrained(tmp_path / "e")  # the statistics travel with the weights and the fingerprint
+    again = VideoSyncEncoder.from_pretrained(tmp_path / "e")
+    torch.testing.assert_close(again.front_std, enc.front_std)
+    assert again.fingerprint() == enc.fingerprint() != VideoSyncEncoder(hidden=8, feature_dim=4, dilations=(1,)).fingerprint()
+    plain = VideoSyncEncoder(hidden=8, feature_dim=4, dilations=(1,), stream_front_end=False)
+    assert plain.stream_dim == 4 and plain.stream(gray).shape == (1, 90, 4)
 
 
 def test_clips_of_different_lengths_batch_like_alone(clip, encoder):

@@ -13,6 +13,10 @@
    scored with beat F (mir_eval, +-70 ms) against the clip's true beats. Probes on the fixed
    frame-difference front end alone are the baseline, and so are the minima of the smoothed
    whole-frame motion energy (`video_beat_alignment`'s movement pauses) with no learning at all.
+3. What survives at the DiT's token rate: the same probes on features area-averaged to the audio
+   latent rate (7.5 Hz, pairs of frames, as the DiT resamples the aligned stream), each token
+   predicting the activation of the 15 Hz frames under it; and (--video-vae) on the video VAE's
+   3.75 Hz latents, the only view of the video the DiT has without the stream.
 
 Held-out clips: generate_clip(first_seed + i, seconds=8, tempo_position=i / (n - 1)) for the
 first seeds 20000 and 30000 (the validation sets; not the demo's 10000).
@@ -39,6 +43,12 @@ from mmgen.train.sync_module import sync_scores
 log = logging.getLogger("eval_sync")
 BUMP_SECONDS = 0.05
 RIDGE = 1e-2
+
+
+def pooled(x: np.ndarray, factor: int) -> np.ndarray:
+    """[T, F] -> [T // factor, F]: the mean of each run of `factor` frames (area average)."""
+    t = len(x) // factor * factor
+    return x[:t].reshape(t // factor, factor, -1).mean(axis=1)
 
 
 def held_out(first_seed: int, n: int) -> list:
@@ -121,6 +131,25 @@ def retrieval(v: np.ndarray, a: np.ndarray, width: int, k: int, margin: int) -> 
     return exact, near
 
 
+def video_latents(vae_dir: str | None):
+    if vae_dir is None:
+        return None
+    from mmgen.modalities.media import VideoModality
+
+    modality = VideoModality.from_pretrained(vae_dir) if (Path(vae_dir) / "vae").is_dir() else None
+    if modality is None:
+        from mmgen.modalities.video import VideoVAE
+
+        modality = VideoModality(VideoVAE.from_pretrained(vae_dir))
+
+    def encode(video: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            z = modality.encode(torch.from_numpy(np.ascontiguousarray(video))[None])[0]  # [T', h, w, C]
+        return z.reshape(z.shape[0], -1).numpy()
+
+    return encode, round(modality.raw_rate / modality.spec.rate_hz)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--encoder", required=True)
@@ -128,6 +157,8 @@ def main() -> None:
     ap.add_argument("--train-data", required=True, type=Path)
     ap.add_argument("--clips", type=int, default=48, help="held-out clips per validation set")
     ap.add_argument("--train-limit", type=int)
+    ap.add_argument("--video-vae", help="video VAE (or modality) folder: probe its latents too")
+    ap.add_argument("--token-factor", type=int, default=2, help="stream frames per audio latent (15 / 7.5)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -138,16 +169,43 @@ def main() -> None:
 
     log.info("probe training clips ...")
     train = train_clips(args.train_data, args.train_limit)
-    kinds = {"sync c=0": ("sync", 0), "sync c=2": ("sync", 2), "front c=0": ("front", 0),
-             "front c=2": ("front", 2), f"front c={enc.receptive_radius}": ("front", enc.receptive_radius)}
+    f2 = args.token_factor
+    vae = video_latents(args.video_vae)
+    # name: (source, context, frames per probe row)
+    kinds = {"sync c=0": ("sync", 0, 1), "sync c=2": ("sync", 2, 1), "front c=0": ("front", 0, 1),
+             "front c=2": ("front", 2, 1), f"front c={enc.receptive_radius}": ("front", enc.receptive_radius, 1),
+             f"sync @{rate / f2:g}Hz c=0": ("sync", 0, f2), f"sync @{rate / f2:g}Hz c=1": ("sync", 1, f2),
+             f"front @{rate / f2:g}Hz c=0": ("front", 0, f2), f"front @{rate / f2:g}Hz c=1": ("front", 1, f2)}
+    if enc.stream_front_end:
+        kinds.update({"stream c=0": ("stream", 0, 1), f"stream @{rate / f2:g}Hz c=0": ("stream", 0, f2)})
+    if vae is not None:
+        kinds.update({f"video latent @{rate / vae[1]:g}Hz c=0": ("latent", 0, vae[1]),
+                      f"video latent @{rate / vae[1]:g}Hz c=1": ("latent", 1, vae[1])})
+
+    def rows(feats: dict, src: str, c: int, factor: int) -> np.ndarray:
+        x = feats[src] if src == "latent" else pooled(feats[src], factor) if factor > 1 else feats[src]
+        return with_context(x, c)
+
+    def clip_feats(video: np.ndarray, fps: float) -> dict:
+        sync, front, energy = features(enc, video, fps)
+        out = {"sync": sync, "front": front, "energy": energy}
+        if enc.stream_front_end:
+            out["stream"] = np.concatenate([sync, (front - enc.front_mean.numpy()) / enc.front_std.numpy()], axis=1)
+        if vae is not None:
+            out["latent"] = vae[0](video)
+        return out
+
     xs: dict[str, list] = {k: [] for k in kinds}
-    ys = []
+    ys: dict[str, list] = {k: [] for k in kinds}
     for clip in train:
-        feats = dict(zip(("sync", "front"), features(enc, clip["video"], clip["fps"])[:2], strict=True))
-        for name, (src, c) in kinds.items():
-            xs[name].append(with_context(feats[src], c))
-        ys.append(activation(clip["beats"], len(feats["sync"]), rate))
-    probes = {name: fit_probe(xs[name], ys) for name in kinds}
+        feats = clip_feats(clip["video"], clip["fps"])
+        act = activation(clip["beats"], len(feats["sync"]), rate)
+        for name, (src, c, factor) in kinds.items():
+            x = rows(feats, src, c, factor)
+            xs[name].append(x)
+            y = act[: len(x) * factor]
+            ys[name].append(np.pad(y, (0, len(x) * factor - len(y))).reshape(len(x), factor))
+    probes = {name: fit_probe(xs[name], ys[name]) for name in kinds}
 
     results: dict = {}
     for first in (20000, 30000):
@@ -155,12 +213,12 @@ def main() -> None:
         scores: dict[str, list[float]] = {name: [] for name in [*kinds, "energy minima"]}
         ret: dict[str, list[bool]] = {}
         for clip in held_out(first, args.clips):
-            sync, front, energy = features(enc, clip.video, clip.video_fps)
-            feats = {"sync": sync, "front": front}
-            for name, (src, c) in kinds.items():
-                curve = apply_probe(probes[name], with_context(feats[src], c))
+            feats = clip_feats(clip.video, clip.video_fps)
+            sync = feats["sync"]
+            for name, (src, c, factor) in kinds.items():
+                curve = apply_probe(probes[name], rows(feats, src, c, factor)).reshape(-1)  # 15 Hz
                 scores[name].append(beat_f_measure(clip.beat_times, peak_beats(curve, rate)))
-            scores["energy minima"].append(beat_f_measure(clip.beat_times, energy_beats(energy, rate)))
+            scores["energy minima"].append(beat_f_measure(clip.beat_times, energy_beats(feats["energy"], rate)))
             if audio is not None:
                 with torch.no_grad():
                     a = audio(torch.from_numpy(clip.audio)[None])[0, : len(sync)].numpy()

@@ -91,7 +91,8 @@ class SyncModule(L.LightningModule):
         lr, weight_decay, warmup_steps, total_steps, min_lr_ratio: AdamW + warmup/cosine.
         gain_augment: random per-crop contrast factor in [1 / (1 + g), 1 + g] on the frames (it
             scales every frame difference) and a random gain of up to ±(6 g) dB on the audio.
-        export_dir: where the trained VideoSyncEncoder is saved (save_pretrained) after fit.
+        export_dir: where the trained VideoSyncEncoder is saved (save_pretrained) after fit, with
+            its front-end statistics measured on every training clip (`set_front_stats`).
         audio_export_dir: where its audio partner is saved (only sync evaluation needs it).
     """
 
@@ -194,6 +195,10 @@ class SyncModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_fit_end(self) -> None:
+        """Measure the streamed front end's statistics on every training clip, then export."""
+        train = getattr(getattr(self.trainer, "datamodule", None), "train_set", None)
+        if train is not None and hasattr(train, "clips"):
+            self.encoder.set_front_stats([c.diffs.to(self.device) for c in train.clips])
         if self.hparams.export_dir and self.trainer.is_global_zero:
             self.encoder.save_pretrained(self.hparams.export_dir)
         if self.hparams.audio_export_dir and self.trainer.is_global_zero:
