@@ -3,6 +3,14 @@
 mmgen cache --data data/toydance --pipeline checkpoints/toydance --out cache/toydance
 mmgen cache --data data/aist --vae audio=runs/mel_vae --vae motion=runs/motion_vae --out cache/aist --seconds 8
 
+mmgen cache --data data/toydance --pipeline checkpoints/toydance --out cache/sync \
+    --condition configs/toydance/dit_sync.yaml
+
+`--condition FILE` also stores the frozen features of the condition encoder a DiT training config
+names (its model.init_args.condition), or of a ConditionEncoder / Conditioner spec or a saved
+ConditionEncoder folder, per clip beside the latents with each encoder's fingerprint, so
+`mmgen fit` trains without running the encoders.
+
 `--vae NAME=DIR` takes a modality folder (DIR/vae, and DIR/vocoder for audio, as
 `MediaModality.save_pretrained` writes) or a bare VAE folder (DIR/config.yaml). NAME is audio,
 motion or video. The cache records each VAE's fingerprint, so a DiT is never trained on latents
@@ -13,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mmgen.modalities.media import MediaModality
@@ -39,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stride", type=float, help="hop between windows (default: --seconds)")
     parser.add_argument(
         "--shard-size", type=int, default=256, help="clips per safetensors shard (default 256)"
+    )
+    parser.add_argument(
+        "--condition",
+        metavar="FILE",
+        help="store the frozen features of this config's condition encoder (a DiT training config, "
+        "a ConditionEncoder / Conditioner YAML, or a saved ConditionEncoder folder)",
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -67,6 +81,45 @@ def load_vae_modality(name: str, directory: str, device: str) -> MediaModality:
     return load_part(f"{name} modality", folder, lambda: media_cls.from_pretrained(folder, device))
 
 
+def _with_init_args(value: Any) -> Any:
+    """jsonargparse allows {class_path} without init_args; from_yaml_value wants both."""
+    if isinstance(value, dict):
+        value = {k: _with_init_args(v) for k, v in value.items()}
+        if "class_path" in value and set(value) <= {"class_path", "init_args"}:
+            value.setdefault("init_args", {})
+        return value
+    if isinstance(value, list):
+        return [_with_init_args(v) for v in value]
+    return value
+
+
+def load_conditioners(source: str) -> dict[str, Any]:
+    """{name: Conditioner} from a training config, a ConditionEncoder / Conditioner spec, or a
+    saved ConditionEncoder folder (only mmgen classes are built; weights are not needed to encode)."""
+    import yaml
+
+    from mmgen.conditioning import ConditionEncoder, Conditioner
+    from mmgen.core.pretrained import CONFIG_NAME, from_yaml_value
+
+    path = Path(source)
+    file = path / CONFIG_NAME if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"--condition {source}: no such file or condition encoder folder")
+    spec = yaml.safe_load(file.read_text())
+    if isinstance(spec, dict) and isinstance(spec.get("model"), dict):  # a LightningCLI training config
+        spec = (spec["model"].get("init_args") or {}).get("condition")
+        if spec is None:
+            raise ValueError(f"--condition {source}: the config's model has no condition encoder")
+    if not (isinstance(spec, dict) and "class_path" in spec):
+        raise ValueError(f"--condition {source}: expected a class_path / init_args mapping")
+    built = from_yaml_value(_with_init_args(spec))
+    if isinstance(built, ConditionEncoder):
+        return dict(built.conditioners.items())
+    if isinstance(built, Conditioner):
+        return {"condition": built}
+    raise ValueError(f"--condition {source}: builds a {type(built).__name__}, not a condition encoder")
+
+
 def run(args: argparse.Namespace) -> int:
     from mmgen.core.fileio import check_output_dir
     from mmgen.core.limits import MAX_SECONDS, check_int, check_number, check_seconds
@@ -83,7 +136,10 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     # before any VAE loads: --out may not be the data, hold it, or be a folder mmgen did not write
     vae_dirs = [spec.partition("=")[2] or None for spec in args.vae or ()]
-    check_output_dir(args.out, "latent cache", overwrite=args.overwrite, inputs=[args.data, args.pipeline, *vae_dirs])
+    check_output_dir(
+        args.out, "latent cache", overwrite=args.overwrite, inputs=[args.data, args.pipeline, args.condition, *vae_dirs]
+    )
+    conditioners = load_conditioners(args.condition) if args.condition else None  # a bad config fails before the VAEs load
 
     if args.pipeline is not None:
         from mmgen.pipeline.config import read_config
@@ -105,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             raise ValueError(f"--modalities {missing}: no VAE for them (have {sorted(modalities)})")
         modalities = {m: modalities[m] for m in wanted}
+    for c in (conditioners or {}).values():
+        c.to(args.device)
     out = cache_manifest(
         args.data,
         modalities,
@@ -114,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
         shard_size=args.shard_size,
         progress=not args.no_progress,
         overwrite=args.overwrite,
+        conditioners=conditioners,
     )
-    print(f"wrote latent cache of {', '.join(modalities)} to {out}")
+    stored = f" and features {', '.join(conditioners)}" if conditioners else ""
+    print(f"wrote latent cache of {', '.join(modalities)}{stored} to {out}")
     return 0

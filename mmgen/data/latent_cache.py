@@ -1,8 +1,10 @@
 """Latent cache: every clip of a data set encoded once by trained VAEs, for DiT training.
 
     <cache>/
-      manifest.json           format, per-modality spec + VAE fingerprint + LatentStats, items
+      manifest.json           format, per-modality spec + VAE fingerprint + LatentStats, items,
+                              per-feature fingerprint / width / rate (format 2)
       shard-00000.safetensors tensors "<item id>/<modality>": normalized latents [T_m, ...] (posterior mode)
+                                      "<item id>/feature.<name>.values" [L, F], ".mask" [L] (optional)
       shard-00001.safetensors ...
 
 Latents are stored already normalized by each VAE's `LatentStats`, so the DiT reads unit-variance
@@ -11,6 +13,11 @@ tokens directly. The manifest records the sha256 fingerprint of the VAE that mad
 `LatentCache.check_fingerprints` refuses a cache made by other VAEs, because a DiT trained on one
 VAE's latents produces noise through another's decoder. A decoder fine-tuned alone changes no
 latent, so the cache stays valid.
+
+Frozen condition features (`mmgen.data.cached_features`) are stored the same way: each named
+conditioner's `encode` output per clip, with its encoder's fingerprint, so the DiT trains on them
+without running the encoder; time-aligned features are cut into the same windows as the latents.
+Format 1 caches (latents only) still read.
 """
 
 from __future__ import annotations
@@ -33,11 +40,19 @@ from tqdm.auto import tqdm
 from mmgen.core.errors import MmgenError
 from mmgen.core.fileio import atomic_dir
 from mmgen.core.timeline import ModalitySpec
+from mmgen.data.cached_features import (
+    FeatureSource,
+    collate_features,
+    encode_item_features,
+    feature_manifest,
+    tensor_keys,
+)
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
 
 
 class LatentEncoder(Protocol):
@@ -73,12 +88,17 @@ def build_latent_cache(
     progress: bool = True,
     overwrite: bool = False,
     inputs: Sequence[str | os.PathLike] = (),
+    conditioners: Mapping[str, FeatureSource] | None = None,
 ) -> Path:
     """Encode `items` (dicts holding a raw value per modality and an "id") into a cache at `out_dir`.
 
-    Written atomically: a failure leaves no half-built cache behind. `out_dir` must be new or
-    empty, or (with `overwrite`) a cache mmgen wrote, and apart from the `inputs` folders.
+    `conditioners` {name: Conditioner}: also store each one's frozen Features per item (the item,
+    as a batch of one, must hold the keys its `encode` reads). Written atomically: a failure
+    leaves no half-built cache behind. `out_dir` must be new or empty, or (with `overwrite`) a
+    cache mmgen wrote, and apart from the `inputs` folders.
     """
+    conditioners = dict(conditioners or {})
+    widths: dict[str, int] = {}
     if not encoders:
         raise ValueError("build_latent_cache: give at least one modality encoder")
     if shard_size < 1:
@@ -116,8 +136,22 @@ def build_latent_cache(
                     raise ValueError(f"latent cache: {name!r} latents of item {item_id!r} are not finite")
                 shard[f"{item_id}/{name}"] = z
                 frames[name] = int(z.shape[0])
+            feature_frames = {}
+            for name, conditioner in conditioners.items():
+                values, mask = encode_item_features(name, conditioner, item, item_id)
+                if widths.setdefault(name, int(values.shape[1])) != values.shape[1]:
+                    raise ValueError(
+                        f"latent cache: feature {name!r} of item {item_id!r} has width {values.shape[1]}, "
+                        f"earlier items {widths[name]}"
+                    )
+                key_values, key_mask = tensor_keys(name)
+                shard[f"{item_id}/{key_values}"], shard[f"{item_id}/{key_mask}"] = values, mask
+                feature_frames[name] = int(values.shape[0])
             meta = {k: _jsonable(item[k]) for k in meta_keys if k in item}
-            records.append({"id": item_id, "shard": shard_index, "frames": frames, "meta": meta})
+            record = {"id": item_id, "shard": shard_index, "frames": frames, "meta": meta}
+            if conditioners:
+                record["feature_frames"] = feature_frames
+            records.append(record)
             if len(records) % shard_size == 0:
                 flush()
         flush()
@@ -132,6 +166,7 @@ def build_latent_cache(
                 }
                 for name, e in encoders.items()
             },
+            "features": feature_manifest(conditioners, widths),
             "items": records,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
@@ -146,9 +181,17 @@ class LatentCache(torch.utils.data.Dataset):
         root: the cache directory.
         modalities: which modalities to read (default: all in the cache).
         in_memory: load every shard once (right for caches of a few hundred MB).
+        features: which cached condition features to read (default: all in the cache); items
+            then carry "features": {name: (values [L, F], mask [L])}.
     """
 
-    def __init__(self, root: str | os.PathLike, modalities: Sequence[str] | None = None, in_memory: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        modalities: Sequence[str] | None = None,
+        in_memory: bool = True,
+        features: Sequence[str] | None = None,
+    ) -> None:
         self.root = Path(root)
         manifest_path = self.root / MANIFEST
         if not manifest_path.is_file():
@@ -157,14 +200,26 @@ class LatentCache(torch.utils.data.Dataset):
             manifest = json.loads(manifest_path.read_text())
         except json.JSONDecodeError as err:
             raise MmgenError(f"{manifest_path}: corrupt manifest ({err})") from err
-        if manifest.get("format") != FORMAT:
-            raise MmgenError(f"{manifest_path}: cache format {manifest.get('format')!r}, this mmgen reads {FORMAT}")
+        if manifest.get("format") not in READABLE_FORMATS:
+            raise MmgenError(
+                f"{manifest_path}: cache format {manifest.get('format')!r}, this mmgen reads {READABLE_FORMATS}"
+            )
         self.info: dict[str, dict[str, Any]] = manifest["modalities"]
         names = list(modalities) if modalities is not None else list(self.info)
         unknown = sorted(set(names) - set(self.info))
         if unknown:
             raise MmgenError(f"{self.root}: cache has modalities {sorted(self.info)}, not {unknown}")
         self.modalities = names
+        self.feature_info: dict[str, dict[str, Any]] = manifest.get("features", {})
+        feature_names = list(features) if features is not None else list(self.feature_info)
+        unknown = sorted(set(feature_names) - set(self.feature_info))
+        if unknown:
+            raise MmgenError(
+                f"{self.root}: cache has condition features {sorted(self.feature_info)}, not {unknown} "
+                "(store them with `mmgen cache --condition CONFIG`)"
+            )
+        self.features = feature_names
+        wanted = set(names) | {k for n in feature_names for k in tensor_keys(n)}
         self.items: list[dict[str, Any]] = manifest["items"]
         self.specs = {
             m: ModalitySpec(
@@ -180,7 +235,7 @@ class LatentCache(torch.utils.data.Dataset):
             for shard in sorted({it["shard"] for it in self.items}):
                 with safe_open(str(self._shard_path(shard)), framework="pt") as f:
                     for key in f.keys():  # noqa: SIM118  (a safetensors handle, not a dict: it is not iterable)
-                        if key.rsplit("/", 1)[1] in names:
+                        if key.rsplit("/", 1)[1] in wanted:
                             self._tensors[key] = f.get_tensor(key)
 
     @property
@@ -196,6 +251,17 @@ class LatentCache(torch.utils.data.Dataset):
                 raise MmgenError(
                     f"{self.root}: {m!r} latents were made by a different VAE (cache fingerprint "
                     f"{self.info[m]['fingerprint'][:12]}, this VAE {fp[:12]}); rebuild the cache with `mmgen cache`"
+                )
+
+    def check_feature_fingerprints(self, expected: Mapping[str, str]) -> None:
+        """Raise unless every named feature was stored by an encoder with the expected fingerprint."""
+        for name, fp in expected.items():
+            if name not in self.feature_info:
+                raise MmgenError(f"{self.root}: the cache has no {name!r} condition features")
+            if self.feature_info[name]["fingerprint"] != fp:
+                raise MmgenError(
+                    f"{self.root}: {name!r} features were made by a different encoder (cache fingerprint "
+                    f"{self.feature_info[name]['fingerprint'][:12]}, this one {fp[:12]}); rebuild the cache"
                 )
 
     def _shard_path(self, shard: int) -> Path:
@@ -214,14 +280,27 @@ class LatentCache(torch.utils.data.Dataset):
         with safe_open(str(self._shard_path(item["shard"])), framework="pt") as f:
             return {m: f.get_tensor(f"{item['id']}/{m}") for m in self.modalities}
 
+    def item_features(self, index: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """{name: (values [L, F], mask [L])} of the selected condition features of one clip."""
+        item = self.items[index]
+        keys = {n: tensor_keys(n) for n in self.features}
+        if self._tensors is not None:
+            return {n: (self._tensors[f"{item['id']}/{v}"], self._tensors[f"{item['id']}/{m}"]) for n, (v, m) in keys.items()}
+        with safe_open(str(self._shard_path(item["shard"])), framework="pt") as f:
+            return {n: (f.get_tensor(f"{item['id']}/{v}"), f.get_tensor(f"{item['id']}/{m}")) for n, (v, m) in keys.items()}
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.items[index]
-        return {"id": item["id"], "latents": self.latents(index), **item["meta"]}
+        out = {"id": item["id"], "latents": self.latents(index), **item["meta"]}
+        if self.features:
+            out["features"] = self.item_features(index)
+        return out
 
 
-def common_step_seconds(specs: Mapping[str, ModalitySpec]) -> Fraction:
-    """Shortest time step on which every modality has a latent frame boundary (1 / gcd of rates)."""
-    rates = [Fraction(s.rate_hz).limit_denominator(10_000) for s in specs.values()]
+def common_step_seconds(specs: Mapping[str, ModalitySpec], extra_rates: Sequence[float] = ()) -> Fraction:
+    """Shortest time step on which every modality (and every rate in `extra_rates`, e.g. aligned
+    condition features) has a frame boundary (1 / gcd of rates)."""
+    rates = [Fraction(r).limit_denominator(10_000) for r in [*(s.rate_hz for s in specs.values()), *extra_rates]]
     num = math.gcd(*(r.numerator for r in rates))
     den = math.lcm(*(r.denominator for r in rates))
     return 1 / Fraction(num, den)
@@ -232,39 +311,50 @@ class LatentWindows(torch.utils.data.Dataset):
 
         audio  7.5 Hz  |a a a a a a a a a a a a a a a|   window of 2 s starting at 0.8 s
         video 3.75 Hz  |v   v   v   v   v   v   v   v|   starts lie on multiples of 1/3.75 s
+        sync   15 Hz   |sssssssssssssssssssssssssssss|   aligned condition features: cut alike
 
     Training (`random=True`) draws the start uniformly from the common frame grid of the
-    modalities; otherwise the first window is taken. Clips shorter than the window are skipped
-    (with a log line), never padded.
+    modalities and aligned features; otherwise the first window is taken. Clips shorter than
+    the window are skipped (with a log line), never padded. Features with no time axis (text)
+    come whole with every window.
     """
 
     def __init__(self, cache: LatentCache, seconds: float, random: bool = True) -> None:
         self.cache, self.seconds, self.random = cache, float(seconds), random
-        self.step = common_step_seconds(cache.specs)
-        self.frames = {}
-        for m, spec in cache.specs.items():
-            n = seconds * spec.rate_hz
-            if abs(n - round(n)) > 1e-6 or round(n) < 1:
-                raise ValueError(f"window of {seconds} s is not a whole number of {m!r} latent frames at {spec.rate_hz} Hz")
-            self.frames[m] = round(n)
-        self.indices = [
-            i for i, it in enumerate(cache.items)
-            if all(it["frames"][m] >= self.frames[m] for m in cache.modalities)
-        ]
+        self.rates = {m: float(spec.rate_hz) for m, spec in cache.specs.items()}
+        self.feature_rates = {
+            n: float(cache.feature_info[n]["rate_hz"]) for n in cache.features if cache.feature_info[n]["rate_hz"]
+        }
+        self.step = common_step_seconds(cache.specs, list(self.feature_rates.values()))
+        self.frames, self.feature_frames = {}, {}
+        for kind, rates, out in (("latent", self.rates, self.frames), ("feature", self.feature_rates, self.feature_frames)):
+            for m, rate in rates.items():
+                n = seconds * rate
+                if abs(n - round(n)) > 1e-6 or round(n) < 1:
+                    raise ValueError(f"window of {seconds} s is not a whole number of {m!r} {kind} frames at {rate} Hz")
+                out[m] = round(n)
+        self.indices = [i for i, it in enumerate(cache.items) if self._long_enough(it)]
         if len(self.indices) < len(cache.items):
             log.info("latent windows: %d of %d clips shorter than %.2f s skipped",
                      len(cache.items) - len(self.indices), len(cache.items), seconds)
         if not self.indices:
             raise MmgenError(f"{cache.root}: no clip is at least {seconds} s long")
 
+    def _long_enough(self, item: Mapping[str, Any]) -> bool:
+        return all(item["frames"][m] >= self.frames[m] for m in self.cache.modalities) and all(
+            item["feature_frames"][n] >= self.feature_frames[n] for n in self.feature_frames
+        )
+
     def __len__(self) -> int:
         return len(self.indices)
 
     def _num_starts(self, item: Mapping[str, Any]) -> int:
         starts = None
-        for m, spec in self.cache.specs.items():
-            frames_per_step = float(self.step * Fraction(spec.rate_hz).limit_denominator(10_000))
-            n = (item["frames"][m] - self.frames[m]) // round(frames_per_step) + 1
+        lengths = [(item["frames"][m], self.frames[m], r) for m, r in self.rates.items()]
+        lengths += [(item["feature_frames"][n], self.feature_frames[n], r) for n, r in self.feature_rates.items()]
+        for total, window, rate in lengths:
+            frames_per_step = float(self.step * Fraction(rate).limit_denominator(10_000))
+            n = (total - window) // round(frames_per_step) + 1
             starts = n if starts is None else min(starts, n)
         return int(starts or 1)
 
@@ -273,20 +363,32 @@ class LatentWindows(torch.utils.data.Dataset):
         item = self.cache.items[i]
         # torch's global RNG: DataLoader seeds it per worker, Lightning's seed_everything seeds it
         k = int(torch.randint(self._num_starts(item), ())) if self.random else 0
+        start = float(k * self.step)
         latents = self.cache.latents(i)
         out = {}
-        for m, spec in self.cache.specs.items():
-            first = round(k * float(self.step) * spec.rate_hz)
+        for m, rate in self.rates.items():
+            first = round(start * rate)
             out[m] = latents[m][first : first + self.frames[m]]
         meta = dict(item["meta"])
-        meta["window_start"] = float(k * self.step)
-        return {"id": item["id"], "latents": out, **meta}
+        meta["window_start"] = start
+        window = {"id": item["id"], "latents": out, **meta}
+        if self.cache.features:
+            features = self.cache.item_features(i)
+            for n, rate in self.feature_rates.items():
+                first, count = round(start * rate), self.feature_frames[n]
+                values, mask = features[n]
+                features[n] = (values[first : first + count], mask[first : first + count])
+            window["features"] = features
+        return window
 
 
 def collate_latents(batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Stack latents per modality; keep other fields as lists (captions, beat times of any length)."""
+    """Stack latents per modality and condition features per name ({"values", "mask"}, padded);
+    keep other fields as lists (captions, beat times of any length)."""
     out: dict[str, Any] = {"latents": {m: torch.stack([b["latents"][m] for b in batch]) for m in batch[0]["latents"]}}
+    if "features" in batch[0]:
+        out["features"] = collate_features([b["features"] for b in batch])
     for key in batch[0]:
-        if key != "latents":
+        if key not in ("latents", "features"):
             out[key] = [b.get(key) for b in batch]
     return out

@@ -8,6 +8,11 @@ resampled by linear interpolation, video frames picked at the model fps and resi
 modality of a clip (or window) of `s` seconds is then fit to `spec.num_frames(s)` latent frames,
 so the cached modalities line up in time. Meta per item: caption, style, bpm, seconds, the
 window's start and source id, and ToyDance's beat times (from the motion npz) shifted into the window.
+
+Condition features (`conditioners`): each conditioner's `encode` sees the item as a batch of one:
+the conformed modality values (what the VAEs encode, and what `mmgen generate` hands the
+conditioners), their rates under RATE_KEYS ("video_fps", ...), and the meta. A modality a
+conditioner reads but no VAE caches is passed as the file holds it, with the file's rate.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from mmgen.modalities.raw_length import coverage_length, fit_length, pad_mode
 logger = logging.getLogger(__name__)
 
 META_KEYS = ("caption", "style", "bpm", "beat_times", "seconds", "start", "source_id")
+RATE_KEYS = {"audio": "sample_rate", "motion": "motion_fps", "video": "video_fps"}
 
 
 def _file_rates(root: Path, rec: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
@@ -82,16 +88,19 @@ def conform(modality: MediaModality, raw: Any, rate: float) -> torch.Tensor:
     return torch.from_numpy(resample_audio(x.astype(np.float32), int(rate), int(modality.raw_rate)))
 
 
-def manifest_items(dataset: Any, modalities: Mapping[str, MediaModality]) -> Iterator[dict[str, Any]]:
+def manifest_items(
+    dataset: Any, modalities: Mapping[str, MediaModality], raw: Sequence[str] = ()
+) -> Iterator[dict[str, Any]]:
     """Items for `build_latent_cache` from a ManifestDataset: raw values at the model's rates, fit
-    to whole latent frames, plus meta. Window items get ids "<id>@<start>"."""
+    to whole latent frames, plus meta and each value's rate (RATE_KEYS). Modalities in `raw` (read
+    for condition features only) come as the file holds them. Window items get ids "<id>@<start>"."""
     rates: dict[int, dict[str, Any]] = {}
     for i in range(len(dataset)):
         index, start = dataset.windows[i]
         rec = dataset.records[index]
         if index not in rates:
             rates = {
-                index: _file_rates(dataset.root, rec, list(modalities))
+                index: _file_rates(dataset.root, rec, [*modalities, *raw])
             }  # windows of one record come in a row
         item = dataset[i]
         seconds = float(dataset.seconds if dataset.seconds is not None else rec["seconds"])
@@ -106,6 +115,10 @@ def manifest_items(dataset: Any, modalities: Mapping[str, MediaModality]) -> Ite
             x = conform(mod, item[name], rates[index][name])
             n = mod.spec.num_frames(seconds)
             out[name] = fit_length(x[None], coverage_length(mod, n), pad_mode(mod))[0]
+            out[RATE_KEYS[name]] = float(mod.raw_rate)
+        for name in raw:
+            out[name] = item[name]
+            out[RATE_KEYS[name]] = float(rates[index][name])
         beats = rates[index].get("beat_times")
         if beats is not None:
             out["beat_times"] = beats[(beats >= start) & (beats < start + seconds)] - start
@@ -121,10 +134,12 @@ def cache_manifest(
     shard_size: int = 256,
     progress: bool = True,
     overwrite: bool = False,
+    conditioners: Mapping[str, Any] | None = None,
 ) -> Path:
     """Encode every item (or window of `seconds`, hopping by `stride`) of a manifest folder into a
     latent cache at `out`; modality names must be among audio / motion / video. `out` must be new
-    or empty, or (with `overwrite`) a cache mmgen wrote; it may not be or hold `data`."""
+    or empty, or (with `overwrite`) a cache mmgen wrote; it may not be or hold `data`.
+    `conditioners` {name: Conditioner} also stores each one's frozen features per item."""
     from mmgen.core.fileio import check_output_dir
     from mmgen.data.latent_cache import build_latent_cache
     from mmgen.data.manifest import MODALITIES, ManifestDataset
@@ -138,12 +153,15 @@ def cache_manifest(
     if seconds is not None and not seconds > 0:
         raise ValueError(f"cache: --seconds must be positive, got {seconds}")
     check_output_dir(out, "latent cache", overwrite=overwrite, inputs=[data])
-    dataset = ManifestDataset(data, modalities=names, seconds=seconds, stride=stride)
+    conditioners = dict(conditioners or {})
+    wanted = {k for c in conditioners.values() for k in c.keys}
+    raw = [m for m in MODALITIES if m in wanted and m not in names]
+    dataset = ManifestDataset(data, modalities=[*names, *raw], seconds=seconds, stride=stride)
     logger.info("cache: %d items from %s", len(dataset), data)
     with torch.no_grad():
         return build_latent_cache(
             out,
-            manifest_items(dataset, modalities),
+            manifest_items(dataset, modalities, raw),
             dict(modalities),
             meta_keys=META_KEYS,
             shard_size=shard_size,
@@ -151,4 +169,5 @@ def cache_manifest(
             progress=progress,
             overwrite=overwrite,
             inputs=[data],
+            conditioners=conditioners,
         )

@@ -62,6 +62,10 @@ class LatentCacheDataModule(L.LightningDataModule):
         val_fraction: share of clips (by id hash) held out for validation.
         modalities: subset of the cache's modalities to train on (default all).
         vaes: {modality: pretrained VAE dir}; when given, the cache must have been made by them.
+        features: cached condition features to yield (default: every one in the cache); batches
+            carry them as "features": {name: {"values", "mask"}}, cut into the same windows as
+            the latents when time-aligned. DiTModule feeds them to its condition encoder instead
+            of encoding raw inputs, after checking their encoders' fingerprints.
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class LatentCacheDataModule(L.LightningDataModule):
         val_fraction: float = 0.05,
         modalities: list[str] | None = None,
         vaes: dict[str, str] | None = None,
+        features: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -81,7 +86,7 @@ class LatentCacheDataModule(L.LightningDataModule):
     @property
     def cache(self) -> LatentCache:
         if self._cache is None:
-            self._cache = LatentCache(self.hparams.root, self.hparams.modalities)
+            self._cache = LatentCache(self.hparams.root, self.hparams.modalities, features=self.hparams.features)
             if self.hparams.vaes:
                 self._cache.check_fingerprints(vae_fingerprints(self.hparams.vaes))
         return self._cache
