@@ -2,7 +2,9 @@
 
 It receives a built `MultimodalDiT` (and optionally a `ConditionEncoder`); all diffusion maths is
 `mmgen.diffusion` (`sample_levels`, `denoising_loss`), so what trains here is exactly what the
-samplers assume. Batches come from `LatentCacheDataModule`: {"latents": {m: [B, T_m, ...]}, ...}.
+samplers assume. Batches come from `LatentCacheDataModule`: {"latents": {m: [B, T_m, ...]}, ...},
+and, when the cache stores condition features, "features": {name: {"values", "mask"}}: those
+conditioners are not run (their frozen encoders are never loaded), the rest encode raw batch values.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any
 import lightning as L
 import torch
 
-from mmgen.conditioning import ConditionEncoder
+from mmgen.conditioning import ConditionEncoder, Features
 from mmgen.core.cond import Cond
 from mmgen.core.pretrained import load_weights
+from mmgen.data.cached_features import as_features, feature_fingerprint
 from mmgen.diffusion.loss import denoising_loss
 from mmgen.diffusion.noise_levels import MoNLConfig, NoiseLevels, sample_levels
 from mmgen.diffusion.process import Process, VPCosine
@@ -25,6 +28,18 @@ from mmgen.dit.model import MultimodalDiT
 from mmgen.train.ema import EMA
 from mmgen.train.guards import LossWatch, check_export
 from mmgen.train.schedule import warmup_cosine_scheduler
+
+
+def stream_given_mask(levels: torch.Tensor, levels_rate: float, frames: int, rate: float) -> torch.Tensor:
+    """levels [B, T_m] of a modality at `levels_rate` -> bool [B, frames]: True where the stream's
+    frame s (at s / rate seconds) falls in a latent frame of that modality with level 0 (given).
+
+        latent frames (3.75 Hz)  |   0   |   1   |   2   |      levels  0   0.7   0
+        stream frames (15 Hz)    |0 1 2 3|4 5 6 7|8 9 ...       given   T T T T F F F F T ...
+    """
+    t = torch.arange(frames, device=levels.device, dtype=torch.float64) / rate
+    idx = torch.floor(t * levels_rate + 1e-6).long().clamp(max=levels.shape[1] - 1)  # [frames]
+    return levels[:, idx] == 0  # [B, frames]
 
 
 class DiTModule(L.LightningModule):
@@ -99,10 +114,35 @@ class DiTModule(L.LightningModule):
         if self.condition is None:
             return None, levels
         drop = levels.text_null if levels is not None else None
-        cond = self.condition(batch=batch, drop=drop)
+        cached = {n: f for n, f in as_features(batch.get("features")).items() if n in self.condition.conditioners}
+        if levels is not None:
+            cached = self._only_where_given(batch, cached, levels)
+        cond = self.condition(batch=batch, features=cached, drop=drop)
         if levels is not None:
             levels = dataclasses.replace(levels, text_null=None)  # the null rows are already in `cond`
         return cond, levels
+
+    def _only_where_given(
+        self, batch: Mapping[str, Any], features: dict[str, Features], levels: NoiseLevels
+    ) -> dict[str, Features]:
+        """Time-aligned streams made from a modality (group "video": sync features of the true
+        frames) are present only where that modality is given (clean) in the example: elsewhere
+        they would hand the model the answer it is asked to generate. Their frames where the
+        modality is noisy or absent get mask False (the learned null)."""
+        assert self.condition is not None
+        out = dict(features)
+        for name, c in self.condition.conditioners.items():
+            group = getattr(c, "group", None)
+            if getattr(c, "target", None) != "aligned" or group not in self.model.specs:
+                continue
+            f = out[name] if name in out else c.encode(batch, self.device)
+            f = f.to(self.device)
+            if group in levels.levels:
+                given = stream_given_mask(levels.levels[group], self.model.specs[group].rate_hz, f.mask.shape[1], c.rate_hz)
+            else:  # the modality is absent from this batch
+                given = torch.zeros_like(f.mask)
+            out[name] = Features(f.values, f.mask & given)
+        return out
 
     def _model_fn(self, levels: NoiseLevels):  # type: ignore[no-untyped-def]
         ratio = self.hparams.token_mask_ratio
@@ -149,6 +189,15 @@ class DiTModule(L.LightningModule):
             self.log(f"{prefix}/loss", loss, prog_bar=prefix == "val", batch_size=size, sync_dist=True)
             self.log_dict({f"{prefix}/{k}": v for k, v in logs.items()}, batch_size=size, sync_dist=True)
 
+    def check_cached_features(self) -> None:
+        """Refuse cached condition features made by other encoders than this run's conditioners."""
+        cache = getattr(getattr(self.trainer, "datamodule", None), "cache", None)
+        if self.condition is None or cache is None or not getattr(cache, "features", None):
+            return
+        cache.check_feature_fingerprints(
+            {n: feature_fingerprint(c) for n, c in self.condition.conditioners.items() if n in cache.features}
+        )
+
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         """The optimizer step, then the EMA step. Not in `on_train_batch_end`: Lightning runs the
         callbacks' hooks (ModelCheckpoint) before the module's, so a checkpoint would hold the new
@@ -180,6 +229,7 @@ class DiTModule(L.LightningModule):
     # ------------------------------------------------------------- guards
     def on_fit_start(self) -> None:
         self.check_exports()
+        self.check_cached_features()
 
     def check_exports(self) -> None:
         """Export folders are checked before training, not after the last step."""
