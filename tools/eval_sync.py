@@ -131,6 +131,31 @@ def retrieval(v: np.ndarray, a: np.ndarray, width: int, k: int, margin: int) -> 
     return exact, near
 
 
+def raw_envelopes(energy: np.ndarray, wave: np.ndarray, mel) -> tuple[np.ndarray, np.ndarray]:
+    """(motion [T]: mean of the frame differences around frame t; flux [T]: spectral flux of the
+    mel front end, averaged over the 3 mel frames centred on frame t) for the no-learning baseline."""
+    e = np.concatenate([energy[:1], energy, energy[-1:]])
+    motion = (e[:-1] + e[1:]) / 2  # [T]
+    from mmgen.train.sync_audio import spectral_input
+
+    with torch.no_grad():
+        flux = spectral_input(mel(torch.from_numpy(wave)[None]))[0, -1].numpy()  # [M] at 3 x rate
+    flux = np.pad(flux, (1, 2), mode="edge")
+    t = len(motion)
+    flux = np.stack([flux[3 * np.arange(t) + j] for j in range(3)]).mean(axis=0)  # centred on 3k
+    return motion, flux
+
+
+def raw_retrieval(motion: np.ndarray, flux: np.ndarray, width: int, k: int, margin: int, sign: float) -> list[bool]:
+    """The baseline: the shift whose audio flux window correlates best with sign x motion wins."""
+    hits = []
+    for s in range(margin + k, len(motion) - margin - k - width + 1, 5):
+        m = motion[s : s + width]
+        scores = [sign * np.corrcoef(m, flux[s + d : s + d + width])[0, 1] for d in range(-k, k + 1)]
+        hits.append(int(np.nanargmax(scores)) == k)
+    return hits
+
+
 def video_latents(vae_dir: str | None):
     if vae_dir is None:
         return None
@@ -158,6 +183,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=48, help="held-out clips per validation set")
     ap.add_argument("--train-limit", type=int)
     ap.add_argument("--video-vae", help="video VAE (or modality) folder: probe its latents too")
+    ap.add_argument("--no-probes", action="store_true", help="retrieval only (skip the beat probes)")
     ap.add_argument("--token-factor", type=int, default=2, help="stream frames per audio latent (15 / 7.5)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -168,7 +194,7 @@ def main() -> None:
     audio = AudioSyncEncoder.from_pretrained(args.audio) if args.audio else None
 
     log.info("probe training clips ...")
-    train = train_clips(args.train_data, args.train_limit)
+    train = [] if args.no_probes else train_clips(args.train_data, args.train_limit)
     f2 = args.token_factor
     vae = video_latents(args.video_vae)
     # name: (source, context, frames per probe row)
@@ -205,7 +231,7 @@ def main() -> None:
             xs[name].append(x)
             y = act[: len(x) * factor]
             ys[name].append(np.pad(y, (0, len(x) * factor - len(y))).reshape(len(x), factor))
-    probes = {name: fit_probe(xs[name], ys[name]) for name in kinds}
+    probes = {} if args.no_probes else {name: fit_probe(xs[name], ys[name]) for name in kinds}
 
     results: dict = {}
     for first in (20000, 30000):
@@ -215,7 +241,7 @@ def main() -> None:
         for clip in held_out(first, args.clips):
             feats = clip_feats(clip.video, clip.video_fps)
             sync = feats["sync"]
-            for name, (src, c, factor) in kinds.items():
+            for name, (src, c, factor) in (kinds.items() if probes else []):
                 curve = apply_probe(probes[name], rows(feats, src, c, factor)).reshape(-1)  # 15 Hz
                 scores[name].append(beat_f_measure(clip.beat_times, peak_beats(curve, rate)))
             scores["energy minima"].append(beat_f_measure(clip.beat_times, energy_beats(feats["energy"], rate)))
@@ -223,12 +249,16 @@ def main() -> None:
                 with torch.no_grad():
                     a = audio(torch.from_numpy(clip.audio)[None])[0, : len(sync)].numpy()
                 margin = max(enc.receptive_radius, audio.receptive_radius)
+                motion, flux = raw_envelopes(feats["energy"], clip.audio, audio.front)
                 for k in (4, 12):
                     exact, near = retrieval(sync, a, round(2 * rate), k, margin)
                     ret.setdefault(f"K={k} exact", []).extend(exact)
                     ret.setdefault(f"K={k} within 1 frame", []).extend(near)
+                    for sign, name in ((-1.0, "-corr"), (1.0, "+corr")):
+                        ret.setdefault(f"K={k} raw motion {name} flux", []).extend(
+                            raw_retrieval(motion, flux, round(2 * rate), k, margin, sign))
         results[first] = {
-            "beat_f": {n: float(np.mean(v)) for n, v in scores.items()},
+            "beat_f": {n: float(np.mean(v)) for n, v in scores.items() if v},
             "retrieval": {n: float(np.mean(v)) for n, v in ret.items()},
             "windows": len(ret.get("K=12 exact", [])),
         }
