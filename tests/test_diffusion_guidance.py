@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mmgen.core.cond import Cond
+from mmgen.core.cond import Cond, GroupedCond
 from mmgen.core.timeline import ModalitySpec
 from mmgen.diffusion import CrossGuidance, GuidedDenoiser, VPCosine, sample
 from mmgen.diffusion.tasks import dance2music, joint
@@ -189,3 +189,96 @@ def test_guided_sampling_keeps_given_tokens_bit_identical():
             progress=False,
         )
         assert torch.equal(out["motion"], motion)
+
+
+class TwoConds:
+    """out["a"] = x_a + 1 * [c clean] + 10 * [text on] + 1000 * [sync on]: which drops a branch saw."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, x, t, cond=None):
+        self.calls.append(({m: v.clone() for m, v in x.items()}, {m: v.clone() for m, v in t.items()}, cond))
+        c_clean = (t["c"] == 0).float().mean(1)
+        bump = (c_clean + 10 * cond.context[:, 0, 0] + 1000 * cond.context[:, 0, 1])[:, None, None]
+        return {m: v + (bump if m == "a" else 0) for m, v in x.items()}
+
+
+def two_groups() -> GroupedCond:
+    """Condition groups "text" (context channel 0) and "c" (channel 1: a stream derived from c)."""
+
+    def make(dropped):
+        ctx = torch.ones(B, 1, 2)
+        ctx[..., 0] = 0.0 if "text" in dropped else 1.0
+        ctx[..., 1] = 0.0 if "c" in dropped else 1.0
+        return Cond(context=ctx)
+
+    return GroupedCond(make, {"text", "c"})
+
+
+def test_a_group_named_like_a_modality_also_drops_its_conditioners():
+    start, values, _, _, x, levels = setup()
+    model = TwoConds()
+    den = GuidedDenoiser(model, X0, start, values, two_groups(), None, {"c": 2.0, "text": 3.0})
+    x0_hat, _, n = den(x, levels, tau=0.7)
+    assert n == 3
+    _xs, ts, cb = model.calls[0]
+    # branch 0: c re-noised AND its stream null, text null; branch 1: c and its stream kept, text null
+    assert torch.equal(ts["c"][:B], torch.ones(B, T)) and cb.context[:B].abs().sum() == 0
+    assert torch.equal(ts["c"][B : 2 * B], torch.zeros(B, T))
+    assert cb.context[B : 2 * B, 0, 0].abs().sum() == 0 and cb.context[B : 2 * B, 0, 1].min() == 1
+    assert cb.context[2 * B :].min() == 1
+    # p0 + 2 (p1 - p0) + 3 (p2 - p1): p0 = 0, p1 = 1001, p2 = 1011
+    torch.testing.assert_close(x0_hat["a"], x["a"] + 2.0 * 1001 + 3.0 * 10)
+
+
+def test_a_condition_only_group_drops_only_its_conditioners():
+    start, values, _, _, x, levels = setup()
+    model = TwoConds()
+    # "sync" names no modality: dropping it nulls channel 1 only
+    grouped = GroupedCond(lambda d: two_groups()({"c"} if "sync" in d else set()), {"sync"})
+    den = GuidedDenoiser(model, X0, start, values, grouped, None, {"sync": 4.0})
+    x0_hat, _, n = den(x, levels, tau=0.7)
+    _xs, ts, _cb = model.calls[0]
+    assert n == 2 and torch.equal(ts["c"], torch.zeros(2 * B, T))  # c's GIVEN tokens never re-noised
+    torch.testing.assert_close(x0_hat["a"], x["a"] + 11 + 4.0 * 1000)  # p0 = 11, p1 = 1011
+
+
+def test_the_pair_form_is_bit_identical_to_cond_and_uncond():
+    specs = {"audio": ModalitySpec(C, 2.0), "motion": ModalitySpec(C, 2.0)}
+    motion = torch.randn(B, 6, C)
+    cond, uncond = Cond(context=torch.randn(1, 3, 2)), Cond(context=torch.randn(1, 3, 2))
+
+    def model(x, t, c):
+        return {
+            m: torch.tanh(v * (1 + c.context.mean((1, 2))[:, None, None])) + 0.1 * t[m][..., None]
+            for m, v in x.items()
+        }
+
+    runs = []
+    for args in ({"cond": cond, "uncond": uncond}, {"cond": GroupedCond.pair(cond, uncond)}):
+        runs.append(
+            sample(
+                model,
+                dance2music(),
+                specs,
+                {"motion": motion},
+                steps=6,
+                process=VPCosine(prediction="v"),
+                guidance={"motion": 2.0, "text": 1.5},
+                generator=torch.Generator().manual_seed(3),
+                progress=False,
+                **args,
+            )
+        )
+    assert torch.equal(runs[0]["audio"], runs[1]["audio"])
+
+
+def test_grouped_cond_errors():
+    start, values, _cond, uncond, _, _ = setup()
+    with pytest.raises(ValueError, match="give no `uncond`"):
+        GuidedDenoiser(TwoConds(), X0, start, values, two_groups(), uncond, {"c": 2.0})
+    with pytest.raises(ValueError, match=r"neither a condition group \['c', 'text'\] nor a present modality"):
+        GuidedDenoiser(TwoConds(), X0, start, values, two_groups(), None, {"video": 2.0})
+    with pytest.raises(ValueError, match="reserved"):
+        GuidedDenoiser(TwoConds(), X0, start, values, two_groups(), None, {"cross": 2.0})

@@ -33,15 +33,40 @@ def inputs(model: MultimodalDiT, batch: int = 2, frames=FRAMES, seed: int = 0):
 
 def test_every_block_is_the_identity_and_the_output_is_zero_at_init():
     for adaln in ("block", "sola"):
-        model = tiny(adaln=adaln, context_dim=5, long_skip=True, prefix_dim=3, depth=3)
+        model = tiny(
+            adaln=adaln,
+            context_dim=5,
+            long_skip=True,
+            prefix_dim=3,
+            depth=3,
+            pooled_dim=4,
+            aligned_dim=2,
+            aligned_rate_hz=8.0,
+        )
         x, t = inputs(model)
-        cond = Cond(context=torch.randn(2, 4, 5), prefix=torch.randn(2, 2, 3))
+        cond = Cond(
+            context=torch.randn(2, 4, 5),
+            prefix=torch.randn(2, 2, 3),
+            pooled=torch.randn(2, 4),
+            aligned=torch.randn(2, 20, 2),
+        )
         out = model(x, t, cond)
         assert all(torch.equal(v, torch.zeros_like(v)) for v in out.values())
         assert {k: v.shape for k, v in out.items()} == {k: v.shape for k, v in x.items()}
         layout, cos, sin = model.layout(FRAMES, 2, torch.device("cpu"))
+        # a new condition starts as a no-op: the global and aligned paths add exactly zero at init
+        plain = Cond(
+            context=cond.context, prefix=cond.prefix, pooled=torch.zeros(2, 4), aligned=torch.zeros(2, 20, 2)
+        )
+        assert torch.equal(
+            model._embed_tokens(x, cond.prefix, layout, cond),
+            model._embed_tokens(x, cond.prefix, layout, plain),
+        )
+        assert torch.equal(
+            model._embed_levels(t, layout, 2, cond)[0], model._embed_levels(t, layout, 2, plain)[0]
+        )
         h = torch.randn(2, layout.num_tokens, 32)
-        c_rows, row = model._embed_levels(t, layout, 2)
+        c_rows, row = model._embed_levels(t, layout, 2, cond)
         shared = model.shared_ada(c_rows) if adaln == "sola" else None
         context = model.context_proj(cond.context)
         for block in model.blocks:
@@ -69,31 +94,33 @@ def test_one_optimizer_step_makes_the_output_nonzero_and_then_the_blocks_learn()
 
 
 def test_per_segment_modulation_equals_per_token_computation():
-    model = perturb(tiny(prefix_dim=3, depth=2))
+    model = perturb(tiny(prefix_dim=3, pooled_dim=4, depth=2))
     x, t = inputs(model, batch=3)
-    cond = Cond(prefix=torch.randn(3, 2, 3))
+    cond = Cond(prefix=torch.randn(3, 2, 3), pooled=torch.randn(3, 4))
     fast = model(x, t, cond)
 
-    def per_token(self, t, layout, batch):
+    def per_token(self, t, layout, batch, cond=None):
         """The slow way: embed every token's own level, no rows, no gather tricks."""
         c = []
         for i in range(layout.num_tokens):
             m = int(layout.modality[i])
             if m < 0:
-                c.append(self.prefix_cond.expand(batch, -1))
+                c.append(self.prefix_cond.expand(batch, -1) + self.pooled_proj(cond.pooled))
                 continue
             name = list(self.specs)[m]
             level = t[name][:, int(layout.frame[i])]  # [B]
-            c.append(self.level_embed(level) + self.level_modality_embed[m])
+            c.append(self.level_embed(level) + self.level_modality_embed[m] + self.pooled_proj(cond.pooled))
         return F.silu(torch.stack(c, dim=1)), torch.arange(layout.num_tokens)
 
     model._embed_levels = types.MethodType(per_token, model)
     slow = model(x, t, cond)
     for name in x:
         assert torch.allclose(fast[name], slow[name], atol=1e-5), name
-    # and the result really depends on the levels
+    # and the result really depends on the levels and on the global condition
     t2 = {k: v.flip(0) for k, v in t.items()}
     assert not torch.allclose(model(x, t2, cond)["audio"], slow["audio"], atol=1e-3)
+    other = Cond(prefix=cond.prefix, pooled=cond.pooled.flip(0))
+    assert not torch.allclose(model(x, t, other)["audio"], slow["audio"], atol=1e-3)
 
 
 def test_examples_do_not_leak_across_the_batch():
@@ -125,12 +152,25 @@ def test_any_subset_of_modalities_and_any_length():
 
 
 def test_save_and_load_give_identical_outputs(tmp_path):
-    model = perturb(tiny(context_dim=5, adaln="sola", sola_rank=4, long_skip=True, mask_decoder_depth=1))
+    model = perturb(
+        tiny(
+            context_dim=5,
+            adaln="sola",
+            sola_rank=4,
+            long_skip=True,
+            mask_decoder_depth=1,
+            pooled_dim=2,
+            aligned_dim=3,
+            aligned_rate_hz=6.0,
+            aligned_targets=["audio", "video"],
+        )
+    )
     x, t = inputs(model)
-    cond = Cond(context=torch.randn(2, 3, 5))
+    cond = Cond(context=torch.randn(2, 3, 5), pooled=torch.randn(2, 2), aligned=torch.randn(2, 9, 3))
     model.save_pretrained(tmp_path / "dit")
     loaded = MultimodalDiT.from_pretrained(tmp_path / "dit")
     assert loaded.specs == model.specs and loaded.adaln == "sola" and loaded.mask_decoder_depth == 1
+    assert loaded.aligned.targets == ("audio", "video") and loaded.aligned.rate_hz == 6.0
     a, b = model.eval()(x, t, cond), loaded(x, t, cond)
     for name in x:
         assert torch.equal(a[name], b[name])

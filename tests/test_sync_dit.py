@@ -1,13 +1,7 @@
-"""The sync stream through the ConditionEncoder and into the DiT's aligned condition.
-
-Needs the DiT's time-aligned stream (`mmgen.dit.streams`, branch dit-cond); until that is on
-main this module is skipped.
-"""
+"""The sync stream through the ConditionEncoder and into the DiT's aligned condition."""
 
 import pytest
 import torch
-
-pytest.importorskip("mmgen.dit.streams", reason="the DiT's aligned stream (dit-cond) is not merged yet")
 
 from mmgen.conditioning import ConditionEncoder
 from mmgen.conditioning.video_sync import VideoSyncConditioner, VideoSyncEncoder

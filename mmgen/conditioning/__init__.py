@@ -1,4 +1,4 @@
-"""Condition encoders: raw conditions (text, timing, melody, quality, video frames) -> `mmgen.core.cond.Cond`."""
+"""Condition encoders: raw conditions (text, timing, melody, quality, video frames, given streams) -> `mmgen.core.cond.Cond`."""
 
 from mmgen.conditioning.base import Conditioner, Features, load_features, save_features
 from mmgen.conditioning.captions import event_place, structure_caption
@@ -6,6 +6,7 @@ from mmgen.conditioning.clip_image import CLIPImageConditioner
 from mmgen.conditioning.encoder import ConditionEncoder, pad_context
 from mmgen.conditioning.melody import ChromaExtractor, MelodyConditioner, dominant_one_hot
 from mmgen.conditioning.quality import QualityConditioner, quality_caption, quality_level
+from mmgen.conditioning.stream import FeatureStreamConditioner
 from mmgen.conditioning.text import CLIPTextConditioner, T5TextConditioner
 from mmgen.conditioning.timing import NumberEmbedder, TimingConditioner
 
@@ -15,6 +16,7 @@ __all__ = [
     "ChromaExtractor",
     "ConditionEncoder",
     "Conditioner",
+    "FeatureStreamConditioner",
     "Features",
     "MelodyConditioner",
     "NumberEmbedder",

@@ -6,10 +6,24 @@
     Features ──project──► tokens [B, L, dim], mask [B, L]      trainable (Linear, embedders)
         └── null(B) ────► the learned null embedding (classifier-free guidance)
 
-A conditioner targets either the cross-attention `context` (variable L, masked) or the `prefix`
-(a fixed number of tokens G prepended to the sequence). Its null embedding is, for context, one
-learned token followed by padding (mask False), so it can take the place of any length L; for
-prefix, G learned tokens.
+A conditioner feeds the DiT in one of four ways, its `target`, chosen in its config:
+
+    "context"  cross-attention tokens [B, L, dim] (variable L, masked)
+    "prefix"   a fixed number G of tokens [B, G, dim] prepended to the sequence
+    "global"   one vector per example [B, 1, dim]: the masked mean of its tokens, summed with the
+               other global conditioners into Cond.pooled (AdaLN, beside the noise level)
+    "aligned"  a stream [B, S_k, dim] at the conditioner's own `rate_hz` (frame s at s / rate_hz
+               seconds), resampled to the DiT's aligned_rate_hz and summed into Cond.aligned
+
+A class lists the ways it supports in `ways` (default: its default `target`, plus "global" for
+token conditioners, plus "aligned" when the class defines `rate_hz`, e.g. as a property). Its null embedding is, for context,
+one learned token followed by padding (mask False), so it can take the place of any length L;
+for prefix, G learned tokens; for global, one vector; for aligned, one vector at every frame.
+Absent frames of an aligned stream (mask False) and an all-masked global input also take the
+null embedding, so "missing" and "dropped for CFG" are one learned state.
+
+Each conditioner belongs to a guidance `group` (class default "text"; `ConditionEncoder(groups=)`
+overrides it): dropping a group in classifier-free guidance sets all its conditioners to null.
 
 Frozen encoders (T5, CLIP) are loaded lazily and kept out of `state_dict`: a checkpoint stores
 only what trains (projections, null embeddings) plus the encoder's name in `config.yaml`, and
@@ -32,7 +46,7 @@ from torch import nn
 from mmgen.core.fileio import atomic_path
 from mmgen.core.pretrained import PretrainedMixin
 
-TARGETS = ("context", "prefix")
+TARGETS = ("context", "prefix", "global", "aligned")
 
 
 @dataclass(frozen=True)
@@ -105,23 +119,47 @@ class FrozenSlot:
 
 
 class Conditioner(PretrainedMixin, nn.Module, metaclass=abc.ABCMeta):
-    """Base class. Subclasses set `target`, `keys`, and implement `encode` and `project`.
+    """Base class. Subclasses set `target` (their default way), `keys`, and implement `encode` and
+    `project`; a time-series conditioner also sets `rate_hz` (Features frames per second).
 
     Args:
-        dim: width of the produced tokens (the DiT's context_dim or prefix_dim).
-        num_null_tokens: null embedding length (context: 1; prefix: the number of prefix tokens).
+        dim: width of the produced tokens (the DiT's context_dim, prefix_dim, pooled_dim or aligned_dim).
+        num_null_tokens: prefix null length (the number of prefix tokens); every other way has 1.
+        target: "context", "prefix", "global" or "aligned" (None: the class's default `target`).
     """
 
-    target: ClassVar[str] = "context"
+    target: str = "context"  # class attribute: the default way; the instance attribute: the chosen one
+    ways: ClassVar[tuple[str, ...] | None] = None  # the ways this class supports (None: see module doc)
+    group: str = "text"  # guidance group (class default)
+    rate_hz: float | None = None  # frames per second of the Features (time-series conditioners)
 
-    def __init__(self, dim: int, num_null_tokens: int = 1) -> None:
+    def __init__(self, dim: int, num_null_tokens: int = 1, target: str | None = None) -> None:
         super().__init__()
+        target = type(self).target if target is None else target
+        if target not in self.supported_ways():
+            raise ValueError(
+                f"{type(self).__name__}: target must be one of {self.supported_ways()}, got {target!r}"
+            )
         if dim <= 0 or num_null_tokens <= 0:
             raise ValueError(
                 f"{type(self).__name__}: dim and num_null_tokens must be positive, got {dim}, {num_null_tokens}"
             )
+        self.target = target
         self.dim = dim
-        self.null_embedding = nn.Parameter(torch.randn(num_null_tokens, dim) * 0.02)
+        self.null_embedding = nn.Parameter(
+            torch.randn(num_null_tokens if target == "prefix" else 1, dim) * 0.02
+        )
+
+    @classmethod
+    def supported_ways(cls) -> tuple[str, ...]:
+        if cls.ways is not None:
+            return tuple(cls.ways)
+        ways = [cls.target]
+        if cls.target in ("context", "prefix"):
+            ways.append("global")
+        if cls.rate_hz is not None:  # a class-level rate or a `rate_hz` property
+            ways.append("aligned")
+        return tuple(dict.fromkeys(ways))
 
     def record_config(self, **values: Any) -> None:
         """Store values resolved during __init__ (e.g. a width read from a hub config) in the
@@ -149,30 +187,47 @@ class Conditioner(PretrainedMixin, nn.Module, metaclass=abc.ABCMeta):
     def project(self, features: Features) -> tuple[torch.Tensor, torch.Tensor]:
         """The trainable part: Features -> tokens [B, L, dim], mask [B, L]."""
 
+    def to_tokens(self, features: Features) -> tuple[torch.Tensor, torch.Tensor]:
+        """`project`, then the way's shape: global -> the masked mean [B, 1, dim] (mask: any token real)."""
+        tokens, mask = self.project(features)
+        if self.target != "global":
+            return tokens, mask
+        weight = mask.to(tokens.dtype)[..., None]  # [B, L, 1]
+        count = weight.sum(dim=1)  # [B, 1]
+        pooled = (tokens * weight).sum(dim=1) / count.clamp_min(1.0)  # [B, dim]
+        return pooled[:, None], (count > 0)  # [B, 1, dim], [B, 1]
+
     def forward(self, batch: Mapping[str, Any] | Features) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens [B, L, dim], mask [B, L] from raw values or from cached Features."""
+        """tokens [B, L, dim], mask [B, L] (global: [B, 1, dim]) from raw values or cached Features."""
         features = batch if isinstance(batch, Features) else self.encode(batch)
-        return self.project(features.to(self.device))
+        return self.to_tokens(features.to(self.device))
 
     def null(self, batch_size: int, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The null embedding for `batch_size` examples: [B, L, dim], mask [B, L].
 
         Context nulls are one learned token then padding up to `length` (default 1); prefix nulls
-        are the learned tokens themselves (their length is fixed).
+        are the learned tokens themselves (their length is fixed); global nulls one vector; aligned
+        nulls the learned vector at each of `length` frames (default 1).
         """
         g = self.null_embedding.shape[0]
-        if self.target == "prefix":
+        if self.target in ("prefix", "global"):
             if length not in (None, g):
-                raise ValueError(f"{type(self).__name__}: prefix null has {g} tokens, asked for {length}")
+                raise ValueError(
+                    f"{type(self).__name__}: {self.target} null has {g} tokens, asked for {length}"
+                )
             tokens = self.null_embedding.unsqueeze(0).expand(batch_size, -1, -1)  # [B, G, dim]
             return tokens, torch.ones(batch_size, g, dtype=torch.bool, device=self.device)
         length = length or g
         if length < g:
-            raise ValueError(f"{type(self).__name__}: context null needs length >= {g}, got {length}")
-        tokens = torch.cat(
-            [self.null_embedding, self.null_embedding.new_zeros(length - g, self.dim)]
-        )  # [L, dim]
-        mask = torch.arange(length, device=self.device) < g  # [L]
+            raise ValueError(f"{type(self).__name__}: null needs length >= {g}, got {length}")
+        if self.target == "aligned":
+            tokens = self.null_embedding.expand(length, -1)  # [L, dim]
+            mask = torch.ones(length, dtype=torch.bool, device=self.device)
+        else:
+            tokens = torch.cat(
+                [self.null_embedding, self.null_embedding.new_zeros(length - g, self.dim)]
+            )  # [L, dim]
+            mask = torch.arange(length, device=self.device) < g  # [L]
         return tokens.unsqueeze(0).expand(batch_size, -1, -1), mask.unsqueeze(0).expand(batch_size, -1)
 
     def apply_drop(
@@ -184,3 +239,8 @@ class Conditioner(PretrainedMixin, nn.Module, metaclass=abc.ABCMeta):
         tokens = torch.where(drop[:, None, None], null_tokens.to(tokens.dtype), tokens)
         mask = torch.where(drop[:, None], null_mask, mask)
         return tokens, mask
+
+    def fill_missing(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Global / aligned: tokens [B, L, dim] with the null embedding where mask [B, L] is False."""
+        null = self.null_embedding[0].to(tokens.dtype)  # [dim]
+        return torch.where(mask[..., None], tokens, null)

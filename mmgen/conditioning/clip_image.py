@@ -46,6 +46,7 @@ class CLIPImageConditioner(_OpenCLIPBase):
         key: batch key of the frames, uint8 [B, T, H, W, 3] (the video modality's layout).
         frames_per_clip: evenly spaced frames to embed per clip (None: all of them).
         feature_dim: CLIP embedding width (read from the open_clip config when None).
+        target: "context" (a token per frame) or "global" (their mean, AdaLN).
     """
 
     def __init__(
@@ -56,8 +57,9 @@ class CLIPImageConditioner(_OpenCLIPBase):
         key: str = "frames",
         frames_per_clip: int | None = None,
         feature_dim: int | None = None,
+        target: str | None = None,
     ) -> None:
-        super().__init__(dim, model, pretrained, feature_dim)
+        super().__init__(dim, model, pretrained, feature_dim, target)
         if frames_per_clip is not None and frames_per_clip <= 0:
             raise ValueError(f"CLIPImageConditioner: frames_per_clip must be positive, got {frames_per_clip}")
         self.key, self.frames_per_clip = key, frames_per_clip

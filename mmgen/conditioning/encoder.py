@@ -5,12 +5,18 @@
       │ forward() per conditioner: project, CFG drop -> null
       ▼
     Cond(context = cat_L[context conditioners]   [B, ΣL, context_dim], context_mask [B, ΣL],
-         prefix  = cat_G[prefix conditioners]    [B, ΣG, prefix_dim])
+         prefix  = cat_G[prefix conditioners]    [B, ΣG, prefix_dim],
+         pooled  = Σ[global conditioners]        [B, pooled_dim],
+         aligned = Σ[aligned conditioners, each resampled from its rate_hz to aligned_rate_hz]
+                                                 [B, S, aligned_dim])
 
 Conditioners keep their insertion order. `drop` (training-time CFG dropout, or the unconditional
 branch at sampling time) swaps an example's tokens for the learned null embedding, per
-conditioner or all at once; the shapes do not change, so a conditional and an unconditional
-Cond batch together with `Cond.cat`.
+conditioner, per guidance group or all at once; the shapes do not change, so a conditional and
+an unconditional Cond batch together with `Cond.cat`. Aligned streams are resampled with
+`mmgen.dit.streams.resample_stream`, the DiT's own rule; frames a stream does not cover take that
+conditioner's null embedding, so `aligned_mask` is never needed here. `grouped` gives the Cond of
+every combination of dropped groups for guidance per condition group.
 """
 
 from __future__ import annotations
@@ -22,10 +28,18 @@ import torch
 from torch import nn
 
 from mmgen.conditioning.base import Conditioner, Features
-from mmgen.core.cond import Cond
+from mmgen.core.cond import Cond, GroupedCond
 from mmgen.core.pretrained import PretrainedMixin
+from mmgen.dit.streams import resample_stream, stream_frames
 
 Drop = torch.Tensor | Mapping[str, torch.Tensor] | None
+Parts = dict[str, tuple[torch.Tensor, torch.Tensor]]
+_WIDTH_OF = {
+    "context": "context_dim",
+    "prefix": "prefix_dim",
+    "global": "pooled_dim",
+    "aligned": "aligned_dim",
+}
 
 
 def pad_context(cond: Cond, length: int) -> Cond:
@@ -42,16 +56,26 @@ def pad_context(cond: Cond, length: int) -> Cond:
     )
     context = torch.cat([cond.context, cond.context.new_zeros(b, length - n, d)], dim=1)  # [B, length, D]
     mask = torch.cat([mask, mask.new_zeros(b, length - n)], dim=1)
-    return Cond(context=context, context_mask=mask, prefix=cond.prefix)
+    return Cond(
+        context=context,
+        context_mask=mask,
+        prefix=cond.prefix,
+        pooled=cond.pooled,
+        aligned=cond.aligned,
+        aligned_mask=cond.aligned_mask,
+    )
 
 
 class ConditionEncoder(PretrainedMixin, nn.Module):
     """Turns raw conditions into a `Cond`.
 
     Args:
-        conditioners: {name: Conditioner}; context conditioners must share `context_dim`,
-            prefix conditioners `prefix_dim`.
-        context_dim, prefix_dim: the DiT's widths (checked against the conditioners).
+        conditioners: {name: Conditioner}; each one's `dim` must equal the DiT width of its target.
+        context_dim, prefix_dim, pooled_dim, aligned_dim: the DiT's widths of Cond.context,
+            .prefix, .pooled and .aligned (checked against the conditioners).
+        aligned_rate_hz: the DiT's aligned_rate_hz (needed with aligned conditioners).
+        groups: {conditioner name: guidance group}, overriding the conditioners' class default
+            (e.g. {"sync": "video"}: dropping "video" in guidance also nulls the sync stream).
 
     Save / load with `save_pretrained` / `from_pretrained`: config.yaml records each
     conditioner's own config (frozen encoders by name), model.safetensors what trains.
@@ -62,24 +86,43 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
         conditioners: Mapping[str, Conditioner],
         context_dim: int | None = None,
         prefix_dim: int | None = None,
+        pooled_dim: int | None = None,
+        aligned_dim: int | None = None,
+        aligned_rate_hz: float | None = None,
+        groups: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         if not conditioners:
             raise ValueError("ConditionEncoder: give at least one conditioner")
+        widths = {"context": context_dim, "prefix": prefix_dim, "global": pooled_dim, "aligned": aligned_dim}
         for name, c in conditioners.items():
             if not isinstance(c, Conditioner):
                 raise TypeError(f"ConditionEncoder: {name!r} is a {type(c).__name__}, not a Conditioner")
-            want = context_dim if c.target == "context" else prefix_dim
+            want = widths[c.target]
             if want is None:
                 raise ValueError(
-                    f"ConditionEncoder: {name!r} produces {c.target} tokens but {c.target}_dim is None"
+                    f"ConditionEncoder: {name!r} produces {c.target} tokens but {_WIDTH_OF[c.target]} is None"
                 )
             if c.dim != want:
                 raise ValueError(
-                    f"ConditionEncoder: {name!r} has dim {c.dim}, the {c.target} width is {want}"
+                    f"ConditionEncoder: {name!r} has dim {c.dim}, the {c.target} width is {want} ({_WIDTH_OF[c.target]})"
                 )
+            if c.target == "aligned":
+                if not (isinstance(c.rate_hz, (int, float)) and c.rate_hz > 0):
+                    raise ValueError(
+                        f"ConditionEncoder: aligned conditioner {name!r} has no positive rate_hz"
+                    )
+                if not (isinstance(aligned_rate_hz, (int, float)) and aligned_rate_hz > 0):
+                    raise ValueError(
+                        f"ConditionEncoder: {name!r} is aligned; give aligned_rate_hz (the DiT's), got {aligned_rate_hz!r}"
+                    )
+        unknown = sorted(set(groups or {}) - set(conditioners))
+        if unknown:
+            raise ValueError(f"ConditionEncoder: groups names unknown conditioners {unknown}")
         self.conditioners = nn.ModuleDict(dict(conditioners))
         self.context_dim, self.prefix_dim = context_dim, prefix_dim
+        self.pooled_dim, self.aligned_dim, self.aligned_rate_hz = pooled_dim, aligned_dim, aligned_rate_hz
+        self.group_of = {n: str((groups or {}).get(n, c.group)) for n, c in conditioners.items()}
 
     def _by_target(self, target: str) -> list[str]:
         return [n for n, c in self.conditioners.items() if c.target == target]
@@ -87,6 +130,11 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """The guidance groups of the conditioners."""
+        return frozenset(self.group_of.values())
 
     @torch.no_grad()
     def encode(self, batch: Mapping[str, Any], device: torch.device | None = None) -> dict[str, Features]:
@@ -98,31 +146,81 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
         batch: Mapping[str, Any] | None = None,
         features: Mapping[str, Features] | None = None,
         drop: Drop = None,
+        aligned_frames: int | None = None,
     ) -> Cond:
         """Cond from raw `batch` values and/or cached `features` (features win per conditioner).
 
         Args:
-            drop: bool [B] for every conditioner, or {name: bool [B]}: True -> null embedding.
+            drop: bool [B] for every conditioner, or {conditioner or group name: bool [B]}:
+                True -> null embedding.
+            aligned_frames: length S of Cond.aligned (default: enough to cover the longest stream).
         """
+        parts = self._project(batch, features)
+        drops = self._drops(drop)
+        for name, d in drops.items():
+            tokens, mask = parts[name]
+            if d.shape != (tokens.shape[0],):
+                raise ValueError(
+                    f"ConditionEncoder: drop for {name!r} must be [B] = [{tokens.shape[0]}], got {tuple(d.shape)}"
+                )
+            parts[name] = self.conditioners[name].apply_drop(tokens, mask, d)
+        return self._assemble(parts, aligned_frames)
+
+    def grouped(
+        self,
+        batch: Mapping[str, Any] | None = None,
+        features: Mapping[str, Features] | None = None,
+        aligned_frames: int | None = None,
+    ) -> GroupedCond:
+        """The Cond of every set of dropped guidance groups (projections run once; for samplers)."""
+        parts = self._project(batch, features)
+        size = next(iter(parts.values()))[0].shape[0]
+
+        def make(dropped: frozenset[str]) -> Cond:
+            out = dict(parts)
+            for name, group in self.group_of.items():
+                if group in dropped:
+                    tokens, mask = out[name]
+                    out[name] = self.conditioners[name].apply_drop(
+                        tokens, mask, torch.ones(size, dtype=torch.bool, device=tokens.device)
+                    )
+            return self._assemble(out, aligned_frames)
+
+        return GroupedCond(make, self.groups)
+
+    def _project(self, batch: Mapping[str, Any] | None, features: Mapping[str, Features] | None) -> Parts:
         features = dict(features or {})
-        parts: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        parts: Parts = {}
         for name, c in self.conditioners.items():
             if name not in features:
                 if batch is None:
                     raise ValueError(f"ConditionEncoder: no features for {name!r} and no raw batch to encode")
                 features[name] = c.encode(batch, self.device)
-            tokens, mask = c.project(features[name].to(self.device))
-            d = drop.get(name) if isinstance(drop, Mapping) else drop
-            if d is not None:
-                if d.shape != (tokens.shape[0],):
-                    raise ValueError(
-                        f"ConditionEncoder: drop for {name!r} must be [B] = [{tokens.shape[0]}], got {tuple(d.shape)}"
-                    )
-                tokens, mask = c.apply_drop(tokens, mask, d)
-            parts[name] = (tokens, mask)
-        return self._assemble(parts)
+            parts[name] = c.to_tokens(features[name].to(self.device))
+        return parts
 
-    def _assemble(self, parts: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> Cond:
+    def _drops(self, drop: Drop) -> dict[str, torch.Tensor]:
+        """{conditioner: drop [B]} from one tensor or a mapping of conditioner / group names."""
+        if drop is None:
+            return {}
+        if not isinstance(drop, Mapping):
+            return {name: drop for name in self.conditioners}
+        out: dict[str, torch.Tensor] = {}
+        for key, d in drop.items():
+            if key in self.conditioners:
+                names = [key]
+            elif key in self.groups:
+                names = [n for n, g in self.group_of.items() if g == key]
+            else:
+                raise ValueError(
+                    f"ConditionEncoder: drop names {key!r}, neither a conditioner {sorted(self.conditioners)} "
+                    f"nor a group {sorted(self.groups)}"
+                )
+            for n in names:
+                out[n] = d if n not in out else (out[n].bool() | d.to(out[n].device).bool())
+        return out
+
+    def _assemble(self, parts: Parts, aligned_frames: int | None = None) -> Cond:
         sizes = {name: t.shape[0] for name, (t, _) in parts.items()}
         if len(set(sizes.values())) > 1:
             raise ValueError(f"ConditionEncoder: conditions disagree on the batch size: {sizes}")
@@ -130,16 +228,59 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
         context = torch.cat([parts[n][0] for n in ctx], dim=1) if ctx else None  # [B, ΣL, context_dim]
         mask = torch.cat([parts[n][1] for n in ctx], dim=1) if ctx else None  # [B, ΣL]
         prefix = torch.cat([parts[n][0] for n in pre], dim=1) if pre else None  # [B, ΣG, prefix_dim]
-        return Cond(context=context, context_mask=mask, prefix=prefix)
+        pooled = None
+        for n in self._by_target("global"):
+            tokens, present = parts[n]  # [B, 1, dim], [B, 1]
+            v = self.conditioners[n].fill_missing(tokens, present)[:, 0]  # [B, dim]
+            pooled = v if pooled is None else pooled + v
+        return Cond(
+            context=context,
+            context_mask=mask,
+            prefix=prefix,
+            pooled=pooled,
+            aligned=self._aligned(parts, aligned_frames),
+        )
 
-    def null_cond(self, batch_size: int, context_length: int | None = None) -> Cond:
+    def _aligned(self, parts: Parts, frames: int | None) -> torch.Tensor | None:
+        """Σ over aligned conditioners of their streams at aligned_rate_hz: [B, S, aligned_dim]."""
+        names = self._by_target("aligned")
+        if not names:
+            return None
+        rate = float(self.aligned_rate_hz)  # type: ignore[arg-type]
+        if frames is None:
+            frames = max(
+                stream_frames(parts[n][0].shape[1] / self.conditioners[n].rate_hz, rate)  # type: ignore[operator]
+                for n in names
+            )
+        if frames < 1:
+            raise ValueError(f"ConditionEncoder: aligned_frames must be >= 1, got {frames}")
+        total = None
+        for n in names:
+            c = self.conditioners[n]
+            tokens, mask = parts[n]  # [B, S_k, dim] at c.rate_hz
+            values, present = resample_stream(tokens, mask, c.rate_hz, rate, frames)  # type: ignore[arg-type]
+            values = c.fill_missing(values, present)  # [B, S, dim]
+            total = values if total is None else total + values
+        return total
+
+    def null_cond(
+        self, batch_size: int, context_length: int | None = None, aligned_frames: int | None = None
+    ) -> Cond:
         """The unconditional Cond (every conditioner at its null embedding).
 
         `context_length` pads the context so it batches with a conditional Cond of that length
-        (padding is masked, so it does not change the attention result).
+        (padding is masked, so it does not change the attention result); `aligned_frames` is the
+        length S of the null stream (needed when there are aligned conditioners).
         """
-        parts = {name: c.null(batch_size) for name, c in self.conditioners.items()}
-        cond = self._assemble(parts)
+        if self._by_target("aligned") and aligned_frames is None:
+            raise ValueError(
+                "ConditionEncoder.null_cond: give aligned_frames (the stream length S) for the null stream"
+            )
+        parts = {
+            name: c.null(batch_size, 1 if c.target == "aligned" else None)
+            for name, c in self.conditioners.items()
+        }
+        cond = self._assemble(parts, aligned_frames)
         if context_length is not None and cond.context is not None:
             cond = pad_context(cond, context_length)
         return cond
@@ -152,5 +293,9 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
                 "conditioners": {n: c.config_yaml() for n, c in self.conditioners.items()},
                 "context_dim": self.context_dim,
                 "prefix_dim": self.prefix_dim,
+                "pooled_dim": self.pooled_dim,
+                "aligned_dim": self.aligned_dim,
+                "aligned_rate_hz": self.aligned_rate_hz,
+                "groups": dict(self.config.get("groups") or {}) or None,
             },
         }

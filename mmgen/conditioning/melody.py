@@ -95,6 +95,8 @@ class MelodyConditioner(Conditioner):
         n_fft, hop_length, n_chroma: chromagram settings (frames per second = sample_rate / hop_length).
         argmax: keep only the dominant pitch class per frame (MusicGen's bottleneck).
         key: batch key of the waveforms [B, S].
+        target: "context" (cross-attention tokens) or "aligned" (a stream at `rate_hz`, added to
+            the tokens at the same seconds).
     """
 
     def __init__(
@@ -106,11 +108,17 @@ class MelodyConditioner(Conditioner):
         n_chroma: int = 12,
         argmax: bool = True,
         key: str = "melody",
+        target: str | None = None,
     ) -> None:
-        super().__init__(dim)
+        super().__init__(dim, target=target)
         self.chroma = ChromaExtractor(sample_rate, n_fft, hop_length, n_chroma)
         self.argmax, self.key = argmax, key
         self.proj = nn.Linear(n_chroma, dim)
+
+    @property
+    def rate_hz(self) -> float:  # type: ignore[override]
+        """Chroma frames per second (frame s at s * hop_length / sample_rate seconds)."""
+        return self.chroma.frame_rate
 
     @torch.no_grad()
     def encode(self, batch: Mapping[str, Any], device: torch.device | None = None) -> Features:

@@ -53,6 +53,7 @@ class QualityConditioner(Conditioner):
         dim: output width (the DiT's prefix_dim).
         num_levels, min_score, max_score: quantisation of the score (see `quality_level`).
         key: batch key of the scores (one number per example).
+        target: "prefix" (one learned token per level) or "global" (that token, AdaLN).
     """
 
     target = "prefix"
@@ -64,8 +65,9 @@ class QualityConditioner(Conditioner):
         min_score: float = 1.0,
         max_score: float = 5.0,
         key: str = "quality",
+        target: str | None = None,
     ) -> None:
-        super().__init__(dim, num_null_tokens=1)
+        super().__init__(dim, num_null_tokens=1, target=target)
         quality_level(min_score, min_score, max_score, num_levels)  # validates the settings
         self.num_levels, self.min_score, self.max_score, self.key = num_levels, min_score, max_score, key
         self.embed = nn.Embedding(num_levels, dim)

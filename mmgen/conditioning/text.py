@@ -49,6 +49,7 @@ class T5TextConditioner(Conditioner):
         max_length: captions are padded / truncated to this many tokens (fixed shapes cache well).
         key: batch key holding the captions.
         feature_dim: the encoder width; read from the model's config when None.
+        target: "context" (cross-attention tokens) or "global" (their masked mean, AdaLN).
     """
 
     def __init__(
@@ -58,8 +59,9 @@ class T5TextConditioner(Conditioner):
         max_length: int = 64,
         key: str = "caption",
         feature_dim: int | None = None,
+        target: str | None = None,
     ) -> None:
-        super().__init__(dim)
+        super().__init__(dim, target=target)
         if max_length <= 0:
             raise ValueError(f"T5TextConditioner: max_length must be positive, got {max_length}")
         self.model_name, self.max_length, self.key = model, max_length, key
@@ -131,8 +133,10 @@ def open_clip_embed_dim(model: str) -> int:
 class _OpenCLIPBase(Conditioner):
     """Shared by the CLIP text and image conditioners: lazy frozen open_clip model + Linear."""
 
-    def __init__(self, dim: int, model: str, pretrained: str | None, feature_dim: int | None) -> None:
-        super().__init__(dim)
+    def __init__(
+        self, dim: int, model: str, pretrained: str | None, feature_dim: int | None, target: str | None = None
+    ) -> None:
+        super().__init__(dim, target=target)
         self.model_name, self.pretrained = model, pretrained
         if feature_dim is None:
             feature_dim = open_clip_embed_dim(model)
@@ -157,6 +161,7 @@ class CLIPTextConditioner(_OpenCLIPBase):
 
     Args:
         dim: output width; model / pretrained: open_clip identifiers; key: batch key of captions.
+        target: "context" (one cross-attention token) or "global" (the embedding, AdaLN).
     """
 
     def __init__(
@@ -166,8 +171,9 @@ class CLIPTextConditioner(_OpenCLIPBase):
         pretrained: str | None = "laion2b_s34b_b79k",
         key: str = "caption",
         feature_dim: int | None = None,
+        target: str | None = None,
     ) -> None:
-        super().__init__(dim, model, pretrained, feature_dim)
+        super().__init__(dim, model, pretrained, feature_dim, target)
         self.key = key
 
     @torch.no_grad()

@@ -51,6 +51,7 @@ class TimingConditioner(Conditioner):
         min_value, max_value: numbers are clamped to this range and mapped to [0, 1]
             (Stable Audio: 0 and 512 s).
         fourier_dim: width of the learned Fourier features.
+        target: "prefix" (one token per number) or "global" (their mean, AdaLN).
     """
 
     target = "prefix"
@@ -62,6 +63,7 @@ class TimingConditioner(Conditioner):
         min_value: float = 0.0,
         max_value: float = 512.0,
         fourier_dim: int = 256,
+        target: str | None = None,
     ) -> None:
         keys = tuple(keys)
         if not keys:
@@ -70,7 +72,7 @@ class TimingConditioner(Conditioner):
             raise ValueError(
                 f"TimingConditioner: max_value must exceed min_value, got {min_value}, {max_value}"
             )
-        super().__init__(dim, num_null_tokens=len(keys))
+        super().__init__(dim, num_null_tokens=len(keys), target=target)
         self._keys, self.min_value, self.max_value = keys, float(min_value), float(max_value)
         self.embedders = nn.ModuleList(NumberEmbedder(dim, fourier_dim) for _ in keys)
 

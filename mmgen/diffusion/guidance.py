@@ -1,9 +1,19 @@
 """Classifier-free guidance by masking and MoMu cross-guidance, all branches in one batched call.
 
-CFG by masking. A condition group is either a modality name (its GIVEN tokens) or "text" (the
-Cond). A group is *dropped* in a branch by re-noising its GIVEN tokens to t = 1 (a fixed noise
-draw per run, so the unconditional branch is consistent across steps) or by swapping the Cond
-for the caller's null Cond. The model never needs an "unconditional mode".
+CFG by masking. A condition group drops, in a branch, the GIVEN tokens of the modality of its
+name (re-noised to t = 1 with a fixed noise draw per run, so the unconditional branch is
+consistent across steps) and/or the conditioners of that guidance group (to their null
+embeddings). With a plain `cond` the one conditioner group is "text" (cond -> the caller's
+null `uncond`); with a `GroupedCond` (e.g. `ConditionEncoder.grouped`) every conditioner group
+can be dropped on its own, and a group named like a modality drops both:
+
+    video2audio with a sync stream derived from the video (conditioner group "video"):
+    guidance = {"video": 3.0}
+    branch 0: video GIVEN tokens re-noised AND the sync stream at its null    p0
+    branch 1: both kept                                                        p1
+
+so the unconditional branch no longer sees the video through the stream. The model never needs
+an "unconditional mode".
 
 Several groups combine sequentially (InstructPix2Pix-style nesting), in the order given:
 
@@ -45,7 +55,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mmgen.core.cond import Cond
+from mmgen.core.cond import Cond, GroupedCond
 from mmgen.diffusion.process import Process
 
 Latents = dict[str, Tensor]
@@ -89,7 +99,9 @@ class GuidedDenoiser:
     Args:
         start: start level per token [B, T_m] (0 GIVEN, 1 GEN, t0 EDIT).
         values: clean values of GIVEN / EDIT tokens, like the latents.
-        guidance: ordered {group: scale}; groups are modality names or "text".
+        cond: a Cond (with `uncond`, the one condition group "text") or a GroupedCond (the Cond
+            of every set of dropped condition groups; `uncond` must then be None).
+        guidance: ordered {group: scale}; groups are present modalities and/or condition groups.
         cross: cross-guidance settings or None.
     """
 
@@ -99,28 +111,44 @@ class GuidedDenoiser:
         process: Process,
         start: Levels,
         values: Latents,
-        cond: Cond | None = None,
+        cond: Cond | GroupedCond | None = None,
         uncond: Cond | None = None,
         guidance: Mapping[str, float] | None = None,
         cross: CrossGuidance | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         self.model_fn, self.process, self.cross = model_fn, process, cross
-        self.cond, self.uncond = cond, uncond
+        if isinstance(cond, GroupedCond):
+            if uncond is not None:
+                raise ValueError(
+                    "with a GroupedCond, give no `uncond`: its null Conds come from the GroupedCond"
+                )
+            self.cond_of: GroupedCond | None = cond
+        else:
+            self.cond_of = GroupedCond.pair(cond, uncond) if cond is not None and uncond is not None else None
+        self.fixed_cond = cond if self.cond_of is None else None
+        cond_groups = self.cond_of.groups if self.cond_of is not None else frozenset()
         self.given = {m: s == 0 for m, s in start.items()}  # [B, T] bool
         self.moving = {m: s > 0 for m, s in start.items()}  # GEN and EDIT tokens
         self.groups: list[tuple[str, float]] = []
+        self.renoised: set[str] = set()  # modality groups whose GIVEN tokens a drop re-noises
         for name, scale in (guidance or {}).items():
             if not math.isfinite(scale):
                 raise ValueError(f"guidance scale of {name!r} must be finite, got {scale}")
-            if name == "text":
-                if cond is None or uncond is None:
-                    raise ValueError("text guidance needs both `cond` and the null `uncond`")
-            elif name not in start:
-                raise ValueError(
-                    f"guidance group {name!r} is neither 'text' nor a present modality {sorted(start)}"
+            if name == "cross":
+                raise ValueError("'cross' is reserved for cross-guidance; it cannot name a guidance group")
+            if name == "text" and "text" not in cond_groups and not isinstance(cond, GroupedCond):
+                raise ValueError("text guidance needs both `cond` and the null `uncond`")
+            if name not in cond_groups and name not in start:
+                known = (
+                    f"a condition group {sorted(cond_groups)}" if isinstance(cond, GroupedCond) else "'text'"
                 )
-            elif not bool(self.given[name].any()):  # once per run, not per step
+                raise ValueError(
+                    f"guidance group {name!r} is neither {known} nor a present modality {sorted(start)}"
+                )
+            if name in start and bool(self.given[name].any()):  # once per run, not per step
+                self.renoised.add(str(name))
+            elif name not in cond_groups:
                 logger.info("guidance group %r has no GIVEN tokens here; it is skipped", name)
                 continue
             self.groups.append((str(name), float(scale)))
@@ -131,7 +159,7 @@ class GuidedDenoiser:
                 raise ValueError(f"cross-guidance needs >= 2 generated modalities, got {self.cross_set}")
         one = torch.ones((), dtype=torch.float32)
         self.alpha1, self.sigma1 = (float(v) for v in process.alpha_sigma(one))
-        noisy = {g for g, _ in self.groups if g != "text"} | set(self.cross_set)
+        noisy = self.renoised | set(self.cross_set)
         self.null_noise = {
             m: torch.randn(
                 values[m].shape, generator=generator, device=values[m].device, dtype=values[m].dtype
@@ -141,7 +169,7 @@ class GuidedDenoiser:
         self.dropped_given = {  # GIVEN tokens of a dropped modality group: the input re-noised to t = 1
             g: self.alpha1 * values[g] + self.sigma1 * self.null_noise[g]
             for g, _ in self.groups
-            if g != "text"
+            if g in self.renoised
         }
 
     def _branch(
@@ -169,12 +197,14 @@ class GuidedDenoiser:
                     )
                     lb[m] = torch.where(self.moving[m], torch.ones_like(levels[m]), levels[m])
         for g in groups:
-            if g in present or g in ("text", "cross"):
+            if g in present or g not in self.renoised:
                 continue
             xb[g] = torch.where(_expand(self.given[g], x[g]), self.dropped_given[g], xb[g])
             lb[g] = torch.where(self.given[g], torch.ones_like(levels[g]), lb[g])
-        cond = self.uncond if ("text" in groups and "text" not in present) else self.cond
-        return xb, lb, cond
+        if self.cond_of is None:
+            return xb, lb, self.fixed_cond
+        dropped = frozenset(g for g in groups if g not in present and g in self.cond_of.groups)
+        return xb, lb, self.cond_of(dropped)
 
     def __call__(
         self, x: Latents, levels: Levels, tau: float, x0_prev: Latents | None = None

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 from torch import Tensor
@@ -275,4 +275,4 @@ def apply_null_text(cond: Cond | None, null_cond: Cond | None, text_null: Tensor
             raise ValueError(f"null Cond {name} has shape {tuple(n.shape)}, the Cond {tuple(c.shape)}")
         return torch.where(text_null.view(-1, *([1] * (c.ndim - 1))), n.to(c.dtype), c)
 
-    return replace(cond, context=pick("context"), context_mask=pick("context_mask"), prefix=pick("prefix"))
+    return replace(cond, **{f.name: pick(f.name) for f in fields(cond)})

@@ -19,10 +19,9 @@ def check_inputs(
     t: dict[str, torch.Tensor],
     cond: Cond | None,
     token_mask: dict[str, torch.Tensor] | None,
-    context_dim: int | None,
-    prefix_dim: int | None,
+    dims: dict[str, int | None],
 ) -> int:
-    """Validate shapes and keys; return the batch size."""
+    """Validate shapes and keys; return the batch size. `dims`: the model's width of each Cond field."""
     if not isinstance(x, dict) or not x:
         raise ValueError("MultimodalDiT: x must be a non-empty dict {modality: latents}")
     unknown = sorted(set(x) - set(specs))
@@ -63,7 +62,7 @@ def check_inputs(
         if not t[name].is_floating_point():
             raise ValueError(f"MultimodalDiT: t[{name!r}] must be a float tensor, got {t[name].dtype}")
     assert batch is not None
-    _check_cond(cond, batch, context_dim, prefix_dim)
+    _check_cond(cond, batch, dims)
     if token_mask is not None:
         for name, m in token_mask.items():
             if name not in x:
@@ -78,19 +77,35 @@ def check_inputs(
     return batch
 
 
-def _check_cond(cond: Cond | None, batch: int, context_dim: int | None, prefix_dim: int | None) -> None:
-    context = cond.context if cond is not None else None
-    prefix = cond.prefix if cond is not None else None
-    for name, tokens, dim, takes in (
-        ("context", context, context_dim, "cross-attends"),
-        ("prefix", prefix, prefix_dim, "takes prefix tokens"),
-    ):
+_TAKES = {
+    "context": "cross-attends",
+    "prefix": "takes prefix tokens",
+    "pooled": "takes a global condition",
+    "aligned": "takes a time-aligned stream",
+}
+
+
+def _check_cond(cond: Cond | None, batch: int, dims: dict[str, int | None]) -> None:
+    if cond is not None and not isinstance(cond, Cond):
+        raise TypeError(
+            f"MultimodalDiT: cond must be a Cond, got {type(cond).__name__} (a GroupedCond is for the samplers)"
+        )
+    for name, takes in _TAKES.items():
+        tokens, dim = (getattr(cond, name) if cond is not None else None), dims.get(name)
         if tokens is not None and dim is None:
-            raise ValueError(f"MultimodalDiT: cond.{name} given but the model has no {name} input ({name}_dim=None)")
+            raise ValueError(
+                f"MultimodalDiT: cond.{name} given but the model has no {name} input ({name}_dim=None)"
+            )
         if tokens is None and dim is not None:
-            raise ValueError(f"MultimodalDiT: the model {takes} ({name}_dim={dim}) but cond.{name} is missing")
+            raise ValueError(
+                f"MultimodalDiT: the model {takes} ({name}_dim={dim}) but cond.{name} is missing"
+            )
         if tokens is not None and tokens.shape[-1] != dim:
-            raise ValueError(f"MultimodalDiT: cond.{name} has width {tokens.shape[-1]}, the model expects {dim}")
+            raise ValueError(
+                f"MultimodalDiT: cond.{name} has width {tokens.shape[-1]}, the model expects {dim}"
+            )
+    if cond is not None and cond.aligned is not None and cond.aligned.shape[1] < 1:
+        raise ValueError("MultimodalDiT: cond.aligned has no frames")
     if cond is not None and cond.batch_size is not None and cond.batch_size != batch:
         raise ValueError(f"MultimodalDiT: cond has batch size {cond.batch_size}, the latents have {batch}")
 
@@ -118,3 +133,75 @@ def check_level_values(t: dict[str, torch.Tensor], layout: TokenLayout) -> None:
                 f"MultimodalDiT: t[{name!r}] varies within a segment; noise levels must be constant per "
                 f"(modality, segment) (see mmgen.core.timeline.segment_ids)"
             )
+
+
+def check_config(
+    specs: dict[str, ModalitySpec],
+    d_model: int,
+    depth: int,
+    num_heads: int,
+    segment_seconds: float,
+    patch_size: int,
+    adaln: str,
+    sola_rank: int,
+    mask_decoder_depth: int | None,
+    pooled_dim: int | None = None,
+    aligned_dim: int | None = None,
+    aligned_rate_hz: float | None = None,
+    aligned_targets: list[str] | tuple[str, ...] | None = None,
+) -> tuple[str, ...]:
+    """Validate the constructor settings; return the aligned target modalities in model order."""
+    if not specs:
+        raise ValueError("MultimodalDiT: modalities must name at least one modality")
+    for name in specs:
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(
+                f"MultimodalDiT: modality names must be non-empty strings without '.', got {name!r}"
+            )
+    if depth < 1 or num_heads < 1 or d_model % num_heads:
+        raise ValueError(
+            f"MultimodalDiT: need depth >= 1 and d_model divisible by num_heads, got {depth}, {d_model}, {num_heads}"
+        )
+    if patch_size < 1 or segment_seconds <= 0:
+        raise ValueError(
+            f"MultimodalDiT: need patch_size >= 1 and segment_seconds > 0, got {patch_size}, {segment_seconds}"
+        )
+    if adaln not in ("block", "sola") or sola_rank < 1:
+        raise ValueError(
+            f"MultimodalDiT: adaln must be 'block' or 'sola' with sola_rank >= 1, got {adaln!r}, {sola_rank}"
+        )
+    if mask_decoder_depth is not None and not 0 <= mask_decoder_depth <= depth:
+        raise ValueError(
+            f"MultimodalDiT: mask_decoder_depth must be None or in [0, depth={depth}], got {mask_decoder_depth}"
+        )
+    return _check_conditions(specs, pooled_dim, aligned_dim, aligned_rate_hz, aligned_targets)
+
+
+def _check_conditions(
+    specs: dict[str, ModalitySpec],
+    pooled_dim: int | None,
+    aligned_dim: int | None,
+    aligned_rate_hz: float | None,
+    aligned_targets: list[str] | tuple[str, ...] | None,
+) -> tuple[str, ...]:
+    """Validate the global / aligned settings; return the aligned target modalities in model order."""
+    for name, dim in (("pooled_dim", pooled_dim), ("aligned_dim", aligned_dim)):
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+            raise ValueError(f"MultimodalDiT: {name} must be None or a positive int, got {dim!r}")
+    if aligned_dim is None:
+        if aligned_rate_hz is not None or aligned_targets is not None:
+            raise ValueError("MultimodalDiT: aligned_rate_hz / aligned_targets given without aligned_dim")
+        return ()
+    if aligned_rate_hz is None or not (
+        isinstance(aligned_rate_hz, (int, float)) and 0 < aligned_rate_hz < float("inf")
+    ):
+        raise ValueError(
+            f"MultimodalDiT: aligned_dim needs aligned_rate_hz, a positive frame rate of the stream, got {aligned_rate_hz!r}"
+        )
+    targets = list(specs) if aligned_targets is None else list(aligned_targets)
+    unknown = sorted(set(targets) - set(specs))
+    if unknown or not targets or len(set(targets)) != len(targets):
+        raise ValueError(
+            f"MultimodalDiT: aligned_targets must name distinct modalities of {list(specs)}, got {aligned_targets!r}"
+        )
+    return tuple(n for n in specs if n in targets)

@@ -2,7 +2,9 @@
 
     x[m] [B, T_m, C_m] or [B, T_m, h, w, C_m]  --in_proj[m] (video: patchify p x p)--> tokens [B, N_m, D]
     + modality embedding; prefix tokens (Cond.prefix) prepended; all modalities concatenated -> [B, N, D]
-    t[m] [B, T_m] -> one level per (modality, segment) row -> c_rows [B, R, D] (level MLP + modality embedding)
+    + Cond.aligned [B, S, A] resampled to m's latent frames, projected (streams.py), for its target modalities
+    t[m] [B, T_m] -> one level per (modality, segment) row -> c_rows [B, R, D] (level MLP + modality
+            embedding + Linear(Cond.pooled), the global condition)
     blocks: self-attn with RoPE on time in seconds (+ y/x for video), optional cross-attn to Cond.context,
             MLP; AdaLN-Zero shift/scale/gate per token, gathered from the R rows (see blocks.py)
     final layer (per-token AdaLN) -> out_proj[m] -> same shapes as x
@@ -26,10 +28,11 @@ from mmgen.core.cond import Cond
 from mmgen.core.pretrained import PretrainedMixin
 from mmgen.core.timeline import ModalitySpec
 from mmgen.dit.blocks import DiTBlock, FinalLayer
-from mmgen.dit.checks import check_inputs, check_level_values
+from mmgen.dit.checks import check_config, check_inputs, check_level_values
 from mmgen.dit.embeddings import LevelEmbedder
 from mmgen.dit.masking import kept_token_index, restore_tokens, take_tokens
 from mmgen.dit.rope import rope_angles, rope_cos_sin, rope_frequencies
+from mmgen.dit.streams import AlignedStream
 from mmgen.dit.tokens import TokenLayout, patchify, unpatchify
 
 _MAX_CACHED_LAYOUTS = 64
@@ -45,6 +48,11 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         patch_size: spatial patch (p x p) for video latents; odd h/w are zero-padded.
         context_dim: width of Cond.context; enables cross-attention in every block.
         prefix_dim: width of Cond.prefix; enables prepended prefix tokens (outputs discarded).
+        pooled_dim: width of Cond.pooled; enables global conditioning: Linear(pooled) is added to
+            every noise-level row's embedding before the SiLU (DiT's class-label path).
+        aligned_dim: width of Cond.aligned; enables the time-aligned stream (see streams.py).
+        aligned_rate_hz: frames per second of Cond.aligned (needed with aligned_dim).
+        aligned_targets: modalities whose tokens receive the stream (None: every modality).
         adaln: "block" (a modulation Linear per block, DiT) or "sola" (one shared Linear plus a
             rank-`sola_rank` adapter per block, EzAudio's AdaLN-SOLA).
         long_skip: U-ViT long skips: block i's output is concatenated to the input of block
@@ -68,6 +76,10 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         patch_size: int = 2,
         context_dim: int | None = None,
         prefix_dim: int | None = None,
+        pooled_dim: int | None = None,
+        aligned_dim: int | None = None,
+        aligned_rate_hz: float | None = None,
+        aligned_targets: list[str] | tuple[str, ...] | None = None,
         adaln: str = "block",
         sola_rank: int = 32,
         long_skip: bool = False,
@@ -82,7 +94,7 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         specs = {
             n: s if isinstance(s, ModalitySpec) else ModalitySpec(**s) for n, s in dict(modalities).items()
         }
-        _check_config(
+        targets = check_config(
             specs,
             d_model,
             depth,
@@ -92,12 +104,17 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             adaln,
             sola_rank,
             mask_decoder_depth,
+            pooled_dim,
+            aligned_dim,
+            aligned_rate_hz,
+            aligned_targets,
         )
         self.specs = specs
         self.modality_ids = {name: i for i, name in enumerate(specs)}
         self.d_model, self.depth, self.patch_size = d_model, depth, patch_size
         self.segment_seconds = segment_seconds
         self.context_dim, self.prefix_dim = context_dim, prefix_dim
+        self.pooled_dim, self.aligned_dim = pooled_dim, aligned_dim
         self.adaln, self.long_skip = adaln, long_skip
         self.mask_decoder_depth = mask_decoder_depth
         self.gradient_checkpointing, self.check_levels = gradient_checkpointing, check_levels
@@ -113,6 +130,12 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         self.context_proj = nn.Linear(context_dim, d_model) if context_dim is not None else None
         self.prefix_proj = nn.Linear(prefix_dim, d_model) if prefix_dim is not None else None
         self.prefix_cond = nn.Parameter(torch.zeros(d_model)) if prefix_dim is not None else None
+        self.pooled_proj = nn.Linear(pooled_dim, d_model) if pooled_dim is not None else None
+        self.aligned = (
+            AlignedStream(aligned_dim, aligned_rate_hz, targets, d_model)  # type: ignore[arg-type]
+            if aligned_dim is not None
+            else None
+        )
         self.shared_ada = nn.Linear(d_model, 6 * d_model) if adaln == "sola" else None
         self.blocks = nn.ModuleList(
             DiTBlock(d_model, num_heads, mlp_ratio, context_dim is not None, adaln, sola_rank, qk_norm)
@@ -154,6 +177,12 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             if block.cross is not None:
                 nn.init.zeros_(block.cross.proj.weight)
                 nn.init.zeros_(block.cross.proj.bias)
+        # a condition added to a trained model starts as a no-op (fine-tuning keeps the model it starts from)
+        if self.pooled_proj is not None:
+            nn.init.zeros_(self.pooled_proj.weight)
+            nn.init.zeros_(self.pooled_proj.bias)
+        if self.aligned is not None:
+            self.aligned.reset_parameters()
         if self.shared_ada is not None:
             nn.init.zeros_(self.shared_ada.weight)
             nn.init.zeros_(self.shared_ada.bias)
@@ -182,10 +211,11 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         Args:
             x: {modality: [B, T_m, C_m] or [B, T_m, h, w, C_m]}, any subset of the model's modalities.
             t: {modality: [B, T_m]} noise levels in [0, 1], constant within each segment.
-            cond: Cond with `context` (required iff context_dim is set) and `prefix` (iff prefix_dim).
+            cond: Cond with `context` (required iff context_dim is set), `prefix` (iff prefix_dim),
+                `pooled` (iff pooled_dim), `aligned` and optionally `aligned_mask` (iff aligned_dim).
             token_mask: {modality: [B, T_m] bool}, True = keep (needs mask_decoder_depth; training only).
         """
-        batch = check_inputs(self.specs, x, t, cond, token_mask, self.context_dim, self.prefix_dim)
+        batch = check_inputs(self.specs, x, t, cond, token_mask, self.input_dims())
         if token_mask is not None and self.mask_decoder_depth is None:
             raise ValueError(
                 "MultimodalDiT: token_mask given but the model was built with mask_decoder_depth=None"
@@ -197,8 +227,8 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         )
         if self.check_levels:
             check_level_values(t, layout)
-        h = self._embed_tokens(x, prefix, layout)  # [B, N, D]
-        c_rows, row = self._embed_levels(t, layout, batch)  # [B, R, D], [N]
+        h = self._embed_tokens(x, prefix, layout, cond)  # [B, N, D]
+        c_rows, row = self._embed_levels(t, layout, batch, cond)  # [B, R, D], [N]
         context = context_mask = None
         if self.context_proj is not None:
             assert cond is not None and cond.context is not None
@@ -230,8 +260,17 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             self._layouts[key] = hit
         return hit
 
+    def input_dims(self) -> dict[str, int | None]:
+        """Width of each Cond field this model reads (None: the model takes no such input)."""
+        return {
+            "context": self.context_dim,
+            "prefix": self.prefix_dim,
+            "pooled": self.pooled_dim,
+            "aligned": self.aligned_dim,
+        }
+
     def _embed_tokens(
-        self, x: dict[str, torch.Tensor], prefix: torch.Tensor | None, layout: TokenLayout
+        self, x: dict[str, torch.Tensor], prefix: torch.Tensor | None, layout: TokenLayout, cond: Cond | None
     ) -> torch.Tensor:
         parts = [] if prefix is None else [self.prefix_proj(prefix)]  # type: ignore[misc]
         for name in layout.names:
@@ -239,17 +278,30 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             tokens = (
                 patchify(z, self.patch_size) if self.specs[name].spatial is not None else z
             )  # [B, N_m, C_tok]
-            parts.append(self.in_proj[name](tokens) + self.modality_embed[self.modality_ids[name]])
+            h = self.in_proj[name](tokens) + self.modality_embed[self.modality_ids[name]]
+            if self.aligned is not None and name in self.aligned.targets:
+                assert cond is not None and cond.aligned is not None
+                t_m = layout.num_frames[name]
+                add = self.aligned(
+                    cond.aligned, cond.aligned_mask, name, self.specs[name].rate_hz, t_m
+                )  # [B, T, D]
+                per_frame = h.shape[1] // t_m  # video: gh * gw patches per latent frame
+                h = (h.unflatten(1, (t_m, per_frame)) + add[:, :, None]).flatten(1, 2)  # [B, N_m, D]
+            parts.append(h)
         return torch.cat(parts, dim=1)  # [B, N, D]
 
     def _embed_levels(
-        self, t: dict[str, torch.Tensor], layout: TokenLayout, batch: int
+        self, t: dict[str, torch.Tensor], layout: TokenLayout, batch: int, cond: Cond | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Conditioning rows SiLU(level MLP(t_row) + modality embedding): [B, R, D], and each token's row [N]."""
+        """Conditioning rows SiLU(level MLP(t_row) + modality embedding [+ Linear(pooled)]): [B, R, D],
+        and each token's row [N]."""
         levels = layout.level_rows(t)  # [B, R_latent]
         c = self.level_embed(levels) + self.level_modality_embed[layout.row_modality]  # [B, R_latent, D]
         if layout.num_prefix:
             c = torch.cat([self.prefix_cond.expand(batch, 1, -1).to(c.dtype), c], dim=1)  # type: ignore[union-attr]
+        if self.pooled_proj is not None:
+            assert cond is not None and cond.pooled is not None
+            c = c + self.pooled_proj(cond.pooled)[:, None]  # [B, R, D]: every row, the prefix row too
         return F.silu(c), layout.row
 
     def _backbone(
@@ -321,39 +373,3 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
                 )  # [B, T, h, w, C]
             out[name] = pred
         return {name: out[name] for name in x}
-
-
-def _check_config(
-    specs: dict[str, ModalitySpec],
-    d_model: int,
-    depth: int,
-    num_heads: int,
-    segment_seconds: float,
-    patch_size: int,
-    adaln: str,
-    sola_rank: int,
-    mask_decoder_depth: int | None,
-) -> None:
-    if not specs:
-        raise ValueError("MultimodalDiT: modalities must name at least one modality")
-    for name in specs:
-        if not isinstance(name, str) or not name or "." in name:
-            raise ValueError(
-                f"MultimodalDiT: modality names must be non-empty strings without '.', got {name!r}"
-            )
-    if depth < 1 or num_heads < 1 or d_model % num_heads:
-        raise ValueError(
-            f"MultimodalDiT: need depth >= 1 and d_model divisible by num_heads, got {depth}, {d_model}, {num_heads}"
-        )
-    if patch_size < 1 or segment_seconds <= 0:
-        raise ValueError(
-            f"MultimodalDiT: need patch_size >= 1 and segment_seconds > 0, got {patch_size}, {segment_seconds}"
-        )
-    if adaln not in ("block", "sola") or sola_rank < 1:
-        raise ValueError(
-            f"MultimodalDiT: adaln must be 'block' or 'sola' with sola_rank >= 1, got {adaln!r}, {sola_rank}"
-        )
-    if mask_decoder_depth is not None and not 0 <= mask_decoder_depth <= depth:
-        raise ValueError(
-            f"MultimodalDiT: mask_decoder_depth must be None or in [0, depth={depth}], got {mask_decoder_depth}"
-        )

@@ -1,0 +1,62 @@
+"""The shipped ToyDance DiT gives the outputs it gave before the conditioning ways were added.
+
+`tests/data/toydance_dit_golden.safetensors` holds the model's outputs on fixed inputs, written
+by `python tests/test_dit_golden.py --write` at commit 4c1c6c0 (before global / aligned
+conditioning and the fused modulation). A checkpoint saved without the new init args must load
+and compute exactly as before: the outputs were bit-identical through the conditioning change;
+the fused modulation reorders float additions, so the test allows float rounding (1e-5 of the
+output scale).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from mmgen.core.timeline import segment_ids
+from mmgen.dit import MultimodalDiT
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINT = ROOT / "checkpoints" / "toydance" / "dit"
+GOLDEN = Path(__file__).parent / "data" / "toydance_dit_golden.safetensors"
+FRAMES = {"audio": 15, "motion": 15, "video": 8}  # 2 s: 4 noise-level segments per modality
+
+
+def golden_inputs(model: MultimodalDiT) -> tuple[dict, dict]:
+    """Two examples: one with mixed per-segment levels (some GIVEN at 0), one all-noisy."""
+    g = torch.Generator().manual_seed(2024)
+    x, t = {}, {}
+    for name, n in FRAMES.items():
+        spec = model.specs[name]
+        x[name] = torch.randn(2, *spec.latent_shape(n), generator=g)
+        seg = segment_ids(n, spec.rate_hz, model.segment_seconds)
+        rows = torch.rand(2, int(seg.max()) + 1, generator=g)
+        rows[0, ::2] = 0.0  # GIVEN segments
+        t[name] = rows[:, seg]  # [2, T]
+    return x, t
+
+
+def outputs() -> dict[str, torch.Tensor]:
+    torch.set_num_threads(1)
+    model = MultimodalDiT.from_pretrained(CHECKPOINT)
+    x, t = golden_inputs(model)
+    with torch.no_grad():
+        return model(x, t)
+
+
+def test_shipped_checkpoint_outputs_are_unchanged():
+    want = load_file(str(GOLDEN))
+    got = outputs()
+    assert set(got) == set(want)
+    for name, ref in want.items():
+        scale = ref.abs().max()
+        assert scale > 0.1, name  # the reference is a real prediction, not zeros
+        torch.testing.assert_close(got[name], ref, rtol=0, atol=1e-5 * float(scale), msg=name)
+
+
+if __name__ == "__main__" and "--write" in sys.argv:
+    save_file({k: v.contiguous() for k, v in outputs().items()}, str(GOLDEN))
+    print(f"wrote {GOLDEN}")
