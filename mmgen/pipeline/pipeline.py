@@ -53,6 +53,7 @@ from mmgen.modalities.raw_length import coverage_length, fit_length, pad_mode
 from mmgen.pipeline.checks import check_call, check_clip
 from mmgen.pipeline.config import CONFIG_NAME, FORMAT, GenerationDefaults, plain, read_config
 from mmgen.pipeline.generation import Generation
+from mmgen.pipeline.long_form import window_and_hop
 from mmgen.pipeline.load import check_parts, load_condition, load_dit, load_modalities, load_process
 from mmgen.pipeline.media import (
     blank_generated,
@@ -204,6 +205,8 @@ class Pipeline:
         long_form: bool | None = None,
         progress: bool = True,
         task_kwargs: Mapping[str, Any] | None = None,
+        hop: float | None = None,
+        overlap: float | None = None,
     ) -> Generation:
         """Run a task on raw media.
 
@@ -226,6 +229,8 @@ class Pipeline:
             long_form: sample in windows (default: when `seconds` exceeds `defaults.window_seconds`).
             task_kwargs: arguments of the preset (e.g. {"head": 1.0, "tail": 1.0}, {"via": ["motion"]});
                 they override `defaults.task_args` of the preset.
+            hop, overlap: long-form seconds (any values; `mmgen.pipeline.long_form`): default
+                `defaults.hop`, overlap = window - hop.
         """
         given = check_call(self, given, seconds=seconds, steps=steps, sampler=sampler, guidance=guidance,
                            cross_guidance=cross_guidance, caption=caption, seed=seed, batch_size=batch_size,
@@ -256,8 +261,8 @@ class Pipeline:
         window = d.window_seconds
         if long_form is None:
             long_form = window is not None and seconds > window + 1e-9
-        if long_form and window is None:
-            raise ValueError("long_form needs defaults.window_seconds (the training window) in the pipeline")
+        if long_form:
+            window, hop = window_and_hop(window, d.hop, hop, overlap)
 
         specs = {m: self.modalities[m].spec for m in self.modalities}
         frames = {m: specs[m].num_frames(seconds) for m in task_obj.modalities}
@@ -310,7 +315,8 @@ class Pipeline:
                     latents_in,
                     seconds=seconds,
                     window_seconds=window,
-                    hop_seconds=d.hop,
+                    hop_seconds=hop,
+                    aligned_rate_hz=getattr(self.dit, "aligned_rate_hz", None),
                     **kwargs,
                 )
             else:
