@@ -28,7 +28,6 @@ from mmgen.core.errors import MmgenError
 from mmgen.core.limits import (
     MAX_SECONDS,
     SAMPLE_RATE,
-    VIDEO_FPS,
     LimitError,
     check_batch,
     check_memory,
@@ -234,13 +233,13 @@ def check_audio_file(path: Any, arg: str = "--audio") -> None:
 
 
 def check_video_file(path: Any, arg: str = "--video") -> None:
-    """A video file decord opens, with a frame rate in VIDEO_FPS and at most MAX_SECONDS long."""
-    import decord
+    """A video file with a video stream whose first frame decodes, at most MAX_SECONDS long by its
+    header (`mmgen.io.video_stream.probe`)."""
+    from mmgen.io.video_stream import VideoFileError, probe
 
     try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
-    except (decord.DECORDError, RuntimeError) as err:
-        raise InputError(f"{arg} {path}: not a readable video ({str(err).splitlines()[0][:160]})") from None
-    fps = check_rate(f"{arg} {path}: frame rate", float(reader.get_avg_fps()), VIDEO_FPS)
-    if len(reader) / fps > MAX_SECONDS:
-        raise LimitError(f"{arg} {path}: {len(reader) / fps:.0f} s long; mmgen reads at most {MAX_SECONDS:.0f} s")
+        info = probe(path)
+    except VideoFileError as err:
+        raise InputError(f"{arg} {err}") from None
+    if info.seconds > MAX_SECONDS:
+        raise LimitError(f"{arg} {path}: {info.seconds:.0f} s long; mmgen reads at most {MAX_SECONDS:.0f} s")

@@ -48,6 +48,7 @@ from mmgen.diffusion.process import Process, VPCosine
 from mmgen.diffusion.samplers import sample, uniform_grid
 from mmgen.diffusion.tasks import Task
 from mmgen.dit.model import MultimodalDiT
+from mmgen.modalities.chunked import encode_long
 from mmgen.modalities.media import MediaModality
 from mmgen.modalities.raw_length import coverage_length, fit_length, pad_mode
 from mmgen.pipeline.checks import check_call, check_clip
@@ -285,7 +286,7 @@ class Pipeline:
                 for m, x in raw.items()
             }
             latents_in = {
-                m: self.modalities[m].encode(covered[m]).to(self.device).float()
+                m: encode_long(self.modalities[m], covered[m]).to(self.device).float()
                 for m in raw
                 if resolved.needs_input[m]
             }
