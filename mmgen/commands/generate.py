@@ -9,7 +9,9 @@ mmgen generate --task music2dance --audio song.wav --export bvh,smpl --out out/ 
 
 Inputs are conformed to the pipeline (`mmgen.io.read`): audio is resampled to the model's sample
 rate, motion to its fps (linear interpolation; a wrong joint count is an error), video to its fps
-(frame picking) and frame size (resize).
+(by timestamps, also variable frame rate) and frame size (scale the short side, centre-crop; see
+`mmgen.io.video_stream`). Any length: past the training window the clip is sampled in windows
+(`--hop`, `--overlap`: any seconds; docs/long_form.md).
 """
 
 from __future__ import annotations

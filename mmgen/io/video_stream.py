@@ -197,4 +197,12 @@ def read_video_frames(path: str | os.PathLike, fps: float, size: tuple[int, int]
     info = probe(path)
     logger.info("reading %s: %dx%d, %.2f s, %s audio", info.path, info.width, info.height, info.seconds,
                 "with" if info.has_audio else "no")
-    return np.concatenate(list(iter_video(path, fps, size)))
+    # filled in place (a list of chunks plus their concatenation would hold the clip twice)
+    out = np.empty((max(1, math.floor(info.seconds * fps) + 2), *size, 3), np.uint8)
+    n = 0
+    for chunk in iter_video(path, fps, size):
+        if n + len(chunk) > len(out):  # the header understated the length
+            out = np.concatenate([out, np.empty((max(len(chunk), len(out) // 2), *size, 3), np.uint8)])
+        out[n : n + len(chunk)] = chunk
+        n += len(chunk)
+    return out[:n]

@@ -15,8 +15,10 @@ Per kind (`encode_long` / `decode_long`, used by `mmgen.pipeline`):
     video   uint8 frames -> VideoVAE (causal in time: the left margin is what matters), chunked
             both ways; frames go to float only a chunk at a time
     audio   waveform -> log-mel -> MelVAE chunked; decoding: MelVAE chunked to the log-mel (small),
-            then the vocoder / Griffin-Lim chunked with a cross-fade (Griffin-Lim draws its own
-            phases per chunk, so a hard cut would click)
+            then the vocoder / Griffin-Lim chunked; both cross-fade across seams: the MelVAE's
+            GroupNorm takes statistics over its whole input (so no margin makes a chunk equal the
+            whole clip; chunks of 64 latent frames, 8.5 s, are close to the 4-s training clips),
+            and Griffin-Lim draws its own phases per chunk (a hard cut would click)
     motion  joints -> kinematic features (whole clip, cheap) -> MotionVAE chunked; decoding: VAE
             chunked to features, then one integration over the whole clip (root trajectory)
 """
@@ -113,7 +115,9 @@ def encode_long(mod: MediaModality, raw: torch.Tensor, chunk: int = CHUNK, margi
         mean = run_chunked(lambda f: vae.encode(f)[0], feats, vae.downsample, 1, chunk=chunk, margin=margin)
         return vae.latent_stats.normalize(mean).cpu()
     if isinstance(mod, AudioModality):
-        return run_chunked(lambda w: mod.encode(w.to(device)).cpu(), raw, _per_latent(mod), 1, chunk=chunk, margin=margin)
+        return run_chunked(  # GroupNorm statistics span the chunk: cross-fade the latents across seams
+            lambda w: mod.encode(w.to(device)).cpu(), raw, _per_latent(mod), 1, chunk=chunk, margin=margin, fade=margin
+        )
     return mod.encode(raw).cpu()
 
 
@@ -150,7 +154,8 @@ def decode_long(
         vae, hop = mod.vae, mod.vae.mel.hop_length
         per = _per_latent(mod) // hop  # mel frames per latent frame
         mel = run_chunked(
-            lambda q: vae.decode(vae.latent_stats.denormalize(q)), z, 1, per, chunk=chunk, margin=margin, out_dim=2
+            lambda q: vae.decode(vae.latent_stats.denormalize(q)), z, 1, per,
+            chunk=chunk, margin=margin, fade=margin * per, out_dim=2,
         )  # [B, n_mels, N]
         mel = mel[..., : -(-num // hop)]
         wave = run_chunked(

@@ -38,6 +38,7 @@ from mmgen.core.limits import (
     check_steps,
 )
 from mmgen.diffusion.guidance import CrossGuidance
+from mmgen.modalities.chunked import CHUNK, MARGIN
 
 if TYPE_CHECKING:
     from mmgen.diffusion.tasks import Task
@@ -174,8 +175,9 @@ def check_clip(
 
 
 def estimate_bytes(pipe: Pipeline, modalities: list[str], seconds: float, batch: int, long_form: bool) -> int:
-    """Peak memory of a generate call, roughly: decoding the raw output (float32, DECODE_OVERHEAD
-    times its size at the peak) plus the DiT's attention over the tokens of one window."""
+    """Peak memory of a generate call, roughly: decoding one chunk of the raw output (float32,
+    DECODE_OVERHEAD times its size at the peak; `mmgen.modalities.chunked`), a few copies of the
+    whole output, plus the DiT's attention over the tokens of one window."""
     decode = 0
     tokens = 0
     window = pipe.defaults.window_seconds if long_form and pipe.defaults.window_seconds else seconds
@@ -188,7 +190,9 @@ def estimate_bytes(pipe: Pipeline, modalities: list[str], seconds: float, batch:
             h, w = mod.vae.frame_size
             per_frame = h * w * 3
         kind = "audio" if mod.kind.startswith("audio") else mod.kind
-        decode += mod.raw_length(seconds) * per_frame * 4 * DECODE_OVERHEAD.get(kind, 64)
+        chunk = min(seconds, (CHUNK + 2 * MARGIN) / mod.spec.rate_hz)  # decoded a chunk at a time
+        decode += mod.raw_length(chunk) * per_frame * 4 * DECODE_OVERHEAD.get(kind, 64)
+        decode += mod.raw_length(seconds) * per_frame * 4 * 3  # the whole output, fitted and pasted
         spatial = math.prod(mod.spec.spatial) if mod.spec.spatial else 1
         tokens += mod.spec.num_frames(window) * spatial
     heads = int(getattr(pipe.dit, "num_heads", 4))
