@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from mmgen.core.cond import Cond
+from mmgen.core.cond import Cond, GroupedCond
 from mmgen.core.timeline import ModalitySpec
 from mmgen.diffusion.grids import check_grid, uniform_grid
 from mmgen.diffusion.guidance import CrossGuidance, GuidedDenoiser, Latents, Levels, ModelFn
@@ -71,7 +71,7 @@ def sample_masked(
     *,
     sampler: str = "dpmpp2m",
     eta: float | None = None,
-    cond: Cond | None = None,
+    cond: Cond | GroupedCond | None = None,
     uncond: Cond | None = None,
     guidance: Mapping[str, float] | None = None,
     cross_guidance: CrossGuidance | None = None,
@@ -164,8 +164,8 @@ def sample_masked(
     return x
 
 
-def _broadcast_cond(cond: Cond | None, batch: int, what: str) -> Cond | None:
-    if cond is None or cond.batch_size in (None, batch):
+def _broadcast_cond(cond: Cond | GroupedCond | None, batch: int, what: str) -> Cond | GroupedCond | None:
+    if cond is None or isinstance(cond, GroupedCond) or cond.batch_size in (None, batch):
         return cond
     if cond.batch_size == 1:
         return cond.map(lambda v: v.expand(batch, *v.shape[1:]))
@@ -267,7 +267,7 @@ def sample(
     eta: float | None = None,
     guidance: Mapping[str, float] | None = None,
     cross_guidance: CrossGuidance | float | None = None,
-    cond: Cond | None = None,
+    cond: Cond | GroupedCond | None = None,
     uncond: Cond | None = None,
     segment_seconds: float = 0.5,
     batch_size: int | None = None,

@@ -39,8 +39,8 @@ from typing import Any
 import torch
 import yaml
 
-from mmgen.conditioning.encoder import ConditionEncoder
-from mmgen.core.cond import Cond
+from mmgen.conditioning.encoder import ConditionEncoder, save_frozen_parts
+from mmgen.core.cond import Cond, GroupedCond
 from mmgen.core.fileio import atomic_dir
 from mmgen.diffusion.guidance import CrossGuidance
 from mmgen.diffusion.longform import sample_long
@@ -62,6 +62,7 @@ from mmgen.pipeline.media import (
     resolve_task,
     to_generation,
 )
+from mmgen.pipeline.streams import grouped_conditions, modality_streams
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ class Pipeline:
             cfg["condition"] = None
             if self.condition is not None:
                 self.condition.save_pretrained(tmp / "condition", dtype)
+                save_frozen_parts(self.condition, tmp, tmp / "condition")
                 cfg["condition"] = "condition"
             cfg["defaults"] = self.defaults.to_dict()
             cfg["info"] = self.info
@@ -284,8 +286,8 @@ class Pipeline:
                 for m in raw
                 if resolved.needs_input[m]
             }
-            cond, uncond = self._conditions(caption, batch, window if long_form else seconds)
             start = resolved.start  # {m: [T_m]} 0 GIVEN, 1 GEN, t0 EDIT
+            cond, uncond = self._conditions(caption, batch, window if long_form else seconds, raw, start, seconds)
             steps = d.steps if steps is None else steps
             kwargs = {
                 "steps": steps,
@@ -311,6 +313,7 @@ class Pipeline:
                     seconds=seconds,
                     window_seconds=window,
                     hop_seconds=d.hop,
+                    aligned_rate_hz=self.condition.aligned_rate_hz if self.condition is not None else None,
                     **kwargs,
                 )
             else:
@@ -325,25 +328,36 @@ class Pipeline:
 
     # ------------------------------------------------------------------ helpers
     def _conditions(
-        self, caption: str | None, batch: int, seconds_total: float
-    ) -> tuple[Cond | None, Cond | None]:
-        """(cond, uncond): the caption's Cond and the null Cond; without a caption both are null."""
+        self,
+        caption: str | None,
+        batch: int,
+        seconds_total: float,
+        raw: Mapping[str, torch.Tensor],
+        start: Mapping[str, torch.Tensor],
+        seconds: float,
+    ) -> tuple[Cond | GroupedCond | None, Cond | None]:
+        """(cond, uncond): the caption's Cond and the null Cond; without a caption both are null.
+        With time-aligned streams made from a modality (the video sync stream) a GroupedCond over
+        the whole clip instead (`mmgen.pipeline.streams`; uncond None)."""
         if self.condition is None:
             if caption is not None:
                 raise ValueError(
                     "caption given, but this pipeline has no condition encoder (no text conditioning)"
                 )
             return None, None
-        null = self.condition.null_cond(batch)
-        if caption is None:
-            return null, null
-        if not isinstance(caption, str):
+        if caption is not None and not isinstance(caption, str):
             raise TypeError(f"caption must be a string, got {type(caption).__name__}")
         inputs = {
             "caption": [caption] * batch,
             "seconds_start": [0.0] * batch,
             "seconds_total": [seconds_total] * batch,
         }
+        if modality_streams(self.condition, self.modalities):
+            text = inputs if caption is not None else None
+            return grouped_conditions(self.condition, self.modalities, raw, start, batch, seconds, text), None
+        null = self.condition.null_cond(batch)
+        if caption is None:
+            return null, null
         needed = sorted({k for c in self.condition.conditioners.values() for k in c.keys} - set(inputs))
         if needed:
             raise ValueError(
