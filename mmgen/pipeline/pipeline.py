@@ -48,6 +48,7 @@ from mmgen.modalities.media import MediaModality
 from mmgen.pipeline import steps
 from mmgen.pipeline.config import CONFIG_NAME, FORMAT, GenerationDefaults, plain, read_config
 from mmgen.pipeline.generation import Generation
+from mmgen.pipeline.hub import locate
 from mmgen.pipeline.load import check_parts, load_condition, load_dit, load_modalities, load_process
 from mmgen.pipeline.media import resolve_task
 
@@ -149,9 +150,20 @@ class Pipeline:
         return Path(directory)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu") -> Pipeline:
-        """Load a folder written by `save_pretrained` (safetensors only). A missing or corrupt part
-        raises one error naming the file; DiT and VAE specs must agree."""
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        device: torch.device | str = "cpu",
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> Pipeline:
+        """Load a folder written by `save_pretrained` (safetensors only): a local folder,
+        "toydance" (the shipped checkpoint) or a Hugging Face Hub id "owner/name" (downloaded to,
+        or with HF_HUB_OFFLINE=1 read only from, the Hub cache; `revision` a branch, tag or
+        commit). A missing or corrupt part raises one error naming the file; DiT and VAE specs
+        must agree."""
+        directory = locate(name_or_path, revision, cache_dir)
         cfg = read_config(directory)
         modalities = load_modalities(directory, cfg, device)
         dit = load_dit(directory, cfg, device)
