@@ -19,6 +19,7 @@ one batch) into OUT/generated, and scores them, beside the true dances scored th
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from mmgen import Pipeline
@@ -41,6 +42,9 @@ def parse_args() -> argparse.Namespace:
         p.error("give GEN_DIR and REF_DIR, or neither (with --out)")
     if args.gen_dir is None and args.out is None:
         p.error("without GEN_DIR / REF_DIR, --out says where the ToyDance set goes")
+    for folder in (args.gen_dir, args.ref_dir):
+        if folder is not None and not Path(folder).is_dir():
+            p.error(f"{folder}: no such folder")
     if args.clips < 1:
         p.error(f"--clips must be at least 1, got {args.clips}")
     return args
@@ -90,4 +94,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mmgen.cli import USER_ERRORS
+
+    try:
+        main()
+    except USER_ERRORS as err:  # bad input: one line naming the file, exit 2, as the CLI does
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -15,6 +15,7 @@ clip's true middle and against a straight-line blend of the ends (`interpolation
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from mmgen import Pipeline
@@ -38,6 +39,10 @@ def parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if (args.audio is None) != (args.motion is None):
         p.error("give both --audio and --motion, or neither (a ToyDance clip)")
+    if args.audio is not None and not Path(args.audio).is_file():
+        p.error(f"--audio {args.audio}: no such file")
+    if args.motion is not None and not Path(args.motion).is_file():
+        p.error(f"--motion {args.motion}: no such file")
     return args
 
 
@@ -81,4 +86,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mmgen.cli import USER_ERRORS
+
+    try:
+        main()
+    except USER_ERRORS as err:  # bad input: one line naming the file, exit 2, as the CLI does
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -18,6 +18,7 @@ your own video expect music with a tempo, not one that follows the picture (docs
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from mmgen import Pipeline
@@ -35,7 +36,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pipeline", default=str(SHIPPED), help="pipeline folder (default: the shipped ToyDance one)")
     p.add_argument("--out", required=True, help="output folder (new, empty, or this script's earlier output)")
     p.add_argument("--overwrite", action="store_true", help="replace files an earlier run wrote in --out")
-    return p.parse_args()
+    args = p.parse_args()
+    if args.video is not None and not Path(args.video).is_file():
+        p.error(f"--video {args.video}: no such file")
+    return args
 
 
 def main() -> None:
@@ -66,4 +70,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mmgen.cli import USER_ERRORS
+
+    try:
+        main()
+    except USER_ERRORS as err:  # bad input: one line naming the file, exit 2, as the CLI does
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
