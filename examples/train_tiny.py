@@ -97,7 +97,7 @@ def main() -> None:
     )
     pipe.save_pretrained(out / "pipeline", overwrite=args.overwrite)
     print(f"pipeline: {out / 'pipeline'} ({pipe})")
-    dance = sorted((data / "clips").glob("*.npz"))[0]
+    dance = min((data / "clips").glob("*.npz"))
     mmgen("generate", "--pipeline", out / "pipeline", "--task", "dance2music", "--motion", dance,
           "--out", out / "generated", "--no-progress", *again)
     print(f"done: data {data}, logs {out / 'logs'}, pipeline {out / 'pipeline'}, samples {out / 'generated'}")
