@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mmgen import Pipeline
 
-SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "toydance"
+SHIPPED = "toydance"  # the shipped checkpoint, found in a checkout or an installed wheel
 
 
 def parse_args() -> argparse.Namespace:
@@ -35,7 +35,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--clips", type=int, default=4, help="ToyDance clips without folders (default 4)")
     p.add_argument("--seconds", type=float, default=4.0, help="seconds per ToyDance clip (default 4)")
     p.add_argument("--steps", type=int, help="sampling steps (default: the pipeline's, 25)")
-    p.add_argument("--pipeline", default=str(SHIPPED), help="pipeline folder (default: the shipped ToyDance one)")
+    p.add_argument("--pipeline", default=SHIPPED, help="folder or hub id (default: shipped ToyDance)")
     p.add_argument("--overwrite", action="store_true", help="replace files an earlier run wrote")
     args = p.parse_args()
     if (args.gen_dir is None) != (args.ref_dir is None):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mmgen import Pipeline
 
-SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "toydance"
+SHIPPED = "toydance"  # the shipped checkpoint, found in a checkout or an installed wheel
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,7 +33,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seconds", type=float, help="clip length (default: the whole video)")
     p.add_argument("--steps", type=int, help="sampling steps (default: the pipeline's, 25)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pipeline", default=str(SHIPPED), help="pipeline folder (default: the shipped ToyDance one)")
+    p.add_argument("--pipeline", default=SHIPPED, help="folder or hub id (default: shipped ToyDance)")
     p.add_argument("--out", required=True, help="output folder (new, empty, or this script's earlier output)")
     p.add_argument("--overwrite", action="store_true", help="replace files an earlier run wrote in --out")
     args = p.parse_args()
