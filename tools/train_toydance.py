@@ -161,6 +161,7 @@ One MultimodalDiT over audio (mel VAE, {rates['audio']:g} Hz), motion (kinematic
 video VAE, {rates['video']:g} Hz) latents, trained from scratch on CPU on synthetic data,
 {describe_data(training)}, by `python tools/train_toydance.py` (stages below). {size:.1f} MB of safetensors
 (parameters in float16). Mel spectrograms become audio through {decoder}.
+Model card (intended use, limitations, license, how to load): `docs/model_card_toydance.md`.
 
 ## Training time (2 CPU cores, minutes; shared with other jobs during the session that made it)
 
