@@ -46,7 +46,7 @@ def parse_guidance(text: str) -> dict[str, float]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--pipeline", help="pipeline folder (default: checkpoints/toydance of this repository)"
+        "--pipeline", help="pipeline folder, \"toydance\" or a Hugging Face Hub id owner/name (default: the shipped ToyDance checkpoint)"
     )
     parser.add_argument(
         "--task",
@@ -222,7 +222,9 @@ def run(args: argparse.Namespace) -> int:
     from mmgen.io.read import read_audio, read_motion, read_video_file
     from mmgen.pipeline import Pipeline
 
-    directory = Path(args.pipeline) if args.pipeline else default_pipeline_dir()
+    from mmgen.pipeline.hub import locate
+
+    directory = locate(args.pipeline) if args.pipeline else default_pipeline_dir()
     if args.pipeline is None and not directory.is_dir():
         raise MmgenError(f"no --pipeline given and the shipped checkpoint {directory} is not there")
     check_arguments(args)

@@ -11,7 +11,8 @@ from mmgen.diffusion.window_plan import plan_windows
 from mmgen.diffusion.loss import denoising_loss
 from mmgen.diffusion.noise_levels import MoNLConfig, NoiseLevels, apply_null_text, sample_levels
 from mmgen.diffusion.process import DiscreteVP, Process, RectifiedFlow, VPCosine
-from mmgen.diffusion.samplers import SAMPLERS, prepare_task, sample, sample_masked
+from mmgen.diffusion.samplers import prepare_task, sample, sample_masked
+from mmgen.diffusion.settings import SAMPLERS, SamplingSettings
 from mmgen.diffusion.tasks import (
     ABSENT,
     EDIT,
@@ -40,6 +41,7 @@ __all__ = [
     "Process",
     "RectifiedFlow",
     "Role",
+    "SamplingSettings",
     "Span",
     "Task",
     "VPCosine",

@@ -15,23 +15,17 @@ segment edge of every modality. A clip no longer than W is a single window.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
-from mmgen.core.cond import Cond
+from mmgen.core.cond import Cond, GroupedCond
 from mmgen.core.timeline import ModalitySpec
-from mmgen.diffusion.guidance import CrossGuidance, Latents, ModelFn
+from mmgen.diffusion.guidance import Latents, ModelFn
 from mmgen.diffusion.process import Process, expand_like
-from mmgen.diffusion.samplers import (
-    Callback,
-    _broadcast_cond,
-    as_cross_guidance,
-    check_process,
-    prepare_task,
-    sample_masked,
-    uniform_grid,
-)
+from mmgen.diffusion.samplers import Callback, broadcast_cond, check_process, prepare_task, sample_masked
+from mmgen.diffusion.settings import SamplingSettings, resolve_settings
 from mmgen.diffusion.tasks import Task
 from mmgen.diffusion.window_plan import harmonize_levels, plan_windows
 
@@ -46,30 +40,29 @@ def sample_long(
     window_seconds: float,
     hop_seconds: float,
     process: Process,
-    steps: int = 50,
-    sampler: str = "dpmpp2m",
-    grid: Sequence[float] | None = None,
-    eta: float | None = None,
-    guidance: Mapping[str, float] | None = None,
-    cross_guidance: CrossGuidance | float | None = None,
-    cond: Cond | None = None,
+    settings: SamplingSettings | None = None,
+    cond: Cond | GroupedCond | None = None,
     uncond: Cond | None = None,
-    segment_seconds: float = 0.5,
     aligned_rate_hz: float | None = None,
+    segment_seconds: float = 0.5,
     batch_size: int | None = None,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
     callback: Callback | None = None,
+    **overrides: Any,
 ) -> Latents:
     """Run `task` over `seconds` in windows; returns the stitched latents of every present modality.
 
-    Same arguments as `samplers.sample` plus `window_seconds` (W) and `hop_seconds` (H, any value
-    in (0, W]); `cond` is used for every window, its time-aligned stream (at `aligned_rate_hz`)
-    cut to the window's seconds; `callback` is called per step of every window. `process` is
-    required (the one the model was trained with).
+    Same arguments as `samplers.sample` (`settings` plus its fields as keyword overrides) plus
+    `window_seconds` (W) and `hop_seconds` (H, any value in (0, W]); `cond` is used for every
+    window, its time-aligned stream (Cond.aligned, over the whole clip at `aligned_rate_hz`) cut to
+    each window's nominal seconds (start snapped to the stream's grid);
+    `callback` is called per step of every window. `process` is required (the one the model was
+    trained with).
     """
     check_process(process)
+    settings = resolve_settings(settings, overrides)
     start, values = prepare_task(
         task,
         specs,
@@ -82,8 +75,8 @@ def sample_long(
     rates = {m: specs[m].rate_hz for m in start}
     batch = next(iter(start.values())).shape[0]
     out = {m: v.clone() for m, v in values.items()}
-    cond, uncond = _broadcast_cond(cond, batch, "cond"), _broadcast_cond(uncond, batch, "uncond")
-    grid = list(grid) if grid is not None else uniform_grid(steps)
+    cond, uncond = broadcast_cond(cond, batch, "cond"), broadcast_cond(uncond, batch, "uncond")
+    grid = settings.make_grid(process)
     frames = {m: s.shape[1] for m, s in start.items()}
     for win in plan_windows(seconds, window_seconds, hop_seconds, rates, segment_seconds, frames):
         win_start, win_values = {}, {}
@@ -93,18 +86,24 @@ def sample_long(
             level[:, : span.fresh - span.start] = 0.0  # the overlap: GIVEN, as generated before
             win_start[m] = harmonize_levels(level, rates[m], segment_seconds)
             win_values[m] = out[m][:, span.frames]
+        win_cond, win_uncond = cond, uncond
+        if aligned_rate_hz is not None:  # the stream's frame 0 must sit at the window's start
+            a = round(win.start * aligned_rate_hz) / aligned_rate_hz
+            e = max(win.end, a + 1 / aligned_rate_hz)
+            win_cond = cond.crop_time(a, e, aligned_rate_hz) if cond is not None else None
+            win_uncond = uncond.crop_time(a, e, aligned_rate_hz) if uncond is not None else None
         res = sample_masked(
             model_fn,
             process,
             win_start,
             win_values,
             grid,
-            sampler=sampler,
-            eta=eta,
-            cond=_crop(cond, win.start, win.end, aligned_rate_hz),
-            uncond=_crop(uncond, win.start, win.end, aligned_rate_hz),
-            guidance=guidance,
-            cross_guidance=as_cross_guidance(cross_guidance),
+            sampler=settings.sampler,
+            eta=settings.eta,
+            cond=win_cond,
+            uncond=win_uncond,
+            guidance=settings.guidance,
+            cross_guidance=settings.cross,
             generator=generator,
             progress=progress,
             callback=callback,
@@ -117,14 +116,3 @@ def sample_long(
             made = res[m][:, new].to(out[m].dtype)
             out[m][:, span.fresh : span.end] = torch.where(expand_like(keep, made), fresh, made)
     return out
-
-
-def _crop(cond: Cond | None, start: float, end: float, rate_hz: float | None) -> Cond | None:
-    """The window's part of a time-aligned stream (frame 0 at the window's nominal start, snapped
-    to the stream's grid); conditions without a stream are returned as they are."""
-    if cond is None or cond.aligned is None:
-        return cond
-    if rate_hz is None:
-        raise ValueError("long form with a time-aligned condition stream needs aligned_rate_hz (the DiT's)")
-    a = round(start * rate_hz) / rate_hz
-    return cond.crop_time(a, max(end, a + 1 / rate_hz), rate_hz)
