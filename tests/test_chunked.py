@@ -21,7 +21,7 @@ def test_margins_covering_the_receptive_field_give_the_whole_clip_exactly():
     with torch.no_grad():
         exact = run_chunked(fn, x, 1, 2, chunk=5, margin=2)
         cut = run_chunked(fn, x, 1, 2, chunk=5, margin=0)
-        faded = run_chunked(fn, x, 1, 2, chunk=5, margin=2, fade=4)
+        faded = run_chunked(fn, x, 1, 2, chunk=5, margin=3, fade=4)  # the fade needs its own context
     torch.testing.assert_close(exact, whole, atol=1e-6, rtol=0)
     assert (cut - whole).abs().max() > 1e-2  # without context the seams show
     torch.testing.assert_close(faded, whole, atol=1e-6, rtol=0)  # blending two equal pieces changes nothing
