@@ -17,11 +17,11 @@ single window.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from mmgen.core.cond import Cond
+from mmgen.core.cond import Cond, GroupedCond
 from mmgen.core.timeline import ModalitySpec
 from mmgen.diffusion.guidance import CrossGuidance, Latents, ModelFn
 from mmgen.diffusion.process import Process
@@ -101,12 +101,14 @@ def sample_long(
     device: torch.device | str | None = None,
     progress: bool = True,
     callback: Callback | None = None,
+    window_cond: Callable[[float, float], Cond | GroupedCond] | None = None,
 ) -> Latents:
     """Run `task` over `seconds` in windows; returns the stitched latents of every present modality.
 
     Same arguments as `samplers.sample` plus `window_seconds` (W) and `hop_seconds` (H); `cond`
-    is used for every window; `callback` is called per step of every window. `process` is
-    required (the one the model was trained with).
+    is used for every window unless `window_cond(start, end)` gives each window its own (e.g.
+    Stable Audio's timing: seconds_start = the window's start); `callback` is called per step of
+    every window. `process` is required (the one the model was trained with).
     """
     check_process(process)
     start, values = prepare_task(
@@ -142,7 +144,7 @@ def sample_long(
             grid,
             sampler=sampler,
             eta=eta,
-            cond=cond,
+            cond=cond if window_cond is None else window_cond(a, e),
             uncond=uncond,
             guidance=guidance,
             cross_guidance=as_cross_guidance(cross_guidance),

@@ -40,7 +40,6 @@ import torch
 import yaml
 
 from mmgen.conditioning.encoder import ConditionEncoder
-from mmgen.core.cond import Cond
 from mmgen.core.fileio import atomic_dir
 from mmgen.diffusion.guidance import CrossGuidance
 from mmgen.diffusion.longform import sample_long
@@ -51,6 +50,7 @@ from mmgen.dit.model import MultimodalDiT
 from mmgen.modalities.media import MediaModality
 from mmgen.modalities.raw_length import coverage_length, fit_length, pad_mode
 from mmgen.pipeline.checks import check_call, check_clip
+from mmgen.pipeline.conditions import ConditionInputs, WindowConditions, check_inputs
 from mmgen.pipeline.config import CONFIG_NAME, FORMAT, GenerationDefaults, plain, read_config
 from mmgen.pipeline.generation import Generation
 from mmgen.pipeline.load import check_parts, load_condition, load_dit, load_modalities, load_process
@@ -199,6 +199,10 @@ class Pipeline:
         guidance: Mapping[str, float] | None = None,
         cross_guidance: float | CrossGuidance | bool | None = None,
         caption: str | None = None,
+        melody: Any = None,
+        melody_rate: int | None = None,
+        image: Any = None,
+        quality: float | None = None,
         seed: int = 0,
         batch_size: int | None = None,
         long_form: bool | None = None,
@@ -221,6 +225,13 @@ class Pipeline:
             cross_guidance: MoMu switch level or CrossGuidance (None: the default when >= 2
                 modalities are generated; False: off).
             caption: text for the condition encoder (None: unconditional, the null embedding).
+            melody: a mono reference waveform [S] at `melody_rate` Hz for the melody conditioner
+                (its dominant-pitch chroma, MusicGen); None: its null embedding.
+            image: a reference image uint8 [H, W, 3] for the CLIP image conditioner.
+            quality: the quality score asked for (QA-MDT; e.g. 5 on a 1-5 scale).
+                Each condition needs a conditioner of its kind in the pipeline (else ValueError);
+                timing (seconds_start, seconds_total) is always given, per long-form window
+                (`mmgen.pipeline.conditions`).
             seed: same seed, same output (noise and Griffin-Lim phases come from it).
             batch_size: examples to draw (inputs with batch 1 are shared by all of them).
             long_form: sample in windows (default: when `seconds` exceeds `defaults.window_seconds`).
@@ -230,6 +241,8 @@ class Pipeline:
         given = check_call(self, given, seconds=seconds, steps=steps, sampler=sampler, guidance=guidance,
                            cross_guidance=cross_guidance, caption=caption, seed=seed, batch_size=batch_size,
                            long_form=long_form, task_kwargs=task_kwargs)
+        conditions = ConditionInputs(caption, melody, melody_rate, image, quality)
+        check_inputs(self.condition, conditions)
         unknown = sorted(set(given) - set(self.modalities))
         if unknown:
             raise ValueError(
@@ -284,18 +297,18 @@ class Pipeline:
                 for m in raw
                 if resolved.needs_input[m]
             }
-            cond, uncond = self._conditions(caption, batch, window if long_form else seconds)
             start = resolved.start  # {m: [T_m]} 0 GIVEN, 1 GEN, t0 EDIT
+            windows = self._window_conditions(conditions, batch, seconds, covered, start)
+            cond = windows.window(0.0, window if long_form else seconds) if windows is not None else None
             steps = d.steps if steps is None else steps
             kwargs = {
                 "steps": steps,
                 "sampler": d.sampler if sampler is None else sampler,
                 "process": self.process,
                 "grid": uniform_grid(steps, d.grid_shift),
-                "guidance": self._guidance(guidance, start, caption is not None),
+                "guidance": self._guidance(guidance, start, windows.groups if windows is not None else frozenset()),
                 "cross_guidance": self._cross(cross_guidance, start),
                 "cond": cond,
-                "uncond": uncond,
                 "segment_seconds": self.dit.segment_seconds,
                 "batch_size": batch,
                 "generator": torch.Generator(device=self.device).manual_seed(int(seed)),
@@ -311,6 +324,7 @@ class Pipeline:
                     seconds=seconds,
                     window_seconds=window,
                     hop_seconds=d.hop,
+                    window_cond=windows.window if windows is not None else None,
                     **kwargs,
                 )
             else:
@@ -324,45 +338,40 @@ class Pipeline:
         return to_generation(self.modalities, task_obj, seconds, out, latents, seed, sorted(latents_in), start)
 
     # ------------------------------------------------------------------ helpers
-    def _conditions(
-        self, caption: str | None, batch: int, seconds_total: float
-    ) -> tuple[Cond | None, Cond | None]:
-        """(cond, uncond): the caption's Cond and the null Cond; without a caption both are null."""
+    def _window_conditions(
+        self,
+        conditions: ConditionInputs,
+        batch: int,
+        seconds: float,
+        covered: Mapping[str, torch.Tensor],
+        start: Mapping[str, torch.Tensor],
+    ) -> WindowConditions | None:
+        """The per-window conditions (None without a condition encoder); modalities the task
+        GIVES whole feed conditioners that read them (the video sync stream)."""
         if self.condition is None:
-            if caption is not None:
-                raise ValueError(
-                    "caption given, but this pipeline has no condition encoder (no text conditioning)"
-                )
-            return None, None
-        null = self.condition.null_cond(batch)
-        if caption is None:
-            return null, null
-        if not isinstance(caption, str):
-            raise TypeError(f"caption must be a string, got {type(caption).__name__}")
-        inputs = {
-            "caption": [caption] * batch,
-            "seconds_start": [0.0] * batch,
-            "seconds_total": [seconds_total] * batch,
+            return None
+        media = {
+            m: (x, self.modalities[m].raw_rate) for m, x in covered.items() if bool((start[m] == 0).all())
         }
-        needed = sorted({k for c in self.condition.conditioners.values() for k in c.keys} - set(inputs))
-        if needed:
-            raise ValueError(
-                f"the pipeline's condition encoder needs inputs {needed} that generate() cannot supply"
-            )
-        cond = self.condition(batch=inputs)
-        length = cond.context.shape[1] if cond.context is not None else None
-        return cond, self.condition.null_cond(batch, context_length=length)
+        return WindowConditions(self.condition, conditions, batch, seconds, media)
 
     def _guidance(
-        self, guidance: Mapping[str, float] | None, start: Mapping[str, torch.Tensor], text: bool
+        self, guidance: Mapping[str, float] | None, start: Mapping[str, torch.Tensor], groups: frozenset[str]
     ) -> dict[str, float]:
+        """{group: scale}: the given one (each condition group must have its condition given),
+        else the defaults' groups that apply (a condition group with its condition given, a
+        modality with GIVEN frames)."""
         if guidance is not None:
-            if "text" in guidance and not text:
-                raise ValueError("text guidance needs a caption")
+            known = self.condition.groups if self.condition is not None else frozenset()
+            for group in guidance:
+                if group == "text" and "text" not in groups:
+                    raise ValueError("text guidance needs a caption")
+                if group in known and group not in groups and group not in start:
+                    raise ValueError(f"{group} guidance needs that condition given (its conditioners are all absent)")
             return dict(guidance)
         out = {}
         for group, scale in self.defaults.guidance.items():
-            if (group == "text" and text) or (group in start and bool((start[group] == 0).any())):
+            if group in groups or (group in start and bool((start[group] == 0).any())):
                 out[group] = scale
         return out
 
