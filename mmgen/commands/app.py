@@ -21,7 +21,7 @@ from mmgen.core.errors import MmgenError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--pipeline", type=Path, default=None, help="pipeline folder (default: checkpoints/toydance)"
+        "--pipeline", type=Path, default=None, help="pipeline folder, \"toydance\" or a Hugging Face Hub id owner/name (default: the shipped ToyDance checkpoint)"
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)"

@@ -9,7 +9,9 @@ mmgen cache --data data/toydance --pipeline checkpoints/toydance --out cache/syn
 `--condition FILE` also stores the frozen features of the condition encoder a DiT training config
 names (its model.init_args.condition), or of a ConditionEncoder / Conditioner spec or a saved
 ConditionEncoder folder, per clip beside the latents with each encoder's fingerprint, so
-`mmgen fit` trains without running the encoders.
+`mmgen fit` trains without running the encoders (T5 / CLIP text, CLIP image, melody chroma, the
+sync stream, quality levels). Timing conditioners are left out: their inputs (seconds_start,
+seconds_total) belong to the training window, which the data module adds to every batch.
 
 `--vae NAME=DIR` takes a modality folder (DIR/vae, and DIR/vocoder for audio, as
 `MediaModality.save_pretrained` writes) or a bare VAE folder (DIR/config.yaml). NAME is audio,
@@ -148,6 +150,11 @@ def run(args: argparse.Namespace) -> int:
         args.out, "latent cache", overwrite=args.overwrite, inputs=[args.data, args.pipeline, args.condition, *vae_dirs]
     )
     conditioners = load_conditioners(args.condition) if args.condition else None  # a bad config fails before the VAEs load
+    if conditioners:
+        from mmgen.conditioning.timing import TimingConditioner
+
+        # timing depends on the training window (seconds_start), not on the clip: computed per batch
+        conditioners = {n: c for n, c in conditioners.items() if not isinstance(c, TimingConditioner)} or None
 
     if args.pipeline is not None:
         from mmgen.pipeline.config import read_config

@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pipeline", type=Path, default=None, help="pipeline folder (default: checkpoints/toydance)")
+    parser.add_argument("--pipeline", type=Path, default=None, help="pipeline folder, \"toydance\" or a Hugging Face Hub id owner/name (default: the shipped ToyDance checkpoint)")
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier demo's --out folder")
     parser.add_argument("--clips", type=int, default=8, help="held-out clips per task")

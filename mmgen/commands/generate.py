@@ -48,7 +48,7 @@ def parse_guidance(text: str) -> dict[str, float]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--pipeline", help="pipeline folder (default: checkpoints/toydance of this repository)"
+        "--pipeline", help="pipeline folder, \"toydance\" or a Hugging Face Hub id owner/name (default: the shipped ToyDance checkpoint)"
     )
     parser.add_argument(
         "--task",
@@ -242,8 +242,9 @@ def run(args: argparse.Namespace) -> int:
     from mmgen.demo.run import default_pipeline_dir
     from mmgen.io.read import read_audio, read_motion, read_video_file
     from mmgen.pipeline import Pipeline
+    from mmgen.pipeline.hub import locate
 
-    directory = Path(args.pipeline) if args.pipeline else default_pipeline_dir()
+    directory = locate(args.pipeline) if args.pipeline else default_pipeline_dir()
     if args.pipeline is None and not directory.is_dir():
         raise MmgenError(f"no --pipeline given and the shipped checkpoint {directory} is not there")
     check_arguments(args)

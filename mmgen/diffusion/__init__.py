@@ -10,7 +10,8 @@ from mmgen.diffusion.longform import sample_long, window_bounds
 from mmgen.diffusion.loss import denoising_loss
 from mmgen.diffusion.noise_levels import MoNLConfig, NoiseLevels, apply_null_text, sample_levels
 from mmgen.diffusion.process import DiscreteVP, Process, RectifiedFlow, VPCosine
-from mmgen.diffusion.samplers import SAMPLERS, prepare_task, sample, sample_masked
+from mmgen.diffusion.samplers import prepare_task, sample, sample_masked
+from mmgen.diffusion.settings import SAMPLERS, SamplingSettings
 from mmgen.diffusion.tasks import (
     ABSENT,
     EDIT,
@@ -39,6 +40,7 @@ __all__ = [
     "Process",
     "RectifiedFlow",
     "Role",
+    "SamplingSettings",
     "Span",
     "Task",
     "VPCosine",

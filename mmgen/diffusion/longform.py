@@ -18,22 +18,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 
 from mmgen.core.cond import Cond, GroupedCond
 from mmgen.core.timeline import ModalitySpec
-from mmgen.diffusion.guidance import CrossGuidance, Latents, ModelFn
+from mmgen.diffusion.guidance import Latents, ModelFn
 from mmgen.diffusion.process import Process
-from mmgen.diffusion.samplers import (
-    Callback,
-    _broadcast_cond,
-    as_cross_guidance,
-    check_process,
-    prepare_task,
-    sample_masked,
-    uniform_grid,
-)
+from mmgen.diffusion.samplers import Callback, broadcast_cond, check_process, prepare_task, sample_masked
+from mmgen.diffusion.settings import SamplingSettings, resolve_settings
 from mmgen.diffusion.tasks import Task
 
 _EPS = 1e-6
@@ -87,14 +81,10 @@ def sample_long(
     window_seconds: float,
     hop_seconds: float,
     process: Process,
-    steps: int = 50,
-    sampler: str = "dpmpp2m",
-    grid: Sequence[float] | None = None,
-    eta: float | None = None,
-    guidance: Mapping[str, float] | None = None,
-    cross_guidance: CrossGuidance | float | None = None,
-    cond: Cond | None = None,
+    settings: SamplingSettings | None = None,
+    cond: Cond | GroupedCond | None = None,
     uncond: Cond | None = None,
+    aligned_rate_hz: float | None = None,
     segment_seconds: float = 0.5,
     batch_size: int | None = None,
     generator: torch.Generator | None = None,
@@ -102,15 +92,19 @@ def sample_long(
     progress: bool = True,
     callback: Callback | None = None,
     window_cond: Callable[[float, float], Cond | GroupedCond] | None = None,
+    **overrides: Any,
 ) -> Latents:
     """Run `task` over `seconds` in windows; returns the stitched latents of every present modality.
 
-    Same arguments as `samplers.sample` plus `window_seconds` (W) and `hop_seconds` (H); `cond`
-    is used for every window unless `window_cond(start, end)` gives each window its own (e.g.
-    Stable Audio's timing: seconds_start = the window's start); `callback` is called per step of
-    every window. `process` is required (the one the model was trained with).
+    Same arguments as `samplers.sample` (`settings` plus its fields as keyword overrides) plus
+    `window_seconds` (W) and `hop_seconds` (H); `cond` is used for every window unless
+    `window_cond(start, end)` gives each window its own (Stable Audio's timing: seconds_start =
+    the window's start); either way its time-aligned stream (Cond.aligned, over the whole clip at
+    `aligned_rate_hz`) is cut to each window's seconds; `callback` is called per step of every
+    window. `process` is required (the one the model was trained with).
     """
     check_process(process)
+    settings = resolve_settings(settings, overrides)
     start, values = prepare_task(
         task,
         specs,
@@ -124,8 +118,8 @@ def sample_long(
     batch = next(iter(start.values())).shape[0]
     out = {m: v.clone() for m, v in values.items()}
     done = {m: torch.zeros_like(s, dtype=torch.bool) for m, s in start.items()}  # [B, T] generated already
-    cond, uncond = _broadcast_cond(cond, batch, "cond"), _broadcast_cond(uncond, batch, "uncond")
-    grid = list(grid) if grid is not None else uniform_grid(steps)
+    cond, uncond = broadcast_cond(cond, batch, "cond"), broadcast_cond(uncond, batch, "uncond")
+    grid = settings.make_grid(process)
     for a, e in window_bounds(seconds, window_seconds, hop_seconds, segment_seconds, rates):
         sl = {
             m: slice(round(a * specs[m].rate_hz), min(round(e * specs[m].rate_hz), s.shape[1]))
@@ -136,18 +130,22 @@ def sample_long(
             for m, s in start.items()
         }
         win_values = {m: out[m][:, sl[m]] for m in start}
+        win_cond, win_uncond = (cond if window_cond is None else window_cond(a, e)), uncond
+        if aligned_rate_hz is not None:  # the stream's frame 0 must sit at the window's start
+            win_cond = cond.crop_time(a, e, aligned_rate_hz) if cond is not None else None
+            win_uncond = uncond.crop_time(a, e, aligned_rate_hz) if uncond is not None else None
         res = sample_masked(
             model_fn,
             process,
             win_start,
             win_values,
             grid,
-            sampler=sampler,
-            eta=eta,
-            cond=cond if window_cond is None else window_cond(a, e),
-            uncond=uncond,
-            guidance=guidance,
-            cross_guidance=as_cross_guidance(cross_guidance),
+            sampler=settings.sampler,
+            eta=settings.eta,
+            cond=win_cond,
+            uncond=win_uncond,
+            guidance=settings.guidance,
+            cross_guidance=settings.cross,
             generator=generator,
             progress=progress,
             callback=callback,

@@ -8,7 +8,8 @@
         │     CLIPImage          <- image as a one-frame clip              [B, 1, H, W, 3]
         │     QualityConditioner <- quality                [B] scores
         │     TimingConditioner  <- seconds_start / seconds_total of the window   (always given)
-        │     a stream of a GIVEN modality (the video sync stream) <- that modality's raw input
+        │     a stream made from a modality (the video sync stream) <- that modality where GIVEN
+        │         (`mmgen.pipeline.streams`)
         │ a conditioner with nothing given is "absent": it sits at its null embedding
         ▼
     ConditionEncoder.grouped(features, absent=...) -> GroupedCond: the Cond of every set of dropped
@@ -22,7 +23,7 @@ features (T5, CLIP, chroma) are computed once per call; only the timing tokens c
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,8 @@ from mmgen.conditioning.timing import TimingConditioner
 from mmgen.core.cond import GroupedCond
 from mmgen.core.limits import MAX_SECONDS
 from mmgen.dit.streams import stream_frames
+from mmgen.modalities.media import MediaModality
+from mmgen.pipeline.streams import modality_streams, stream_features
 
 TEXT_KINDS = (T5TextConditioner, CLIPTextConditioner)
 TIMING_KEYS = ("seconds_start", "seconds_total")
@@ -113,58 +116,69 @@ def _resample(wave: torch.Tensor, rate: int, target: int) -> torch.Tensor:
     return torch.from_numpy(resample_audio(wave.numpy(), int(rate), int(target))) if rate != target else wave
 
 
-def raw_condition_batch(
-    encoder: ConditionEncoder,
-    inputs: ConditionInputs,
-    batch: int,
-    media: Mapping[str, tuple[torch.Tensor, float]] | None = None,
-) -> tuple[dict[str, Any], set[str]]:
-    """(raw batch for `encoder.encode`, names of the absent conditioners); timing is filled per
-    window by `WindowConditions`. `media` {modality: (raw [B, N, ...], rate)}: the modalities the
-    task GIVES whole, for conditioners that read a modality (the video sync stream)."""
-    values: dict[str, Any] = {}
-    absent: set[str] = set()
-    media = dict(media or {})
+def input_kind(name: str, c: Any) -> str:
+    """What `generate` feeds a conditioner: "text", "melody", "image", "quality" or "timing"."""
+    if isinstance(c, TimingConditioner):
+        bad = sorted(set(c.keys) - set(TIMING_KEYS))
+        if bad:
+            raise ValueError(f"conditioner {name!r} reads {bad}; generate() supplies timing as {list(TIMING_KEYS)}")
+        return "timing"
+    for kind, classes in INPUT_OF.items():
+        if isinstance(c, classes):
+            return kind
+    raise ValueError(
+        f"the pipeline's conditioner {name!r} ({type(c).__name__}) reads {list(c.keys)}, which generate() cannot supply"
+    )
+
+
+def absent_conditioners(encoder: ConditionEncoder, inputs: ConditionInputs, streams: Collection[str] = ()) -> set[str]:
+    """Conditioners whose input the caller did not give (they take their null embedding)."""
+    out = set()
     for name, c in encoder.conditioners.items():
-        if isinstance(c, TimingConditioner):
-            bad = sorted(set(c.keys) - set(TIMING_KEYS))
-            if bad:
-                raise ValueError(f"conditioner {name!r} reads {bad}; generate() supplies timing as {list(TIMING_KEYS)}")
-        elif isinstance(c, TEXT_KINDS):
-            if inputs.text is None:
-                absent.add(name)
-            else:
-                values[c.key] = [inputs.text] * batch
+        if name not in streams:
+            kind = input_kind(name, c)
+            if kind != "timing" and getattr(inputs, kind) is None:
+                out.add(name)
+    return out
+
+
+def given_groups(
+    encoder: ConditionEncoder | None,
+    inputs: ConditionInputs,
+    modalities: Mapping[str, MediaModality],
+    start: Mapping[str, torch.Tensor],
+) -> frozenset[str]:
+    """Guidance groups with a given condition: a conditioner with its input (timing alone is not
+    one), or a modality stream whose modality has GIVEN frames."""
+    if encoder is None:
+        return frozenset()
+    streams = modality_streams(encoder, modalities)
+    absent = absent_conditioners(encoder, inputs, streams)
+    groups = {
+        encoder.group_of[n]
+        for n, c in encoder.conditioners.items()
+        if n not in streams and n not in absent and not isinstance(c, TimingConditioner)
+    }
+    groups |= {encoder.group_of[n] for n, m in streams.items() if m in start and bool((start[m] == 0).any())}
+    return frozenset(groups)
+
+
+def raw_condition_batch(encoder: ConditionEncoder, inputs: ConditionInputs, batch: int, absent: Collection[str]) -> dict[str, Any]:
+    """The raw batch for the present conditioners' `encode` (timing is filled per window)."""
+    values: dict[str, Any] = {}
+    for name, c in encoder.conditioners.items():
+        if name in absent or isinstance(c, TimingConditioner) or not any(isinstance(c, k) for k in INPUT_OF.values()):
+            continue
+        if isinstance(c, TEXT_KINDS):
+            values[c.key] = [inputs.text] * batch
         elif isinstance(c, MelodyConditioner):
-            if inputs.melody is None:
-                absent.add(name)
-            else:
-                wave = _resample(inputs.melody, int(inputs.melody_rate), c.chroma.sample_rate)  # [S]
-                values[c.key] = wave[None].expand(batch, -1)
+            wave = _resample(inputs.melody, int(inputs.melody_rate), c.chroma.sample_rate)  # [S]
+            values[c.key] = wave[None].expand(batch, -1)
         elif isinstance(c, CLIPImageConditioner):
-            if inputs.image is None:
-                absent.add(name)
-            else:
-                values[c.key] = inputs.image[None].expand(batch, *inputs.image.shape)  # [B, 1, H, W, 3]
+            values[c.key] = inputs.image[None].expand(batch, *inputs.image.shape)  # [B, 1, H, W, 3]
         elif isinstance(c, QualityConditioner):
-            if inputs.quality is None:
-                absent.add(name)
-            else:
-                values[c.key] = [inputs.quality] * batch
-        elif set(c.keys) <= set(media):
-            for key in c.keys:
-                raw, rate = media[key]
-                values[key] = raw
-                fps_key = getattr(c, "fps_key", None)
-                if fps_key:
-                    values[fps_key] = [float(rate)] * batch
-        elif any(k in ("audio", "motion", "video") for k in c.keys):
-            absent.add(name)  # a stream of a modality the task does not give whole
-        else:
-            raise ValueError(
-                f"the pipeline's conditioner {name!r} ({type(c).__name__}) reads {list(c.keys)}, which generate() cannot supply"
-            )
-    return values, absent
+            values[c.key] = [inputs.quality] * batch
+    return values
 
 
 class WindowConditions:
@@ -175,8 +189,8 @@ class WindowConditions:
         inputs: the caller's conditions.
         batch: examples drawn.
         seconds: the whole clip's length (seconds_total of every window).
-        aligned_frames: length of the aligned stream covering the whole clip (None: no stream).
-        media: see `raw_condition_batch`.
+        modalities, raw, start: the pipeline's modalities, the raw inputs and the task's start
+            levels, for streams made from a given modality (`mmgen.pipeline.streams`).
     """
 
     def __init__(
@@ -185,38 +199,33 @@ class WindowConditions:
         inputs: ConditionInputs,
         batch: int,
         seconds: float,
-        media: Mapping[str, tuple[torch.Tensor, float]] | None = None,
+        modalities: Mapping[str, MediaModality],
+        raw: Mapping[str, torch.Tensor],
+        start: Mapping[str, torch.Tensor],
     ) -> None:
         self.encoder, self.batch, self.seconds = encoder, batch, float(seconds)
-        values, self.absent = raw_condition_batch(encoder, inputs, batch, media)
+        streams = modality_streams(encoder, modalities)
+        self.absent = absent_conditioners(encoder, inputs, streams)
+        values = raw_condition_batch(encoder, inputs, batch, self.absent)
         self.timing = {n for n, c in encoder.conditioners.items() if isinstance(c, TimingConditioner)}
         device = encoder.device
         self.features: dict[str, Features] = {
             n: c.encode(values, device)
             for n, c in encoder.conditioners.items()
-            if n not in self.absent and n not in self.timing
+            if n not in self.absent and n not in self.timing and n not in streams
         }
+        self.features.update(stream_features(encoder, modalities, raw, start, batch, self.seconds))
         rate = encoder.aligned_rate_hz
         has_stream = any(c.target == "aligned" for c in encoder.conditioners.values())
         self.aligned_frames = stream_frames(self.seconds, rate) if has_stream and rate else None
 
-    @property
-    def groups(self) -> frozenset[str]:
-        """Groups that have a given condition to guide on (timing alone is not one)."""
-        return frozenset(
-            self.encoder.group_of[n] for n in self.encoder.conditioners if n not in self.absent and n not in self.timing
-        )
-
     def window(self, start: float, end: float) -> GroupedCond:
-        """The conditions of the window [start, end) seconds: timing (start, clip seconds), the
-        aligned streams cut to the window."""
+        """The conditions of the window [start, end) seconds with timing (start, clip seconds);
+        aligned streams stay over the whole clip (the samplers cut them per window)."""
         timing = {"seconds_start": [float(start)] * self.batch, "seconds_total": [self.seconds] * self.batch}
         features = dict(self.features)
         for n in self.timing:
             features[n] = self.encoder.conditioners[n].encode(timing, self.encoder.device)
-        grouped = self.encoder.grouped(
+        return self.encoder.grouped(
             features=features, aligned_frames=self.aligned_frames, absent=self.absent, batch_size=self.batch
         )
-        if self.aligned_frames is None:
-            return grouped
-        return grouped.crop_time(start, end, float(self.encoder.aligned_rate_hz))  # type: ignore[arg-type]
