@@ -1,10 +1,11 @@
 """Every workflow through the CLI on tiny data: audio VAE kind x condition x (a conditional task, joint).
 
-Each cell: `mmgen cache` (with `--condition` for the features its config asks for) -> `mmgen fit`
-(2 steps of a tiny DiT from that cache) -> a pipeline folder of the exported parts -> `mmgen generate`
-of the conditional task with the condition and its guidance group, without the condition, and the
-joint task. The condition must reach the sample (with != without). Text / CLIP encoders are tiny
-random models written to tmp dirs (no network).
+One `mmgen cache` per audio kind encodes audio, motion and video with every condition's frozen
+features (`--condition` on a config holding all the conditioners). Each cell: `mmgen fit` (2 steps
+of a tiny DiT on its modalities and its condition's cached features) -> a pipeline folder of the
+exported parts -> `mmgen generate` of the conditional task with the condition and its guidance
+group, without the condition, and the joint task. The condition must reach the sample (with !=
+without). Text / CLIP encoders are tiny random models written to tmp dirs (no network).
 
     audio:      audio_mel (MelVAE + Griffin-Lim) | audio_wave (WaveVAE)
     condition:  none | text (+ timing) | melody | image | quality | sync (video sync stream)
@@ -105,7 +106,39 @@ def conditioner(condition: str, world: dict) -> tuple[dict, dict, dict]:
             {"aligned_dim": 8, "aligned_rate_hz": 15.0, "aligned_targets": ["audio"]}, {})
 
 
-def write_config(path: Path, audio: str, condition: str, world: dict, cell: Path) -> list[str]:
+def all_conditions_config(path: Path, world: dict) -> Path:
+    """A ConditionEncoder spec with every condition's conditioner: what `mmgen cache --condition` reads."""
+    conditioners = {}
+    for condition in CONDITIONS[1:]:
+        conditioners.update(conditioner(condition, world)[0]["conditioners"])
+    del conditioners["timing"]  # not cached (it belongs to the training window)
+    spec = {"class_path": "mmgen.conditioning.encoder.ConditionEncoder",
+            "init_args": {"conditioners": conditioners, "context_dim": 16, "prefix_dim": 8, "pooled_dim": 16,
+                          "aligned_dim": 8, "aligned_rate_hz": 15.0}}
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def caches(world, tmp_path_factory):
+    """{audio kind: latent cache of audio, motion and video with every condition's features}, made on first use."""
+    made: dict[str, Path] = {}
+
+    def get(audio: str) -> Path:
+        if audio not in made:
+            tmp = tmp_path_factory.mktemp(f"cache_{audio}")
+            spec = all_conditions_config(tmp / "conditions.yaml", world)
+            folders = {"audio": audio, "motion": "motion", "video": "video"}
+            vaes = [a for n, f in folders.items() for a in ("--vae", f"{n}={world['tmp'] / f}")]
+            assert main(["cache", "--data", str(world["data"]), *vaes, "--out", str(tmp / "cache"), "--seconds", "2",
+                         "--no-progress", "--condition", str(spec)]) == 0
+            made[audio] = tmp / "cache"
+        return made[audio]
+
+    return get
+
+
+def write_config(path: Path, audio: str, condition: str, world: dict, cell: Path, cache: Path) -> list[str]:
     """A tiny DiT training config (the shipped dit.yaml's shape); returns the modality names."""
     names = ["audio", "video"] if condition == "sync" else ["audio", "motion"]
     tmp = world["tmp"]
@@ -126,10 +159,12 @@ def write_config(path: Path, audio: str, condition: str, world: dict, cell: Path
         init["condition"] = {"class_path": "mmgen.conditioning.encoder.ConditionEncoder", "init_args": encoder}
         init["condition_export_dir"] = str(cell / "condition")
     init["model"] = {"class_path": "mmgen.dit.model.MultimodalDiT", "init_args": dit}
+    features = [n for n in init.get("condition", {}).get("init_args", {}).get("conditioners", {}) if n != "timing"]
     config = {
         "model": {"class_path": "mmgen.train.dit_module.DiTModule", "init_args": init},
         "data": {"class_path": "mmgen.train.data.LatentCacheDataModule",
-                 "init_args": {"root": str(cell / "cache"), "window_seconds": 2.0, "batch_size": 2, "val_fraction": 0.0,
+                 "init_args": {"root": str(cache), "window_seconds": 2.0, "batch_size": 2, "val_fraction": 0.0,
+                               "modalities": names, "features": features,
                                "vaes": {n: str(specs[n] / "vae") for n in names}}},
         "trainer": {"max_steps": 2, "default_root_dir": str(cell), "enable_progress_bar": False,
                     "enable_model_summary": False, "enable_checkpointing": False,
@@ -171,14 +206,9 @@ def generate(pipe: Path, out: Path, task: str, given: list[str], extra: list[str
 @pytest.mark.slow
 @pytest.mark.parametrize("condition", CONDITIONS)
 @pytest.mark.parametrize("audio", AUDIO_KINDS)
-def test_cache_fit_generate(audio, condition, world, tmp_path):
+def test_cache_fit_generate(audio, condition, world, caches, tmp_path):
     data, cell = world["data"], tmp_path
-    names = write_config(cell / "dit.yaml", audio, condition, world, cell)
-    folders = {"audio": audio, "motion": "motion", "video": "video"}
-    vaes = [a for n in names for a in ("--vae", f"{n}={world['tmp'] / folders[n]}")]
-    cond_args = ["--condition", str(cell / "dit.yaml")] if condition != "none" else []
-    assert main(["cache", "--data", str(data), *vaes, "--out", str(cell / "cache"), "--seconds", "2",
-                 "--no-progress", *cond_args]) == 0
+    names = write_config(cell / "dit.yaml", audio, condition, world, cell, caches(audio))
     assert main(["fit", "-c", str(CONFIGS / "trainer_cpu.yaml"), "-c", str(cell / "dit.yaml")]) == 0
     pipe = assemble(cell, names, audio, world)
     conditional, given = (
