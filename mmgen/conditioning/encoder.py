@@ -21,7 +21,9 @@ every combination of dropped groups for guidance per condition group.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -299,3 +301,18 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
                 "groups": dict(self.config.get("groups") or {}) or None,
             },
         }
+
+
+def save_frozen_parts(condition: ConditionEncoder, root: Path, condition_dir: Path) -> None:
+    """Save every conditioner's frozen parts (`Conditioner.frozen_parts`) at the path its config
+    names, read against `condition_dir`; the paths must stay inside `root` (the pipeline folder
+    being written), so the saved folder is complete on its own."""
+    for name, conditioner in condition.conditioners.items():
+        for named, part in conditioner.frozen_parts().items():
+            target = Path(os.path.normpath(condition_dir.absolute() / named))
+            if not target.is_relative_to(Path(os.path.normpath(root.absolute()))):
+                raise ValueError(
+                    f"conditioner {name!r} names {named!r}, outside the folder being saved ({root}); "
+                    "name it relative to the condition folder, e.g. '../sync'"
+                )
+            part.save_pretrained(target)  # full precision: cached features' fingerprints stay valid

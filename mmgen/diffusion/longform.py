@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from mmgen.core.cond import Cond
+from mmgen.core.cond import Cond, GroupedCond
 from mmgen.core.timeline import ModalitySpec
 from mmgen.diffusion.guidance import Latents, ModelFn
 from mmgen.diffusion.process import Process
@@ -82,8 +82,9 @@ def sample_long(
     hop_seconds: float,
     process: Process,
     settings: SamplingSettings | None = None,
-    cond: Cond | None = None,
+    cond: Cond | GroupedCond | None = None,
     uncond: Cond | None = None,
+    aligned_rate_hz: float | None = None,
     segment_seconds: float = 0.5,
     batch_size: int | None = None,
     generator: torch.Generator | None = None,
@@ -95,8 +96,10 @@ def sample_long(
     """Run `task` over `seconds` in windows; returns the stitched latents of every present modality.
 
     Same arguments as `samplers.sample` (`settings` plus its fields as keyword overrides) plus
-    `window_seconds` (W) and `hop_seconds` (H); `cond` is used for every window; `callback` is
-    called per step of every window. `process` is required (the one the model was trained with).
+    `window_seconds` (W) and `hop_seconds` (H); `cond` is used for every window, its time-aligned
+    stream (Cond.aligned, over the whole clip at `aligned_rate_hz`) cut to each window's seconds;
+    `callback` is called per step of every window. `process` is required (the one the model was
+    trained with).
     """
     check_process(process)
     settings = resolve_settings(settings, overrides)
@@ -125,6 +128,10 @@ def sample_long(
             for m, s in start.items()
         }
         win_values = {m: out[m][:, sl[m]] for m in start}
+        win_cond, win_uncond = cond, uncond
+        if aligned_rate_hz is not None:  # the stream's frame 0 must sit at the window's start
+            win_cond = cond.crop_time(a, e, aligned_rate_hz) if cond is not None else None
+            win_uncond = uncond.crop_time(a, e, aligned_rate_hz) if uncond is not None else None
         res = sample_masked(
             model_fn,
             process,
@@ -133,8 +140,8 @@ def sample_long(
             grid,
             sampler=settings.sampler,
             eta=settings.eta,
-            cond=cond,
-            uncond=uncond,
+            cond=win_cond,
+            uncond=win_uncond,
             guidance=settings.guidance,
             cross_guidance=settings.cross,
             generator=generator,

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from mmgen.core.cond import Cond
+from mmgen.core.cond import Cond, GroupedCond
 from mmgen.core.timeline import ModalitySpec
 from mmgen.diffusion.grids import check_grid
 from mmgen.diffusion.guidance import CrossGuidance, GuidedDenoiser, Latents, Levels, ModelFn
@@ -73,7 +73,7 @@ def sample_masked(
     *,
     sampler: str = "dpmpp2m",
     eta: float | None = None,
-    cond: Cond | None = None,
+    cond: Cond | GroupedCond | None = None,
     uncond: Cond | None = None,
     guidance: Mapping[str, float] | None = None,
     cross_guidance: CrossGuidance | None = None,
@@ -166,8 +166,8 @@ def sample_masked(
     return x
 
 
-def broadcast_cond(cond: Cond | None, batch: int, what: str) -> Cond | None:
-    if cond is None or cond.batch_size in (None, batch):
+def broadcast_cond(cond: Cond | GroupedCond | None, batch: int, what: str) -> Cond | GroupedCond | None:
+    if cond is None or isinstance(cond, GroupedCond) or cond.batch_size in (None, batch):
         return cond
     if cond.batch_size == 1:
         return cond.map(lambda v: v.expand(batch, *v.shape[1:]))
@@ -270,7 +270,7 @@ def sample(
     settings: SamplingSettings | None = None,
     seconds: float | None = None,
     num_frames: Mapping[str, int] | None = None,
-    cond: Cond | None = None,
+    cond: Cond | GroupedCond | None = None,
     uncond: Cond | None = None,
     segment_seconds: float = 0.5,
     batch_size: int | None = None,

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 import yaml
 
-from mmgen.conditioning.encoder import ConditionEncoder
+from mmgen.conditioning.encoder import ConditionEncoder, save_frozen_parts
 from mmgen.core.fileio import atomic_dir
 from mmgen.diffusion.process import Process, VPCosine
 from mmgen.diffusion.settings import SamplingSettings
@@ -142,6 +142,7 @@ class Pipeline:
             cfg["condition"] = None
             if self.condition is not None:
                 self.condition.save_pretrained(tmp / "condition", dtype)
+                save_frozen_parts(self.condition, tmp, tmp / "condition")
                 cfg["condition"] = "condition"
             cfg["defaults"] = self.defaults.to_dict()
             cfg["info"] = self.info
@@ -249,7 +250,9 @@ class Pipeline:
             covered, latents_in = steps.encode_inputs(self, raw, frames, resolved)
             # 8. Conditions
             window = self.defaults.window_seconds
-            cond, uncond = steps.conditions(self, caption, batch, window if long_form else seconds)
+            cond, uncond = steps.conditions(
+                self, caption, batch, window if long_form else seconds, raw, resolved.start, seconds
+            )
             # 9. Denoising
             latents = steps.denoise(
                 self, task_obj, resolved, frames, latents_in, settings, seconds=seconds, long_form=long_form,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mmgen.core.cond import Cond
+from mmgen.core.cond import Cond, GroupedCond
 from mmgen.diffusion.guidance import CrossGuidance, Latents, Levels
 from mmgen.diffusion.longform import sample_long
 from mmgen.diffusion.samplers import lay_task, sample_masked
@@ -33,6 +33,7 @@ from mmgen.modalities.raw_length import coverage_length, fit_length, pad_mode
 from mmgen.pipeline.checks import InputError, check_call, check_clip
 from mmgen.pipeline.generation import Generation
 from mmgen.pipeline.media import blank_generated, check_raw, common_batch, decode_raw, to_generation
+from mmgen.pipeline.streams import grouped_conditions, modality_streams
 
 if TYPE_CHECKING:
     from mmgen.pipeline.pipeline import Pipeline
@@ -176,18 +177,25 @@ def _cross(
     return base.cross_guidance if len(from_scratch) >= 2 else None
 
 
-def conditions(pipe: Pipeline, caption: str | None, batch: int, seconds_total: float) -> tuple[Cond | None, Cond | None]:
-    """Step 8: (cond, uncond): the caption's Cond and the null Cond; without a caption both are null."""
+def conditions(
+    pipe: Pipeline, caption: str | None, batch: int, seconds_total: float, raw: Raw, start: Levels, seconds: float
+) -> tuple[Cond | GroupedCond | None, Cond | None]:
+    """Step 8: (cond, uncond): the caption's Cond and the null Cond; without a caption both are null.
+    With time-aligned streams made from a modality (the video sync stream) a GroupedCond over the
+    whole clip instead (`mmgen.pipeline.streams`; uncond None)."""
     if pipe.condition is None:
         if caption is not None:
             raise ValueError("caption given, but this pipeline has no condition encoder (no text conditioning)")
         return None, None
+    if caption is not None and not isinstance(caption, str):
+        raise TypeError(f"caption must be a string, got {type(caption).__name__}")
+    inputs = {"caption": [caption] * batch, "seconds_start": [0.0] * batch, "seconds_total": [seconds_total] * batch}
+    if modality_streams(pipe.condition, pipe.modalities):
+        text = inputs if caption is not None else None
+        return grouped_conditions(pipe.condition, pipe.modalities, raw, start, batch, seconds, text), None
     null = pipe.condition.null_cond(batch)
     if caption is None:
         return null, null
-    if not isinstance(caption, str):
-        raise TypeError(f"caption must be a string, got {type(caption).__name__}")
-    inputs = {"caption": [caption] * batch, "seconds_start": [0.0] * batch, "seconds_total": [seconds_total] * batch}
     needed = sorted({k for c in pipe.condition.conditioners.values() for k in c.keys} - set(inputs))
     if needed:
         raise ValueError(f"the pipeline's condition encoder needs inputs {needed} that generate() cannot supply")
@@ -207,7 +215,7 @@ def denoise(
     seconds: float,
     long_form: bool,
     batch: int,
-    cond: Cond | None,
+    cond: Cond | GroupedCond | None,
     uncond: Cond | None,
     seed: int,
     progress: bool,
@@ -222,6 +230,7 @@ def denoise(
             hop_seconds=d.hop, process=pipe.process, settings=settings, cond=cond, uncond=uncond,
             segment_seconds=pipe.dit.segment_seconds, batch_size=batch, generator=generator,
             device=pipe.device, progress=progress,
+            aligned_rate_hz=pipe.condition.aligned_rate_hz if pipe.condition is not None else None,
         )
     start, values = lay_task(resolved.start, specs, frames, latents_in, batch, pipe.device)
     return sample_masked(

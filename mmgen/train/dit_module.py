@@ -10,7 +10,7 @@ conditioners are not run (their frozen encoders are never loaded), the rest enco
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -25,21 +25,10 @@ from mmgen.diffusion.noise_levels import MoNLConfig, NoiseLevels, sample_levels
 from mmgen.diffusion.process import Process, VPCosine
 from mmgen.dit.masking import random_token_mask
 from mmgen.dit.model import MultimodalDiT
+from mmgen.dit.streams import stream_given_mask
 from mmgen.train.ema import EMA
 from mmgen.train.guards import LossWatch, check_export
 from mmgen.train.schedule import warmup_cosine_scheduler
-
-
-def stream_given_mask(levels: torch.Tensor, levels_rate: float, frames: int, rate: float) -> torch.Tensor:
-    """levels [B, T_m] of a modality at `levels_rate` -> bool [B, frames]: True where the stream's
-    frame s (at s / rate seconds) falls in a latent frame of that modality with level 0 (given).
-
-        latent frames (3.75 Hz)  |   0   |   1   |   2   |      levels  0   0.7   0
-        stream frames (15 Hz)    |0 1 2 3|4 5 6 7|8 9 ...       given   T T T T F F F F T ...
-    """
-    t = torch.arange(frames, device=levels.device, dtype=torch.float64) / rate
-    idx = torch.floor(t * levels_rate + 1e-6).long().clamp(max=levels.shape[1] - 1)  # [frames]
-    return levels[:, idx] == 0  # [B, frames]
 
 
 class DiTModule(L.LightningModule):
@@ -64,6 +53,9 @@ class DiTModule(L.LightningModule):
             this run: fine-tuning, e.g. after a modality's VAE changed its latent rate (RoPE
             positions are in seconds, so a rate change needs no new parameters). Resuming a
             Lightning checkpoint overrides it.
+        init_new: parameter-name prefixes that `init_weights` may lack: parts this run adds to
+            the pretrained DiT (e.g. `aligned.` when a time-aligned stream joins; its projections
+            start at zero, so the run starts from exactly the pretrained model).
         overwrite_export: let the exports replace folders an earlier export wrote (checked
             before the first step; a folder mmgen did not write is never replaced).
         nan_check_every: steps between checks that the loss stayed finite (also checked before
@@ -88,6 +80,7 @@ class DiTModule(L.LightningModule):
         export_dir: str | None = None,
         condition_export_dir: str | None = None,
         init_weights: str | None = None,
+        init_new: Sequence[str] = (),
         overwrite_export: bool = False,
         nan_check_every: int = 50,
     ) -> None:
@@ -95,7 +88,7 @@ class DiTModule(L.LightningModule):
         self.save_hyperparameters(ignore=["model", "condition"])
         self.loss_watch = LossWatch(nan_check_every)
         if init_weights is not None:
-            load_weights(model, init_weights)
+            load_weights(model, init_weights, new=tuple(init_new))
         self.model = model
         self.process = process or VPCosine(prediction="v")
         self.monl = monl or MoNLConfig(segment_seconds=model.segment_seconds)
