@@ -8,7 +8,6 @@ import os
 import time
 from pathlib import Path
 
-
 EXAMPLES = """\
 mmgen demo                                   every task of the shipped checkpoint -> demo_out/
 mmgen demo --out my_demo --clips 2 --steps 12

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
 EXAMPLES = """\
 mmgen eval out/ data/toydance/clips          generated files against references of the same names
 mmgen eval --protocol aistpp gen/ --gt aist_plusplus_final --smpl-dir smpl

@@ -224,7 +224,6 @@ def run(args: argparse.Namespace) -> int:
     from mmgen.demo.run import default_pipeline_dir
     from mmgen.io.read import read_audio, read_motion, read_video_file
     from mmgen.pipeline import Pipeline
-
     from mmgen.pipeline.hub import locate
 
     directory = locate(args.pipeline) if args.pipeline else default_pipeline_dir()

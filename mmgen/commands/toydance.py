@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-
 EXAMPLES = """\
 mmgen toydance make --out data/toydance --clips 50 --seconds 10 --seed 0
 mmgen toydance report data/toydance          prints and writes report.json / report.md
