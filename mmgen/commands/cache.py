@@ -27,6 +27,12 @@ if TYPE_CHECKING:
     from mmgen.modalities.media import MediaModality
 
 
+EXAMPLES = """\
+mmgen cache --data data/toydance --pipeline checkpoints/toydance --out cache/toydance
+mmgen cache --data data/aist --vae audio=runs/mel_vae --vae motion=runs/motion_vae --out cache/aist --seconds 8
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", required=True, help="manifest folder (`mmgen toydance make` or `mmgen preprocess` output)"

@@ -2,6 +2,7 @@
 
 mmgen generate --task dance2music --motion dance.npz --out out/
 mmgen generate --task music2dance --audio song.wav --out out/ --seconds 8 --steps 30
+mmgen generate --task music2dance --audio song.wav --out out/ --steps 12 --sampler unipc2 --grid log_snr
 mmgen generate --task interpolate --audio a.wav --motion a.npz --head 1 --tail 1 --out out/
 mmgen generate --task video2audio --video clip.mp4 --via motion --out out/
 mmgen generate --task joint --seconds 4 --cross-guidance 0.5 --caption "a calm waltz" --out out/
@@ -42,16 +43,29 @@ def parse_guidance(text: str) -> dict[str, float]:
     return out
 
 
+EXAMPLES = "\n".join(line for line in __doc__.splitlines() if line.startswith("mmgen generate"))
+
+
+def _choice(kind: str, names: tuple[str, ...]) -> Any:
+    """An argparse type naming the unknown value and the choices in one line."""
+
+    def check(text: str) -> str:
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"unknown {kind} {text!r}; choose from {', '.join(names)}")
+        return text
+
+    check.__name__ = kind
+    return check
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mmgen.diffusion import GRIDS, PRESETS, SAMPLERS
+
+    tasks = tuple(PRESETS)
     parser.add_argument(
         "--pipeline", help="pipeline folder, \"toydance\" or a Hugging Face Hub id owner/name (default: the shipped ToyDance checkpoint)"
     )
-    parser.add_argument(
-        "--task",
-        default="dance2music",
-        help="task preset: joint, dance2music, music2dance, "
-        "video2audio, audio2video, interpolate, continue, inpaint, edit (default dance2music)",
-    )
+    parser.add_argument("--task", default="dance2music", choices=tasks, type=_choice("task", tasks), help="task preset")
     parser.add_argument(
         "--out", required=True, help="output folder: new, empty, or an earlier `mmgen generate --out`"
     )
@@ -63,7 +77,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", help="video file (mp4)")
     parser.add_argument("--seconds", type=float, help="clip length (default: the longest input)")
     parser.add_argument("--steps", type=int, help="sampling steps (default: the pipeline's)")
-    parser.add_argument("--sampler", help="ddpm, ddim, dpmpp2m, euler or heun (default: the pipeline's)")
+    parser.add_argument(
+        "--sampler", choices=SAMPLERS, type=_choice("sampler", SAMPLERS), help="solver (default: the pipeline's)"
+    )
+    parser.add_argument(
+        "--grid", choices=GRIDS, type=_choice("grid", GRIDS),
+        help="sampling grid; docs/samplers.md: unipc2 + log_snr at 8-20 steps (default: the pipeline's)",
+    )
     parser.add_argument("--guidance", help="CFG scales, e.g. motion=2,text=1.5 ('none' for off)")
     parser.add_argument("--cross-guidance", type=float, help="MoMu cross-guidance switch level in [0, 1]")
     parser.add_argument(
@@ -204,7 +224,6 @@ def run(args: argparse.Namespace) -> int:
     from mmgen.demo.run import default_pipeline_dir
     from mmgen.io.read import read_audio, read_motion, read_video_file
     from mmgen.pipeline import Pipeline
-
     from mmgen.pipeline.hub import locate
 
     directory = locate(args.pipeline) if args.pipeline else default_pipeline_dir()
@@ -246,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         steps=args.steps,
         sampler=args.sampler,
+        grid=args.grid,
         guidance=parse_guidance(args.guidance) if args.guidance is not None else None,
         cross_guidance=cross,
         caption=args.caption,

@@ -66,11 +66,9 @@ def _file_rates(root: Path, rec: Mapping[str, Any], names: Sequence[str]) -> dic
             np.asarray(data["beat_times"], np.float64).reshape(-1) if "beat_times" in data else None
         )
     if "video" in names:
-        import decord
+        from mmgen.io.video_backend import probe_video
 
-        rates["video"] = float(
-            rec.get("video_fps") or read("video", lambda p: decord.VideoReader(str(p)).get_avg_fps())
-        )
+        rates["video"] = float(rec.get("video_fps") or read("video", lambda p: probe_video(p).fps))
     return rates
 
 

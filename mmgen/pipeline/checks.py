@@ -234,13 +234,14 @@ def check_audio_file(path: Any, arg: str = "--audio") -> None:
 
 
 def check_video_file(path: Any, arg: str = "--video") -> None:
-    """A video file decord opens, with a frame rate in VIDEO_FPS and at most MAX_SECONDS long."""
-    import decord
+    """A readable video file (`mmgen.io.video_backend`) with a frame rate in VIDEO_FPS and at most
+    MAX_SECONDS long."""
+    from mmgen.io.video_backend import probe_video
 
     try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
-    except (decord.DECORDError, RuntimeError) as err:
-        raise InputError(f"{arg} {path}: not a readable video ({str(err).splitlines()[0][:160]})") from None
-    fps = check_rate(f"{arg} {path}: frame rate", float(reader.get_avg_fps()), VIDEO_FPS)
-    if len(reader) / fps > MAX_SECONDS:
-        raise LimitError(f"{arg} {path}: {len(reader) / fps:.0f} s long; mmgen reads at most {MAX_SECONDS:.0f} s")
+        meta = probe_video(path)
+    except ValueError as err:
+        raise InputError(f"{arg} {path}: not a readable video ({str(err).split(': ', 1)[-1]})") from None
+    fps = check_rate(f"{arg} {path}: frame rate", meta.fps, VIDEO_FPS)
+    if meta.num_frames / fps > MAX_SECONDS:
+        raise LimitError(f"{arg} {path}: {meta.num_frames / fps:.0f} s long; mmgen reads at most {MAX_SECONDS:.0f} s")
