@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "a ConditionEncoder / Conditioner YAML, or a saved ConditionEncoder folder)",
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes reading and encoding clips (default 1; same bytes out)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -123,6 +126,7 @@ def load_conditioners(source: str) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from mmgen.core.fileio import check_output_dir
     from mmgen.core.limits import MAX_SECONDS, check_int, check_number, check_seconds
+    from mmgen.core.parallel import check_workers
     from mmgen.data.manifest_cache import cache_manifest
     from mmgen.pipeline.checks import check_device
 
@@ -132,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
     if args.stride is not None:
         check_number("--stride", args.stride, 0.01, MAX_SECONDS)
     check_int("--shard-size", args.shard_size, 1, 100_000)
+    check_workers("--workers", args.workers)
+    if args.workers > 1 and args.device != "cpu":
+        raise ValueError(f"--workers {args.workers} needs --device cpu (workers are forked processes)")
     if not Path(args.data).is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     # before any VAE loads: --out may not be the data, hold it, or be a folder mmgen did not write
@@ -173,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         overwrite=args.overwrite,
         conditioners=conditioners,
+        workers=args.workers,
     )
     stored = f" and features {', '.join(conditioners)}" if conditioners else ""
     print(f"wrote latent cache of {', '.join(modalities)}{stored} to {out}")

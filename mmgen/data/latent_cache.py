@@ -77,6 +77,46 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def encode_cache_item(
+    item: Mapping[str, Any],
+    index: int,
+    encoders: Mapping[str, LatentEncoder],
+    conditioners: Mapping[str, FeatureSource],
+    meta_keys: Sequence[str],
+) -> dict[str, Any]:
+    """One item -> {"id", "tensors": {key: array}, "frames", "feature_frames", "meta"}, checked.
+
+    Tensors come back as numpy arrays: from a worker process they travel through the pipe as
+    bytes (torch tensors would each hold a shared-memory file descriptor open in the parent)."""
+    item_id = str(item.get("id", index))
+    if "/" in item_id:
+        raise ValueError(f"latent cache: item id {item_id!r} contains '/'")
+    tensors: dict[str, np.ndarray] = {}
+    frames, feature_frames = {}, {}
+    for name, encoder in encoders.items():
+        if name not in item:
+            raise ValueError(f"latent cache: item {item_id!r} has no {name!r} value")
+        with torch.no_grad():
+            z = encoder.encode_item(item[name]).detach().float().cpu().contiguous()
+        expected_rank = encoder.spec.latent_rank - 1
+        if z.ndim != expected_rank or z.shape[-1] != encoder.spec.channels:
+            raise ValueError(
+                f"latent cache: {name!r} encoder returned {tuple(z.shape)} for item {item_id!r}, "
+                f"expected rank {expected_rank} with {encoder.spec.channels} channels"
+            )
+        if not torch.isfinite(z).all():
+            raise ValueError(f"latent cache: {name!r} latents of item {item_id!r} are not finite")
+        tensors[f"{item_id}/{name}"] = z.numpy()
+        frames[name] = int(z.shape[0])
+    for name, conditioner in conditioners.items():
+        values, mask = encode_item_features(name, conditioner, item, item_id)
+        key_values, key_mask = tensor_keys(name)
+        tensors[f"{item_id}/{key_values}"], tensors[f"{item_id}/{key_mask}"] = values.numpy(), mask.numpy()
+        feature_frames[name] = int(values.shape[0])
+    meta = {k: _jsonable(item[k]) for k in meta_keys if k in item}
+    return {"id": item_id, "tensors": tensors, "frames": frames, "feature_frames": feature_frames, "meta": meta}
+
+
 def build_latent_cache(
     out_dir: str | os.PathLike,
     items: Iterable[Mapping[str, Any]],
@@ -89,20 +129,28 @@ def build_latent_cache(
     overwrite: bool = False,
     inputs: Sequence[str | os.PathLike] = (),
     conditioners: Mapping[str, FeatureSource] | None = None,
+    workers: int = 1,
 ) -> Path:
     """Encode `items` (dicts holding a raw value per modality and an "id") into a cache at `out_dir`.
 
     `conditioners` {name: Conditioner}: also store each one's frozen Features per item (the item,
     as a batch of one, must hold the keys its `encode` reads). Written atomically: a failure
     leaves no half-built cache behind. `out_dir` must be new or empty, or (with `overwrite`) a
-    cache mmgen wrote, and apart from the `inputs` folders.
+    cache mmgen wrote, and apart from the `inputs` folders. `workers` > 1 reads and encodes items
+    in that many processes (`items` must then be a Sequence, read by index in the workers); shards
+    and manifest are the same bytes as with one worker.
     """
+    from mmgen.core.parallel import check_workers, ordered_map
+
     conditioners = dict(conditioners or {})
     widths: dict[str, int] = {}
     if not encoders:
         raise ValueError("build_latent_cache: give at least one modality encoder")
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    check_workers("workers", workers)
+    if workers > 1 and not isinstance(items, Sequence):
+        raise ValueError("build_latent_cache: workers > 1 needs items as a Sequence (read by index)")
     records: list[dict[str, Any]] = []
     with atomic_dir(out_dir, "latent cache", overwrite=overwrite, inputs=inputs) as tmp:
         shard: dict[str, torch.Tensor] = {}
@@ -114,43 +162,33 @@ def build_latent_cache(
                 save_file(shard, str(tmp / f"shard-{shard_index:05d}.safetensors"))
                 shard, shard_index = {}, shard_index + 1
 
+        if isinstance(items, Sequence):
+            sequence = items
+            encoded = ordered_map(
+                lambda k: encode_cache_item(sequence[k], k, encoders, conditioners, meta_keys),
+                range(len(sequence)),
+                workers,
+            )
+            total = len(sequence)
+        else:
+            encoded = (encode_cache_item(it, k, encoders, conditioners, meta_keys) for k, it in enumerate(items))
         seen: set[str] = set()
-        for item in tqdm(items, total=total, desc="latent cache", unit="clip", disable=not progress):
-            item_id = str(item.get("id", len(records)))
-            if item_id in seen or "/" in item_id:
-                raise ValueError(f"latent cache: item id {item_id!r} is duplicated or contains '/'")
+        for done in tqdm(encoded, total=total, desc="latent cache", unit="clip", disable=not progress):
+            item_id = done["id"]
+            if item_id in seen:
+                raise ValueError(f"latent cache: item id {item_id!r} is duplicated")
             seen.add(item_id)
-            frames = {}
-            for name, encoder in encoders.items():
-                if name not in item:
-                    raise ValueError(f"latent cache: item {item_id!r} has no {name!r} value")
-                with torch.no_grad():
-                    z = encoder.encode_item(item[name]).detach().float().cpu().contiguous()
-                expected_rank = encoder.spec.latent_rank - 1
-                if z.ndim != expected_rank or z.shape[-1] != encoder.spec.channels:
+            for name in conditioners:
+                width = int(done["tensors"][f"{item_id}/{tensor_keys(name)[0]}"].shape[1])
+                if widths.setdefault(name, width) != width:
                     raise ValueError(
-                        f"latent cache: {name!r} encoder returned {tuple(z.shape)} for item {item_id!r}, "
-                        f"expected rank {expected_rank} with {encoder.spec.channels} channels"
-                    )
-                if not torch.isfinite(z).all():
-                    raise ValueError(f"latent cache: {name!r} latents of item {item_id!r} are not finite")
-                shard[f"{item_id}/{name}"] = z
-                frames[name] = int(z.shape[0])
-            feature_frames = {}
-            for name, conditioner in conditioners.items():
-                values, mask = encode_item_features(name, conditioner, item, item_id)
-                if widths.setdefault(name, int(values.shape[1])) != values.shape[1]:
-                    raise ValueError(
-                        f"latent cache: feature {name!r} of item {item_id!r} has width {values.shape[1]}, "
+                        f"latent cache: feature {name!r} of item {item_id!r} has width {width}, "
                         f"earlier items {widths[name]}"
                     )
-                key_values, key_mask = tensor_keys(name)
-                shard[f"{item_id}/{key_values}"], shard[f"{item_id}/{key_mask}"] = values, mask
-                feature_frames[name] = int(values.shape[0])
-            meta = {k: _jsonable(item[k]) for k in meta_keys if k in item}
-            record = {"id": item_id, "shard": shard_index, "frames": frames, "meta": meta}
+            shard.update({key: torch.from_numpy(value) for key, value in done["tensors"].items()})
+            record = {"id": item_id, "shard": shard_index, "frames": done["frames"], "meta": done["meta"]}
             if conditioners:
-                record["feature_frames"] = feature_frames
+                record["feature_frames"] = done["feature_frames"]
             records.append(record)
             if len(records) % shard_size == 0:
                 flush()
