@@ -5,6 +5,10 @@ mmgen cache --data data/aist --vae audio=runs/mel_vae --vae motion=runs/motion_v
 
 mmgen cache --data data/toydance --pipeline checkpoints/toydance --out cache/sync \
     --condition configs/toydance/dit_sync.yaml
+mmgen cache --data data/aist --pipeline checkpoints/aist --out cache/aist --format shards --workers 2
+
+`--format shards` writes tar shards for streaming multi-node training (`mmgen.data.latent_shards`,
+docs/performance.md); `--workers N` reads and encodes clips in N processes, same bytes out.
 
 `--condition FILE` also stores the frozen features of the condition encoder a DiT training config
 names (its model.init_args.condition), or of a ConditionEncoder / Conditioner spec or a saved
@@ -46,7 +50,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--stride", type=float, help="hop between windows (default: --seconds)")
     parser.add_argument(
-        "--shard-size", type=int, default=256, help="clips per safetensors shard (default 256)"
+        "--shard-size", type=int, default=256, help="clips per shard file (default 256)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("folder", "shards"),
+        default="folder",
+        help="folder: safetensors shards read whole on one machine (default); shards: tar shards of one "
+        "safetensors per clip (WebDataset layout) that `LatentCacheDataModule(streaming=true)` streams "
+        "across nodes. Training reads either.",
     )
     parser.add_argument(
         "--condition",
@@ -181,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         conditioners=conditioners,
         workers=args.workers,
+        layout="tar" if args.format == "shards" else "safetensors",
     )
     stored = f" and features {', '.join(conditioners)}" if conditioners else ""
     print(f"wrote latent cache of {', '.join(modalities)}{stored} to {out}")

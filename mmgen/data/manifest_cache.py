@@ -146,12 +146,14 @@ def cache_manifest(
     overwrite: bool = False,
     conditioners: Mapping[str, Any] | None = None,
     workers: int = 1,
+    layout: str = "safetensors",
 ) -> Path:
     """Encode every item (or window of `seconds`, hopping by `stride`) of a manifest folder into a
     latent cache at `out`; modality names must be among audio / motion / video. `out` must be new
     or empty, or (with `overwrite`) a cache mmgen wrote; it may not be or hold `data`.
     `conditioners` {name: Conditioner} also stores each one's frozen features per item.
-    `workers` > 1 reads and encodes items in that many processes (same bytes out)."""
+    `workers` > 1 reads and encodes items in that many processes (same bytes out); `layout` "tar"
+    writes streamable tar shards (`mmgen.data.latent_shards`)."""
     from mmgen.core.fileio import check_output_dir
     from mmgen.data.latent_cache import build_latent_cache
     from mmgen.data.manifest import MODALITIES, ManifestDataset
@@ -183,4 +185,5 @@ def cache_manifest(
             inputs=[data],
             conditioners=conditioners,
             workers=workers,
+            layout=layout,
         )
