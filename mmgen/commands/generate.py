@@ -10,7 +10,9 @@ mmgen generate --task music2dance --audio song.wav --export bvh,smpl --out out/ 
 
 Inputs are conformed to the pipeline (`mmgen.io.read`): audio is resampled to the model's sample
 rate, motion to its fps (linear interpolation; a wrong joint count is an error), video to its fps
-(frame picking) and frame size (resize).
+(by timestamps, also variable frame rate) and frame size (scale the short side, centre-crop; see
+`mmgen.io.video_stream`). Any length: past the training window the clip is sampled in windows
+(`--hop`, `--overlap`: any seconds; docs/long_form.md).
 """
 
 from __future__ import annotations
@@ -98,6 +100,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="sample in training-length windows (auto: when --seconds exceeds the window)",
     )
+    parser.add_argument(
+        "--hop",
+        type=float,
+        help="long form: seconds each window moves on (default: the pipeline's, half its training window); "
+        "any value, each modality rounds it on its own latent grid",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=float,
+        help="long form: seconds of each window already generated (GIVEN), default window - hop",
+    )
     parser.add_argument("--name", default="sample", help="file name stem of the outputs (default 'sample')")
     parser.add_argument(
         "--export",
@@ -175,6 +188,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         check_batch("--batch-size", args.batch_size)
     if args.cross_guidance is not None:
         check_number("--cross-guidance", args.cross_guidance, 0.0, 1.0)
+    if args.hop is not None:
+        check_number("--hop", args.hop, 1e-3, MAX_SECONDS)
+    if args.overlap is not None:
+        check_number("--overlap", args.overlap, 0.0, MAX_SECONDS)
     for key in SPAN_ARGS:
         if getattr(args, key) is not None:
             check_number(f"--{key}", getattr(args, key), 0.0, MAX_SECONDS)
@@ -274,6 +291,8 @@ def run(args: argparse.Namespace) -> int:
         long_form={"auto": None, "on": True, "off": False}[args.long_form],
         progress=not args.no_progress,
         task_kwargs=task_kwargs(args),
+        hop=args.hop,
+        overlap=args.overlap,
     )
     written = result.save(
         args.out, prefix=args.name, export=export, smpl_dir=args.smpl_dir, overwrite=args.overwrite

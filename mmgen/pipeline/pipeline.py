@@ -202,6 +202,8 @@ class Pipeline:
         long_form: bool | None = None,
         progress: bool = True,
         task_kwargs: Mapping[str, Any] | None = None,
+        hop: float | None = None,
+        overlap: float | None = None,
         **sampling: Any,
     ) -> Generation:
         """Run a task on raw media.
@@ -227,6 +229,8 @@ class Pipeline:
             long_form: sample in windows (default: when `seconds` exceeds `defaults.window_seconds`).
             task_kwargs: arguments of the preset (e.g. {"head": 1.0, "tail": 1.0}, {"via": ["motion"]});
                 they override `defaults.task_args` of the preset.
+            hop, overlap: long-form seconds (any values; `mmgen.pipeline.long_form`): default
+                `defaults.hop`, overlap = window - hop.
         """
         # 1. Check inputs
         given = steps.check_inputs(
@@ -256,7 +260,7 @@ class Pipeline:
             # 9. Denoising
             latents = steps.denoise(
                 self, task_obj, resolved, frames, latents_in, settings, seconds=seconds, long_form=long_form,
-                batch=batch, cond=cond, uncond=uncond, seed=seed, progress=progress,
+                batch=batch, cond=cond, uncond=uncond, seed=seed, progress=progress, hop=hop, overlap=overlap,
             )
             # 10. Decode, GIVEN frames pasted back
             return steps.decode(
