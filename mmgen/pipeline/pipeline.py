@@ -163,7 +163,12 @@ class Pipeline:
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu") -> Pipeline:
         """Load a folder written by `save_pretrained` (safetensors only). A missing or corrupt part
-        raises one error naming the file; DiT and VAE specs must agree."""
+        raises one error naming the file; DiT and VAE specs must agree. A folder whose
+        pipeline.yaml says `kind: lm` loads as the codebook-LM baseline (`mmgen.lm.pipeline`)."""
+        from mmgen.lm.pipeline import LMPipeline, pipeline_kind
+
+        if pipeline_kind(directory) == "lm":
+            return LMPipeline.from_pretrained(directory, device)  # type: ignore[return-value]
         cfg = read_config(directory)
         modalities = load_modalities(directory, cfg, device)
         dit = load_dit(directory, cfg, device)
