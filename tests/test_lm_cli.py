@@ -45,6 +45,7 @@ def data(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("data") / "toydance", clips=1, seconds=2.0, seed=0, progress=False)
 
 
+@pytest.mark.slow  # a ToyDance clip, Griffin-Lim, the mel PNG
 def test_generate_dance2music_with_the_lm(lm_dir, data, tmp_path):
     out = tmp_path / "out"
     motion = data / "clips" / "00000.npz"
