@@ -122,6 +122,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SMPL model folder for --export smpl (its rest joints; default: mmgen's approximate template)",
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    lm = parser.add_argument_group("codebook LM baseline (docs/musicgen.md)")
+    lm.add_argument(
+        "--model-kind",
+        choices=("dit", "lm"),
+        help="dit or lm (default: what the pipeline folder holds; lm without --pipeline: checkpoints/toydance_lm)",
+    )
+    lm.add_argument("--temperature", type=float, help="LM sampling temperature (default: the pipeline's)")
+    lm.add_argument("--top-k", type=int, help="LM top-k sampling, 0 = off (default: the pipeline's)")
+    lm.add_argument("--top-p", type=float, help="LM nucleus sampling, 0 = off (default: the pipeline's)")
+    lm.add_argument("--cfg-scale", type=float, help="LM classifier-free guidance scale (default: the pipeline's)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     span = parser.add_argument_group("task spans (seconds)")
     span.add_argument("--head", type=float, help="interpolate: GIVEN seconds at the start")
@@ -244,9 +254,21 @@ def run(args: argparse.Namespace) -> int:
     from mmgen.pipeline.hub import locate
 
     directory = locate(args.pipeline) if args.pipeline else default_pipeline_dir()
+    if args.pipeline is None and args.model_kind == "lm":
+        directory = directory.parent / "toydance_lm"
     if args.pipeline is None and not directory.is_dir():
         raise MmgenError(f"no --pipeline given and the shipped checkpoint {directory} is not there")
     check_arguments(args)
+    from mmgen.lm.pipeline import pipeline_kind
+
+    kind = pipeline_kind(directory)
+    if args.model_kind is not None and args.model_kind != kind:
+        raise MmgenError(f"--model-kind {args.model_kind}: {directory} holds a {kind} pipeline")
+    if kind == "lm":
+        return run_lm(args, directory)
+    used = [f"--{k.replace('_', '-')}" for k in ("temperature", "top_k", "top_p", "cfg_scale") if getattr(args, k) is not None]
+    if used:
+        raise ValueError(f"{', '.join(used)}: only for the codebook LM (--model-kind lm)")
     export = parse_export(args.export)
     if args.smpl_dir is not None and "smpl" not in export:
         raise ValueError("--smpl-dir is only used by --export smpl")
@@ -300,6 +322,37 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{result.task}: {result.batch_size} sample(s) of {result.seconds:g} s -> {len(written)} files in {args.out}"
     )
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+def run_lm(args: argparse.Namespace, directory: Path) -> int:
+    """`mmgen generate` with a codebook-LM pipeline folder: dance2music, video2audio, continue, music."""
+    from mmgen.io.read import read_audio, read_motion, read_video_file
+    from mmgen.lm.pipeline import LM_TASKS, LMPipeline
+
+    if args.task not in LM_TASKS:
+        raise ValueError(f"--task {args.task}: the codebook LM runs {', '.join(LM_TASKS)}")
+    dit_only = {"steps": "--steps", "sampler": "--sampler", "guidance": "--guidance", "cross_guidance": "--cross-guidance",
+                "caption": "--caption", "export": "--export", "smpl_dir": "--smpl-dir"}  # fmt: skip
+    dit_only.update({k: f"--{k}" for k in (*SPAN_ARGS, "modalities", "conditions", "via") if k != "prefix"})
+    used = [flag for key, flag in dit_only.items() if getattr(args, key) is not None]
+    if used:
+        raise ValueError(f"{', '.join(used)}: not used by the codebook LM (see mmgen generate --help)")
+    check_out(args)
+    pipe = LMPipeline.from_pretrained(directory, device=args.device)
+    given = {}
+    for flag, reader in (("audio", read_audio), ("motion", read_motion), ("video", read_video_file)):
+        path = getattr(args, flag)
+        if path is not None:
+            given[flag] = reader(path, pipe.modalities[flag])
+    result = pipe.generate(
+        args.task, given, seconds=args.seconds, prefix_seconds=args.prefix, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, cfg_scale=args.cfg_scale, seed=args.seed, batch_size=args.batch_size,
+    )  # fmt: skip
+    written = result.save(args.out, prefix=args.name, overwrite=args.overwrite)
+    print(f"{result.task} (codebook LM): {result.batch_size} sample(s) of {result.seconds:g} s -> {len(written)} files in {args.out}")
     for path in written:
         print(f"  {path}")
     return 0

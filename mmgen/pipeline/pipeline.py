@@ -163,8 +163,13 @@ class Pipeline:
         "toydance" (the shipped checkpoint) or a Hugging Face Hub id "owner/name" (downloaded to,
         or with HF_HUB_OFFLINE=1 read only from, the Hub cache; `revision` a branch, tag or
         commit). A missing or corrupt part raises one error naming the file; DiT and VAE specs
-        must agree."""
+        must agree. A folder whose pipeline.yaml says `kind: lm` loads as the codebook-LM baseline
+        (`mmgen.lm.pipeline`)."""
+        from mmgen.lm.pipeline import LMPipeline, pipeline_kind
+
         directory = locate(name_or_path, revision, cache_dir)
+        if pipeline_kind(directory) == "lm":
+            return LMPipeline.from_pretrained(directory, device)  # type: ignore[return-value]
         cfg = read_config(directory)
         modalities = load_modalities(directory, cfg, device)
         dit = load_dit(directory, cfg, device)
