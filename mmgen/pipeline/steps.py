@@ -28,11 +28,13 @@ from mmgen.diffusion.longform import sample_long
 from mmgen.diffusion.samplers import lay_task, sample_masked
 from mmgen.diffusion.settings import SamplingSettings
 from mmgen.diffusion.tasks import ResolvedTask, Task
+from mmgen.modalities.chunked import encode_long
 from mmgen.modalities.raw_length import coverage_length, fit_length, pad_mode
 from mmgen.pipeline.checks import InputError, check_call, check_clip
 from mmgen.pipeline.conditions import ConditionInputs, WindowConditions
 from mmgen.pipeline.conditions import check_inputs as check_condition_inputs
 from mmgen.pipeline.generation import Generation
+from mmgen.pipeline.long_form import window_and_hop
 from mmgen.pipeline.media import blank_generated, check_raw, common_batch, decode_raw, to_generation
 
 if TYPE_CHECKING:
@@ -124,7 +126,7 @@ def encode_inputs(
         for m, x in raw.items()
     }
     latents = {
-        m: pipe.modalities[m].encode(covered[m]).to(pipe.device).float() for m in raw if resolved.needs_input[m]
+        m: encode_long(pipe.modalities[m], covered[m]).to(pipe.device).float() for m in raw if resolved.needs_input[m]
     }
     return covered, latents
 
@@ -207,18 +209,22 @@ def denoise(
     windows: WindowConditions | None,
     seed: int,
     progress: bool,
+    hop: float | None = None,
+    overlap: float | None = None,
 ) -> Latents:
     """Step 9: sample every latent the task generates (noise drawn from `seed` on the pipeline's device);
-    each long-form window gets its own conditions (timing)."""
+    long form in windows of the training window moving by `hop` (`mmgen.pipeline.long_form`), each
+    window with its own conditions (timing)."""
     specs = {m: pipe.modalities[m].spec for m in pipe.modalities}
     uncond = None
-    cond = windows.window(0.0, pipe.defaults.window_seconds if long_form else seconds) if windows is not None else None
+    cond = windows.window(0.0, seconds) if windows is not None and not long_form else None
     generator = torch.Generator(device=pipe.device).manual_seed(int(seed))
     if long_form:
         d = pipe.defaults
+        window, hop = window_and_hop(d.window_seconds, d.hop, hop, overlap)
         return sample_long(
-            pipe.dit, task, specs, latents_in, seconds=seconds, window_seconds=d.window_seconds,
-            hop_seconds=d.hop, process=pipe.process, settings=settings, cond=cond, uncond=uncond,
+            pipe.dit, task, specs, latents_in, seconds=seconds, window_seconds=window,
+            hop_seconds=hop, process=pipe.process, settings=settings, cond=cond, uncond=uncond,
             segment_seconds=pipe.dit.segment_seconds, batch_size=batch, generator=generator,
             device=pipe.device, progress=progress,
             aligned_rate_hz=pipe.condition.aligned_rate_hz if pipe.condition is not None else None,
