@@ -3,6 +3,7 @@
 mmgen generate --task dance2music --motion dance.npz --out out/
 mmgen generate --task music2dance --audio song.wav --out out/ --seconds 8 --steps 30
 mmgen generate --task music2dance --audio song.wav --out out/ --steps 12 --sampler unipc2 --grid log_snr
+mmgen generate --task dance2music --motion dance.npz --out out/ --dtype bf16 --device cuda
 mmgen generate --task interpolate --audio a.wav --motion a.npz --head 1 --tail 1 --out out/
 mmgen generate --task video2audio --video clip.mp4 --via motion --out out/
 mmgen generate --task joint --seconds 4 --cross-guidance 0.5 --caption "a calm waltz" --out out/
@@ -109,6 +110,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SMPL model folder for --export smpl (its rest joints; default: mmgen's approximate template)",
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
+        help="DiT precision (autocast): bf16 on recent CPUs / GPUs, fp16 on GPUs; docs/inference.md",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     span = parser.add_argument_group("task spans (seconds)")
     span.add_argument("--head", type=float, help="interpolate: GIVEN seconds at the start")
@@ -274,6 +279,7 @@ def run(args: argparse.Namespace) -> int:
         long_form={"auto": None, "on": True, "off": False}[args.long_form],
         progress=not args.no_progress,
         task_kwargs=task_kwargs(args),
+        dtype=args.dtype,
     )
     written = result.save(
         args.out, prefix=args.name, export=export, smpl_dir=args.smpl_dir, overwrite=args.overwrite

@@ -202,6 +202,7 @@ class Pipeline:
         long_form: bool | None = None,
         progress: bool = True,
         task_kwargs: Mapping[str, Any] | None = None,
+        dtype: str | torch.dtype | None = None,
         **sampling: Any,
     ) -> Generation:
         """Run a task on raw media.
@@ -227,10 +228,12 @@ class Pipeline:
             long_form: sample in windows (default: when `seconds` exceeds `defaults.window_seconds`).
             task_kwargs: arguments of the preset (e.g. {"head": 1.0, "tail": 1.0}, {"via": ["motion"]});
                 they override `defaults.task_args` of the preset.
+            dtype: "fp32" (default), "bf16" or "fp16": the DiT runs under autocast at that precision
+                (`mmgen.pipeline.precision`; speed and quality in docs/inference.md).
         """
         # 1. Check inputs
-        given = steps.check_inputs(
-            self, given, sampling, seconds=seconds, caption=caption, seed=seed, batch_size=batch_size,
+        given, dtype = steps.check_inputs(
+            self, given, sampling, dtype, seconds=seconds, caption=caption, seed=seed, batch_size=batch_size,
             long_form=long_form, task_kwargs=task_kwargs,
         )
         # 2. Resolve the task
@@ -256,7 +259,7 @@ class Pipeline:
             # 9. Denoising
             latents = steps.denoise(
                 self, task_obj, resolved, frames, latents_in, settings, seconds=seconds, long_form=long_form,
-                batch=batch, cond=cond, uncond=uncond, seed=seed, progress=progress,
+                batch=batch, cond=cond, uncond=uncond, seed=seed, progress=progress, dtype=dtype,
             )
             # 10. Decode, GIVEN frames pasted back
             return steps.decode(
