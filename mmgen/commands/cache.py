@@ -5,6 +5,10 @@ mmgen cache --data data/aist --vae audio=runs/mel_vae --vae motion=runs/motion_v
 
 mmgen cache --data data/toydance --pipeline checkpoints/toydance --out cache/sync \
     --condition configs/toydance/dit_sync.yaml
+mmgen cache --data data/aist --pipeline checkpoints/aist --out cache/aist --format shards --workers 2
+
+`--format shards` writes tar shards for streaming multi-node training (`mmgen.data.latent_shards`,
+docs/performance.md); `--workers N` reads and encodes clips in N processes, same bytes out.
 
 `--condition FILE` also stores the frozen features of the condition encoder a DiT training config
 names (its model.init_args.condition), or of a ConditionEncoder / Conditioner spec or a saved
@@ -52,7 +56,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--stride", type=float, help="hop between windows (default: --seconds)")
     parser.add_argument(
-        "--shard-size", type=int, default=256, help="clips per safetensors shard (default 256)"
+        "--shard-size", type=int, default=256, help="clips per shard file (default 256)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("folder", "shards"),
+        default="folder",
+        help="folder: safetensors shards read whole on one machine (default); shards: tar shards of one "
+        "safetensors per clip (WebDataset layout) that `LatentCacheDataModule(streaming=true)` streams "
+        "across nodes. Training reads either.",
     )
     parser.add_argument(
         "--condition",
@@ -61,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "a ConditionEncoder / Conditioner YAML, or a saved ConditionEncoder folder)",
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes reading and encoding clips (default 1; same bytes out)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -129,6 +144,7 @@ def load_conditioners(source: str) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from mmgen.core.fileio import check_output_dir
     from mmgen.core.limits import MAX_SECONDS, check_int, check_number, check_seconds
+    from mmgen.core.parallel import check_workers
     from mmgen.data.manifest_cache import cache_manifest
     from mmgen.pipeline.checks import check_device
 
@@ -138,6 +154,9 @@ def run(args: argparse.Namespace) -> int:
     if args.stride is not None:
         check_number("--stride", args.stride, 0.01, MAX_SECONDS)
     check_int("--shard-size", args.shard_size, 1, 100_000)
+    check_workers("--workers", args.workers)
+    if args.workers > 1 and args.device != "cpu":
+        raise ValueError(f"--workers {args.workers} needs --device cpu (workers are forked processes)")
     if not Path(args.data).is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     # before any VAE loads: --out may not be the data, hold it, or be a folder mmgen did not write
@@ -179,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         overwrite=args.overwrite,
         conditioners=conditioners,
+        workers=args.workers,
+        layout="tar" if args.format == "shards" else "safetensors",
     )
     stored = f" and features {', '.join(conditioners)}" if conditioners else ""
     print(f"wrote latent cache of {', '.join(modalities)}{stored} to {out}")

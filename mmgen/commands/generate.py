@@ -11,7 +11,9 @@ mmgen generate --task music2dance --audio song.wav --export bvh,smpl --out out/ 
 
 Inputs are conformed to the pipeline (`mmgen.io.read`): audio is resampled to the model's sample
 rate, motion to its fps (linear interpolation; a wrong joint count is an error), video to its fps
-(frame picking) and frame size (resize).
+(by timestamps, also variable frame rate) and frame size (scale the short side, centre-crop; see
+`mmgen.io.video_stream`). Any length: past the training window the clip is sampled in windows
+(`--hop`, `--overlap`: any seconds; docs/long_form.md).
 """
 
 from __future__ import annotations
@@ -61,8 +63,9 @@ def _choice(kind: str, names: tuple[str, ...]) -> Any:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mmgen.diffusion import GRIDS, PRESETS, SAMPLERS
+    from mmgen.lm.pipeline import LM_TASKS
 
-    tasks = tuple(PRESETS)
+    tasks = (*PRESETS, *(t for t in LM_TASKS if t not in PRESETS))  # "music": the codebook LM only
     parser.add_argument(
         "--pipeline", help="pipeline folder, \"toydance\" or a Hugging Face Hub id owner/name (default: the shipped ToyDance checkpoint)"
     )
@@ -99,6 +102,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="sample in training-length windows (auto: when --seconds exceeds the window)",
     )
+    parser.add_argument(
+        "--hop",
+        type=float,
+        help="long form: seconds each window moves on (default: the pipeline's, half its training window); "
+        "any value, each modality rounds it on its own latent grid",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=float,
+        help="long form: seconds of each window already generated (GIVEN), default window - hop",
+    )
     parser.add_argument("--name", default="sample", help="file name stem of the outputs (default 'sample')")
     parser.add_argument(
         "--export",
@@ -114,6 +128,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
         help="DiT precision (autocast): bf16 on recent CPUs / GPUs, fp16 on GPUs; docs/inference.md",
     )
+    lm = parser.add_argument_group("codebook LM baseline (docs/musicgen.md)")
+    lm.add_argument(
+        "--model-kind",
+        choices=("dit", "lm"),
+        help="dit or lm (default: what the pipeline folder holds; lm without --pipeline: checkpoints/toydance_lm)",
+    )
+    lm.add_argument("--temperature", type=float, help="LM sampling temperature (default: the pipeline's)")
+    lm.add_argument("--top-k", type=int, help="LM top-k sampling, 0 = off (default: the pipeline's)")
+    lm.add_argument("--top-p", type=float, help="LM nucleus sampling, 0 = off (default: the pipeline's)")
+    lm.add_argument("--cfg-scale", type=float, help="LM classifier-free guidance scale (default: the pipeline's)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     span = parser.add_argument_group("task spans (seconds)")
     span.add_argument("--head", type=float, help="interpolate: GIVEN seconds at the start")
@@ -180,6 +204,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         check_batch("--batch-size", args.batch_size)
     if args.cross_guidance is not None:
         check_number("--cross-guidance", args.cross_guidance, 0.0, 1.0)
+    if args.hop is not None:
+        check_number("--hop", args.hop, 1e-3, MAX_SECONDS)
+    if args.overlap is not None:
+        check_number("--overlap", args.overlap, 0.0, MAX_SECONDS)
     for key in SPAN_ARGS:
         if getattr(args, key) is not None:
             check_number(f"--{key}", getattr(args, key), 0.0, MAX_SECONDS)
@@ -232,9 +260,21 @@ def run(args: argparse.Namespace) -> int:
     from mmgen.pipeline.hub import locate
 
     directory = locate(args.pipeline) if args.pipeline else default_pipeline_dir()
+    if args.pipeline is None and args.model_kind == "lm":
+        directory = directory.parent / "toydance_lm"
     if args.pipeline is None and not directory.is_dir():
         raise MmgenError(f"no --pipeline given and the shipped checkpoint {directory} is not there")
     check_arguments(args)
+    from mmgen.lm.pipeline import pipeline_kind
+
+    kind = pipeline_kind(directory)
+    if args.model_kind is not None and args.model_kind != kind:
+        raise MmgenError(f"--model-kind {args.model_kind}: {directory} holds a {kind} pipeline")
+    if kind == "lm":
+        return run_lm(args, directory)
+    used = [f"--{k.replace('_', '-')}" for k in ("temperature", "top_k", "top_p", "cfg_scale") if getattr(args, k) is not None]
+    if used:
+        raise ValueError(f"{', '.join(used)}: only for the codebook LM (--model-kind lm)")
     export = parse_export(args.export)
     if args.smpl_dir is not None and "smpl" not in export:
         raise ValueError("--smpl-dir is only used by --export smpl")
@@ -279,6 +319,8 @@ def run(args: argparse.Namespace) -> int:
         long_form={"auto": None, "on": True, "off": False}[args.long_form],
         progress=not args.no_progress,
         task_kwargs=task_kwargs(args),
+        hop=args.hop,
+        overlap=args.overlap,
         dtype=args.dtype,
     )
     written = result.save(
@@ -287,6 +329,38 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{result.task}: {result.batch_size} sample(s) of {result.seconds:g} s -> {len(written)} files in {args.out}"
     )
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+def run_lm(args: argparse.Namespace, directory: Path) -> int:
+    """`mmgen generate` with a codebook-LM pipeline folder: dance2music, video2audio, continue, music."""
+    from mmgen.io.read import read_audio, read_motion, read_video_file
+    from mmgen.lm.pipeline import LM_TASKS, LMPipeline
+
+    if args.task not in LM_TASKS:
+        raise ValueError(f"--task {args.task}: the codebook LM runs {', '.join(LM_TASKS)}")
+    dit_only = {"steps": "--steps", "sampler": "--sampler", "grid": "--grid", "guidance": "--guidance", "cross_guidance": "--cross-guidance",
+                "caption": "--caption", "export": "--export", "smpl_dir": "--smpl-dir"}  # fmt: skip
+    dit_only.update({k: f"--{k}" for k in (*SPAN_ARGS, "modalities", "conditions", "via") if k != "prefix"})
+    used = [flag for key, flag in dit_only.items() if getattr(args, key) is not None]
+    used += ["--dtype"] if args.dtype != "fp32" else []
+    if used:
+        raise ValueError(f"{', '.join(used)}: not used by the codebook LM (see mmgen generate --help)")
+    check_out(args)
+    pipe = LMPipeline.from_pretrained(directory, device=args.device)
+    given = {}
+    for flag, reader in (("audio", read_audio), ("motion", read_motion), ("video", read_video_file)):
+        path = getattr(args, flag)
+        if path is not None:
+            given[flag] = reader(path, pipe.modalities[flag])
+    result = pipe.generate(
+        args.task, given, seconds=args.seconds, prefix_seconds=args.prefix, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, cfg_scale=args.cfg_scale, seed=args.seed, batch_size=args.batch_size,
+    )  # fmt: skip
+    written = result.save(args.out, prefix=args.name, overwrite=args.overwrite)
+    print(f"{result.task} (codebook LM): {result.batch_size} sample(s) of {result.seconds:g} s -> {len(written)} files in {args.out}")
     for path in written:
         print(f"  {path}")
     return 0

@@ -163,8 +163,13 @@ class Pipeline:
         "toydance" (the shipped checkpoint) or a Hugging Face Hub id "owner/name" (downloaded to,
         or with HF_HUB_OFFLINE=1 read only from, the Hub cache; `revision` a branch, tag or
         commit). A missing or corrupt part raises one error naming the file; DiT and VAE specs
-        must agree."""
+        must agree. A folder whose pipeline.yaml says `kind: lm` loads as the codebook-LM baseline
+        (`mmgen.lm.pipeline`)."""
+        from mmgen.lm.pipeline import LMPipeline, pipeline_kind
+
         directory = locate(name_or_path, revision, cache_dir)
+        if pipeline_kind(directory) == "lm":
+            return LMPipeline.from_pretrained(directory, device)  # type: ignore[return-value]
         cfg = read_config(directory)
         modalities = load_modalities(directory, cfg, device)
         dit = load_dit(directory, cfg, device)
@@ -202,6 +207,8 @@ class Pipeline:
         long_form: bool | None = None,
         progress: bool = True,
         task_kwargs: Mapping[str, Any] | None = None,
+        hop: float | None = None,
+        overlap: float | None = None,
         dtype: str | torch.dtype | None = None,
         **sampling: Any,
     ) -> Generation:
@@ -228,6 +235,8 @@ class Pipeline:
             long_form: sample in windows (default: when `seconds` exceeds `defaults.window_seconds`).
             task_kwargs: arguments of the preset (e.g. {"head": 1.0, "tail": 1.0}, {"via": ["motion"]});
                 they override `defaults.task_args` of the preset.
+            hop, overlap: long-form seconds (any values; `mmgen.pipeline.long_form`): default
+                `defaults.hop`, overlap = window - hop.
             dtype: "fp32" (default), "bf16" or "fp16": the DiT runs under autocast at that precision
                 (`mmgen.pipeline.precision`; speed and quality in docs/inference.md).
         """
@@ -259,7 +268,8 @@ class Pipeline:
             # 9. Denoising
             latents = steps.denoise(
                 self, task_obj, resolved, frames, latents_in, settings, seconds=seconds, long_form=long_form,
-                batch=batch, cond=cond, uncond=uncond, seed=seed, progress=progress, dtype=dtype,
+                batch=batch, cond=cond, uncond=uncond, seed=seed, progress=progress, hop=hop, overlap=overlap,
+                dtype=dtype,
             )
             # 10. Decode, GIVEN frames pasted back
             return steps.decode(

@@ -29,9 +29,11 @@ from mmgen.diffusion.longform import sample_long
 from mmgen.diffusion.samplers import lay_task, sample_masked
 from mmgen.diffusion.settings import SamplingSettings
 from mmgen.diffusion.tasks import ResolvedTask, Task
+from mmgen.modalities.chunked import encode_long
 from mmgen.modalities.raw_length import coverage_length, fit_length, pad_mode
 from mmgen.pipeline.checks import InputError, check_call, check_clip
 from mmgen.pipeline.generation import Generation
+from mmgen.pipeline.long_form import window_and_hop
 from mmgen.pipeline.media import blank_generated, check_raw, common_batch, decode_raw, to_generation
 from mmgen.pipeline.precision import parse_dtype, with_precision
 from mmgen.pipeline.streams import grouped_conditions, modality_streams
@@ -131,7 +133,7 @@ def encode_inputs(
         for m, x in raw.items()
     }
     latents = {
-        m: pipe.modalities[m].encode(covered[m]).to(pipe.device).float() for m in raw if resolved.needs_input[m]
+        m: encode_long(pipe.modalities[m], covered[m]).to(pipe.device).float() for m in raw if resolved.needs_input[m]
     }
     return covered, latents
 
@@ -226,18 +228,22 @@ def denoise(
     uncond: Cond | None,
     seed: int,
     progress: bool,
+    hop: float | None = None,
+    overlap: float | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Latents:
-    """Step 9: sample every latent the task generates (noise drawn from `seed` on the pipeline's
-    device; the DiT under autocast for a `dtype` other than float32, `precision.py`)."""
+    """Step 9: sample every latent the task generates (noise drawn from `seed` on the pipeline's device);
+    long form in windows of the training window moving by `hop` (`mmgen.pipeline.long_form`); the
+    DiT under autocast for a `dtype` other than float32 (`precision.py`)."""
     specs = {m: pipe.modalities[m].spec for m in pipe.modalities}
     generator = torch.Generator(device=pipe.device).manual_seed(int(seed))
     model = with_precision(pipe.dit, pipe.device, dtype)
     if long_form:
         d = pipe.defaults
+        window, hop = window_and_hop(d.window_seconds, d.hop, hop, overlap)
         return sample_long(
-            model, task, specs, latents_in, seconds=seconds, window_seconds=d.window_seconds,
-            hop_seconds=d.hop, process=pipe.process, settings=settings, cond=cond, uncond=uncond,
+            model, task, specs, latents_in, seconds=seconds, window_seconds=window,
+            hop_seconds=hop, process=pipe.process, settings=settings, cond=cond, uncond=uncond,
             segment_seconds=pipe.dit.segment_seconds, batch_size=batch, generator=generator,
             device=pipe.device, progress=progress,
             aligned_rate_hz=pipe.condition.aligned_rate_hz if pipe.condition is not None else None,
