@@ -8,23 +8,27 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def _numba_cache_dir() -> str:
-    """One numba cache per pytest-xdist worker and virtual environment.
+    """A numba cache of this test process's own, removed when the process ends.
 
-    librosa compiles its kernels with `cache=True`; workers filling one cold cache at the same
-    time can pair a kernel file from one process with a wrapper file from another and crash
-    (numba/numba#10128; it killed a CI worker in `loris_bcs_bhs`). Separate directories keep
-    the compiled kernels between runs without anything to collide over.
+    librosa compiles its kernels with `@guvectorize(cache=True)`, which writes each kernel as two
+    files by two separate renames; processes filling one cold cache at the same time can pair a
+    kernel file from one with a wrapper file from another and segfault in `beat_track`
+    (numba/numba#10128, librosa/librosa#1998; it crashed every CI worker that tracked beats).
+    A directory per process has nothing to collide over. It is made per process id, not per
+    pytest-xdist worker name: `PYTEST_XDIST_WORKER` is not yet set when this file is imported, so
+    a name-based directory was one shared "main" directory. Subprocesses the tests start (the
+    `mmgen` CLI) inherit it and run while the test waits, never beside it.
     """
-    import hashlib
-    import sys
+    import atexit
+    import shutil
     import tempfile
 
-    venv = hashlib.sha1(sys.prefix.encode()).hexdigest()[:8]
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    return os.path.join(tempfile.gettempdir(), f"mmgen-numba-{getattr(os, 'getuid', lambda: 0)()}-{venv}", worker)
+    path = tempfile.mkdtemp(prefix="mmgen-test-numba-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
-os.environ.setdefault("NUMBA_CACHE_DIR", _numba_cache_dir())
+os.environ["NUMBA_CACHE_DIR"] = _numba_cache_dir()
 
 import pytest
 import torch

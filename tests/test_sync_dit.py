@@ -96,3 +96,39 @@ def test_mmgen_cache_stores_the_features_a_training_config_asks_for(tmp_path):
     assert main(["cache", "--data", str(data), "--vae", f"video={tmp_path / 'video'}", "--out", str(tmp_path / "c2"),
                  "--condition", str(bad), "--no-progress"]) == 2
     assert not (tmp_path / "c2").exists()
+
+
+def test_a_saved_condition_carries_its_sync_encoder_wherever_it_is_moved(tmp_path, monkeypatch):
+    """A pipeline names its frozen sync encoder relative to its condition folder ('../sync'):
+    saved, moved elsewhere and loaded from another working directory, it finds the encoder it was
+    saved with and computes the same stream; a path leaving the saved folder is refused."""
+    import shutil
+
+    from mmgen.conditioning.encoder import save_frozen_parts
+    from mmgen.core.pretrained import configs_relative_to
+
+    torch.manual_seed(0)
+    build = tmp_path / "build"
+    VideoSyncEncoder(hidden=16, feature_dim=8, dilations=(1, 2)).save_pretrained(build / "sync")
+    with configs_relative_to(build / "condition"):
+        condition = ConditionEncoder({"sync": VideoSyncConditioner(dim=16, encoder="../sync")},
+                                     aligned_dim=16, aligned_rate_hz=15.0)
+    root = tmp_path / "pipe"
+    condition.save_pretrained(root / "condition")
+    save_frozen_parts(condition, root, root / "condition")
+    moved = shutil.move(str(root), str(tmp_path / "elsewhere"))
+    shutil.rmtree(build)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    loaded = ConditionEncoder.from_pretrained(f"{moved}/condition")
+    assert loaded.conditioners["sync"].encoder_dir == str(tmp_path / "elsewhere" / "sync")
+    frames = torch.from_numpy(generate_clip(20007, seconds=3.0).video)[None]
+    batch = {"video": frames, "video_fps": 15.0}
+    torch.testing.assert_close(loaded.conditioners["sync"].encode(batch).values,
+                               condition.conditioners["sync"].encode(batch).values, rtol=0, atol=0)
+    VideoSyncEncoder(hidden=16, feature_dim=8, dilations=(1, 2)).save_pretrained(tmp_path / "outside" / "sync")
+    with configs_relative_to(tmp_path / "elsewhere" / "condition"):
+        escaping = ConditionEncoder({"sync": VideoSyncConditioner(dim=16, encoder="../../outside/sync")},
+                                    aligned_dim=16, aligned_rate_hz=15.0)
+    with pytest.raises(ValueError, match="outside the folder being saved"):
+        save_frozen_parts(escaping, tmp_path / "elsewhere", tmp_path / "elsewhere" / "condition")

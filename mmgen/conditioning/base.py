@@ -150,6 +150,22 @@ class Conditioner(PretrainedMixin, nn.Module, metaclass=abc.ABCMeta):
             torch.randn(num_null_tokens if target == "prefix" else 1, dim) * 0.02
         )
 
+    def absent(self, batch_size: int, frames: int) -> Features:
+        """Features that say "no input here" (mask False everywhere, so `project` gives the
+        learned null): a time-aligned stream whose source is not given for this example. Needs
+        `feature_width`, the width `encode` produces."""
+        width = getattr(self, "feature_width", None)
+        if width is None:
+            raise ValueError(f"{type(self).__name__}: cannot be absent (no feature_width known)")
+        values = torch.zeros(batch_size, frames, int(width), device=self.device)
+        return Features(values, torch.zeros(batch_size, frames, dtype=torch.bool, device=self.device))
+
+    def frozen_parts(self) -> dict[str, PretrainedMixin]:
+        """Saved models this conditioner reads by path and keeps out of its state_dict, keyed by
+        the path its config names (e.g. a frozen encoder). A pipeline saves them at that path,
+        read against its `condition/` folder, so the folder carries everything it needs."""
+        return {}
+
     @classmethod
     def supported_ways(cls) -> tuple[str, ...]:
         if cls.ways is not None:

@@ -36,7 +36,7 @@ from torch import nn
 from mmgen.conditioning.base import Conditioner, Features, FrozenSlot, get_values
 from mmgen.conditioning.video_frames import conform_sync_frames
 from mmgen.core.errors import MmgenError
-from mmgen.core.pretrained import CONFIG_NAME, PretrainedMixin, from_yaml_value
+from mmgen.core.pretrained import CONFIG_NAME, PretrainedMixin, from_yaml_value, resolve_config_path
 
 
 def pooled_differences(gray: torch.Tensor, grid: int) -> torch.Tensor:
@@ -232,6 +232,8 @@ class VideoSyncConditioner(Conditioner):
         dim: output width (the DiT's aligned_dim).
         encoder: directory of a saved VideoSyncEncoder (config.yaml + model.safetensors); loaded
             on first use and kept out of state_dict (a checkpoint stores only the projection).
+            A relative path in a saved config is read against that config's folder first
+            (`resolve_config_path`: a pipeline's `condition/` names `../sync`).
         key: batch key of the frames: uint8 [B, T, H, W, 3] or a list of [T_i, H, W, 3] clips.
         fps_key: batch key of the frames' rate (a number or one per clip); when absent, `fps`.
         fps: the frames' rate when the batch has no `fps_key` (15: the ToyDance video modality's).
@@ -244,12 +246,14 @@ class VideoSyncConditioner(Conditioner):
         super().__init__(dim)
         if not fps > 0:
             raise ValueError(f"VideoSyncConditioner: fps must be positive, got {fps}")
-        config = read_encoder_config(encoder)
-        self.encoder_dir, self.key, self.fps_key, self.fps = str(encoder), key, fps_key, float(fps)
+        encoder_dir = resolve_config_path(encoder)
+        config = read_encoder_config(encoder_dir)
+        self.encoder_dir, self.key, self.fps_key, self.fps = str(encoder_dir), key, fps_key, float(fps)
         self.rate_hz = float(config.get("rate_hz", 15.0))
         feature_dim = stream_width(
             config.get("feature_dim", 32), config.get("grid", 4), config.get("stream_front_end", True)
         )
+        self.feature_width = feature_dim  # what `encode` produces (`absent` fills it)
         self.proj_in = nn.Conv1d(feature_dim, dim, 3, padding=1)
         self.proj_out = nn.Linear(dim, dim)
         self._frozen = FrozenSlot()
@@ -268,6 +272,11 @@ class VideoSyncConditioner(Conditioner):
         if device is not None and enc.inp.weight.device != device:
             enc.to(device)
         return enc
+
+    def frozen_parts(self) -> dict[str, PretrainedMixin]:
+        """The frozen encoder, under the path the config names (a pipeline saves it there)."""
+        named = str(self.config["encoder"])
+        return {} if Path(named).is_absolute() else {named: self.sync_encoder()}
 
     def feature_fingerprint(self) -> str:
         """Fingerprint of what `encode` computes (the frozen encoder), for latent caches."""

@@ -138,6 +138,10 @@ class GroupedCond:
     def pair(cls, cond: Cond, uncond: Cond, group: str = "text") -> GroupedCond:
         return cls(lambda dropped: uncond if group in dropped else cond, (group,))
 
+    def crop_time(self, start_seconds: float, end_seconds: float, rate_hz: float) -> GroupedCond:
+        """Every Cond's aligned stream cut to [start, end) seconds (`Cond.crop_time`; long form)."""
+        return GroupedCond(lambda dropped: self(dropped).crop_time(start_seconds, end_seconds, rate_hz), self.groups)
+
     def __call__(self, dropped: Iterable[str] = ()) -> Cond:
         key = frozenset(dropped)
         unknown = sorted(key - self.groups)
@@ -154,8 +158,3 @@ class GroupedCond:
     def map(self, fn) -> GroupedCond:  # type: ignore[no-untyped-def]
         """The same groups with `fn` applied to every tensor of every Cond."""
         return GroupedCond(lambda dropped: self(dropped).map(fn), self.groups)
-
-    def crop_time(self, start_seconds: float, end_seconds: float, rate_hz: float) -> GroupedCond:
-        return GroupedCond(
-            lambda dropped: self(dropped).crop_time(start_seconds, end_seconds, rate_hz), self.groups
-        )

@@ -7,12 +7,15 @@ YAML files under `configs/` use. Weights are safetensors only; nothing is ever u
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import hashlib
 import importlib
 import inspect
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,6 +74,38 @@ MOVED_MODULES = {
     "mmgen.manifest_cache": "mmgen.data.manifest_cache",
     **{f"mmgen.data.toydance_{n}": f"mmgen.data.toydance.{n}" for n in ("dance", "grid", "io", "moves", "music", "report", "styles")},
 }
+
+
+_LOADING_FROM: contextvars.ContextVar[Path | None] = contextvars.ContextVar("mmgen_loading_from", default=None)
+
+
+@contextlib.contextmanager
+def configs_relative_to(directory: str | os.PathLike) -> Iterator[None]:
+    """While active, `resolve_config_path` reads relative paths against `directory`.
+
+    `from_pretrained` builds every module inside it, so a path a saved config names (a frozen
+    encoder beside the model, as in `encoder: ../sync`) means the same wherever the model folder
+    was copied, installed or downloaded.
+    """
+    token = _LOADING_FROM.set(Path(directory))
+    try:
+        yield
+    finally:
+        _LOADING_FROM.reset(token)
+
+
+def resolve_config_path(path: str | os.PathLike) -> Path:
+    """A path from a config: absolute as is; relative against the folder being loaded
+    (`configs_relative_to`) when it exists there, else against the working directory (the
+    paths a training config gives, e.g. `checkpoints/toydance/sync`)."""
+    path = Path(path)
+    base = _LOADING_FROM.get()
+    if not path.is_absolute() and base is not None:
+        # lexically: `base` itself may not exist yet ("condition/../sync" while it is being built)
+        beside = Path(os.path.normpath(Path(base).absolute() / path))
+        if beside.exists():
+            return beside
+    return path
 
 
 def current_class_path(class_path: str) -> str:
@@ -214,18 +249,25 @@ class PretrainedMixin:
         target = _known_subclass(cls, spec["class_path"]) or import_class(spec["class_path"])
         if not (isinstance(target, type) and issubclass(target, cls)):
             raise ValueError(f"{config_file}: holds a {spec['class_path']}, not a {cls.__name__}")
-        module = target(**from_yaml_value(spec.get("init_args") or {}))
+        with configs_relative_to(directory):
+            module = target(**from_yaml_value(spec.get("init_args") or {}))
         load_weights(module, weights_file, device=device, strict=strict)  # type: ignore[arg-type]
         return module.to(device).eval()  # type: ignore[attr-defined,return-value]
 
 
 def load_weights(
-    module: torch.nn.Module, path: str | os.PathLike, device: torch.device | str = "cpu", strict: bool = True
+    module: torch.nn.Module,
+    path: str | os.PathLike,
+    device: torch.device | str = "cpu",
+    strict: bool = True,
+    new: Sequence[str] = (),
 ) -> None:
     """Load a `model.safetensors` file (or the one in a pretrained directory) into a built module.
 
     Tensors are cast to the module's own dtypes (float16-stored checkpoints load into float32
     modules). With `strict`, a missing or unexpected name or a changed shape is an error naming the file.
+    `new` names parameter prefixes the file may lack (parts added to a trained model, e.g.
+    `aligned.` for a new time-aligned stream); they keep their initial values.
     """
     path = Path(path)
     weights_file = path / WEIGHTS_NAME if path.is_dir() else path
@@ -240,5 +282,6 @@ def load_weights(
     if bad:  # a corrupt or diverged checkpoint: say so here, not as NaN output further down
         raise ValueError(f"{weights_file}: {len(bad)} weight tensor(s) hold NaN or infinite values (e.g. {bad[0]})")
     missing, unexpected = module.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not any(k.startswith(prefix) for prefix in new)]
     if strict and (missing or unexpected):
         raise ValueError(f"{weights_file}: weights do not match the config (missing {missing}, unexpected {unexpected})")

@@ -121,6 +121,18 @@ def stream_frames(seconds: float, rate_hz: float) -> int:
     return max(1, math.ceil(seconds * _check_rate(rate_hz, "rate_hz") - _EPS))
 
 
+def stream_given_mask(levels: torch.Tensor, levels_rate: float, frames: int, rate: float) -> torch.Tensor:
+    """levels [B, T_m] of a modality at `levels_rate` -> bool [B, frames]: True where the stream's
+    frame s (at s / rate seconds) falls in a latent frame of that modality with level 0 (given).
+
+        latent frames (3.75 Hz)  |   0   |   1   |   2   |      levels  0   0.7   0
+        stream frames (15 Hz)    |0 1 2 3|4 5 6 7|8 9 ...       given   T T T T F F F F T ...
+    """
+    t = torch.arange(frames, device=levels.device, dtype=torch.float64) / rate
+    idx = torch.floor(t * levels_rate + 1e-6).long().clamp(max=levels.shape[1] - 1)  # [frames]
+    return levels[:, idx] == 0  # [B, frames]
+
+
 class AlignedStream(nn.Module):
     """The DiT's time-aligned input: Cond.aligned -> an addition to every token of each target modality.
 

@@ -10,7 +10,7 @@ conditioners are not run (their frozen encoders are never loaded), the rest enco
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -25,21 +25,10 @@ from mmgen.diffusion.noise_levels import MoNLConfig, NoiseLevels, sample_levels
 from mmgen.diffusion.process import Process, VPCosine
 from mmgen.dit.masking import random_token_mask
 from mmgen.dit.model import MultimodalDiT
+from mmgen.dit.streams import stream_given_mask
 from mmgen.train.ema import EMA
 from mmgen.train.guards import LossWatch, check_export
 from mmgen.train.schedule import warmup_cosine_scheduler
-
-
-def stream_given_mask(levels: torch.Tensor, levels_rate: float, frames: int, rate: float) -> torch.Tensor:
-    """levels [B, T_m] of a modality at `levels_rate` -> bool [B, frames]: True where the stream's
-    frame s (at s / rate seconds) falls in a latent frame of that modality with level 0 (given).
-
-        latent frames (3.75 Hz)  |   0   |   1   |   2   |      levels  0   0.7   0
-        stream frames (15 Hz)    |0 1 2 3|4 5 6 7|8 9 ...       given   T T T T F F F F T ...
-    """
-    t = torch.arange(frames, device=levels.device, dtype=torch.float64) / rate
-    idx = torch.floor(t * levels_rate + 1e-6).long().clamp(max=levels.shape[1] - 1)  # [frames]
-    return levels[:, idx] == 0  # [B, frames]
 
 
 class DiTModule(L.LightningModule):
@@ -64,10 +53,17 @@ class DiTModule(L.LightningModule):
             this run: fine-tuning, e.g. after a modality's VAE changed its latent rate (RoPE
             positions are in seconds, so a rate change needs no new parameters). Resuming a
             Lightning checkpoint overrides it.
+        init_new: parameter-name prefixes that `init_weights` may lack: parts this run adds to
+            the pretrained DiT (e.g. `aligned.` when a time-aligned stream joins; its projections
+            start at zero, so the run starts from exactly the pretrained model).
         overwrite_export: let the exports replace folders an earlier export wrote (checked
             before the first step; a folder mmgen did not write is never replaced).
         nan_check_every: steps between checks that the loss stayed finite (also checked before
             every checkpoint and the export; a non-finite loss stops the run naming its step).
+        group_drop: {guidance group: probability} of dropping that group's conditioners to their
+            null embedding on its own, on top of `monl.p_drop_text` (which drops them all), so
+            guidance per condition group (`guidance={"melody": 3, "text": 2}`) samples states the
+            model has seen: melody kept while text is dropped, and so on.
     """
 
     def __init__(
@@ -88,14 +84,16 @@ class DiTModule(L.LightningModule):
         export_dir: str | None = None,
         condition_export_dir: str | None = None,
         init_weights: str | None = None,
+        init_new: Sequence[str] = (),
         overwrite_export: bool = False,
         nan_check_every: int = 50,
+        group_drop: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "condition"])
         self.loss_watch = LossWatch(nan_check_every)
         if init_weights is not None:
-            load_weights(model, init_weights)
+            load_weights(model, init_weights, new=tuple(init_new))
         self.model = model
         self.process = process or VPCosine(prediction="v")
         self.monl = monl or MoNLConfig(segment_seconds=model.segment_seconds)
@@ -106,6 +104,9 @@ class DiTModule(L.LightningModule):
         if token_mask_ratio and model.mask_decoder_depth is None:
             raise ValueError("token_mask_ratio > 0 needs a MultimodalDiT built with mask_decoder_depth")
         self.condition = condition
+        bad = {g: p for g, p in (group_drop or {}).items() if not 0.0 <= float(p) <= 1.0}
+        if bad:
+            raise ValueError(f"group_drop probabilities must be in [0, 1], got {bad}")
         self.model.check_levels = False  # no host sync per step; levels come from sample_levels
         self.ema = EMA(model, ema_decay) if ema_decay is not None else None  # a copy: checks off too
 
@@ -113,7 +114,7 @@ class DiTModule(L.LightningModule):
     def _cond(self, batch: Mapping[str, Any], levels: NoiseLevels | None) -> tuple[Cond | None, NoiseLevels | None]:
         if self.condition is None:
             return None, levels
-        drop = levels.text_null if levels is not None else None
+        drop = self._drops(batch, levels.text_null) if levels is not None else None
         cached = {n: f for n, f in as_features(batch.get("features")).items() if n in self.condition.conditioners}
         if levels is not None:
             cached = self._only_where_given(batch, cached, levels)
@@ -121,6 +122,22 @@ class DiTModule(L.LightningModule):
         if levels is not None:
             levels = dataclasses.replace(levels, text_null=None)  # the null rows are already in `cond`
         return cond, levels
+
+    def _drops(self, batch: Mapping[str, Any], text_null: torch.Tensor | None) -> Any:
+        """CFG dropout: every conditioner where `text_null`, and each `group_drop` group on its own."""
+        group_drop = self.hparams.get("group_drop") or {}
+        if not group_drop:
+            return text_null
+        assert self.condition is not None
+        size = next(iter(batch["latents"].values())).shape[0]
+        base = text_null if text_null is not None else torch.zeros(size, dtype=torch.bool, device=self.device)
+        drops = {g: base for g in self.condition.groups}
+        for group, p in group_drop.items():
+            if group not in drops:
+                raise ValueError(f"group_drop names {group!r}, not a guidance group of the condition encoder "
+                                 f"{sorted(self.condition.groups)}")
+            drops[group] = base | (torch.rand(size, device=self.device) < float(p))
+        return drops
 
     def _only_where_given(
         self, batch: Mapping[str, Any], features: dict[str, Features], levels: NoiseLevels
