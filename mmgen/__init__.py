@@ -18,7 +18,10 @@ model code. Names load lazily, so `import mmgen` and `mmgen --help` stay fast.
     train/        LightningModules and DataModules;  metrics/, evaluation/, demo/, commands/
 """
 
+from mmgen.core import numba_cache
 from mmgen.core.lazy import lazy_exports
+
+numba_cache.configure()  # before anything imports numba (librosa's beat tracker; see the module)
 
 __version__ = "0.1.0"
 

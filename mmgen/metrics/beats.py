@@ -26,6 +26,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.signal import argrelextrema
 
+from mmgen.core.numba_cache import warm_librosa
 from mmgen.metrics._checks import audio_array, check_positive, check_variant, joints_array
 
 MOTION_VARIANTS = ("bailando", "fact")
@@ -51,6 +52,7 @@ def music_onsets(audio: Any, sr: int, variant: str = "librosa", hop_length: int 
     """
     import librosa
 
+    warm_librosa()
     check_variant(variant, tuple(ONSET_PARAMS), "music_onsets")
     y = audio_array(audio)
     sr = int(check_positive(sr, "sr"))
@@ -63,6 +65,7 @@ def music_onsets(audio: Any, sr: int, variant: str = "librosa", hop_length: int 
 def _beat_track(audio: Any, sr: int, start_bpm: float | None, hop_length: int) -> tuple[float, np.ndarray]:
     import librosa
 
+    warm_librosa()
     y = audio_array(audio)
     sr = int(check_positive(sr, "sr"))
     bpm0 = 120.0 if start_bpm is None else check_positive(start_bpm, "start_bpm")
