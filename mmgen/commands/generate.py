@@ -8,6 +8,10 @@ mmgen generate --task interpolate --audio a.wav --motion a.npz --head 1 --tail 1
 mmgen generate --task video2audio --video clip.mp4 --via motion --out out/
 mmgen generate --task joint --seconds 4 --cross-guidance 0.5 --caption "a calm waltz" --out out/
 mmgen generate --task music2dance --audio song.wav --export bvh,smpl --out out/   # + sample.bvh, sample_smpl.pkl
+mmgen generate --task dance2music --motion d.npz --text "a waltz" --melody ref.wav --image ref.png --quality 5 --out out/
+
+Conditions (--text / --caption, --melody, --image, --quality) each need a conditioner of that kind in
+the pipeline's condition encoder (docs/conditions.md); one left out sits at its null embedding.
 
 Inputs are conformed to the pipeline (`mmgen.io.read`): audio is resampled to the model's sample
 rate, motion to its fps (linear interpolation; a wrong joint count is an error), video to its fps
@@ -93,7 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-cross-guidance", action="store_true", help="turn the pipeline's default cross-guidance off"
     )
-    parser.add_argument("--caption", help="text condition (pipelines with a text encoder)")
+    parser.add_argument("--caption", "--text", dest="caption", help="text condition (pipelines with a text encoder)")
+    parser.add_argument("--melody", help="reference melody audio file (pipelines with a melody conditioner)")
+    parser.add_argument("--image", help="reference image, png / jpg (pipelines with a CLIP image conditioner)")
+    parser.add_argument("--quality", type=float, help="quality score asked for, e.g. 5 (pipelines with a quality conditioner)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--batch-size", type=int, help="number of samples (default 1)")
     parser.add_argument(
@@ -215,8 +222,16 @@ def check_arguments(args: argparse.Namespace) -> None:
         path = getattr(args, flag)
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"--{flag} {path}: no such file")
+    for flag in ("melody", "image"):
+        path = getattr(args, flag)
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"--{flag} {path}: no such file")
     if args.audio is not None:
         check_audio_file(args.audio)
+    if args.melody is not None:
+        check_audio_file(args.melody, "--melody")
+    if args.quality is not None:
+        check_number("--quality", args.quality, -1e6, 1e6)
     if args.video is not None:
         check_video_file(args.video)
 
@@ -251,6 +266,29 @@ def check_out(args: argparse.Namespace) -> None:
             f"--out {out}: holds an earlier output named {name!r} ({earlier[0]}); "
             "pass --overwrite to replace it or --name for another name"
         )
+
+
+def read_conditions(args: argparse.Namespace) -> dict[str, Any]:
+    """--melody (mono, at its own rate), --image (RGB uint8) and --quality as `generate` kwargs."""
+    out: dict[str, Any] = {"quality": args.quality}
+    if args.melody is not None:
+        import soundfile as sf
+
+        try:
+            wave, rate = sf.read(str(args.melody), dtype="float32", always_2d=True)
+        except (RuntimeError, OSError) as err:
+            raise ValueError(f"--melody {args.melody}: cannot be read ({str(err).splitlines()[0][:160]})") from None
+        out["melody"], out["melody_rate"] = wave.mean(axis=1), int(rate)
+    if args.image is not None:
+        import numpy as np
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(args.image) as img:
+                out["image"] = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError) as err:
+            raise ValueError(f"--image {args.image}: not a readable image ({str(err).splitlines()[0][:160]})") from None
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -314,6 +352,7 @@ def run(args: argparse.Namespace) -> int:
         guidance=parse_guidance(args.guidance) if args.guidance is not None else None,
         cross_guidance=cross,
         caption=args.caption,
+        **read_conditions(args),
         seed=args.seed,
         batch_size=args.batch_size,
         long_form={"auto": None, "on": True, "off": False}[args.long_form],

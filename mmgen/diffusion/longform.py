@@ -15,7 +15,7 @@ segment edge of every modality. A clip no longer than W is a single window.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -50,6 +50,7 @@ def sample_long(
     device: torch.device | str | None = None,
     progress: bool = True,
     callback: Callback | None = None,
+    window_cond: Callable[[float, float], Cond | GroupedCond] | None = None,
     **overrides: Any,
 ) -> Latents:
     """Run `task` over `seconds` in windows; returns the stitched latents of every present modality.
@@ -59,7 +60,8 @@ def sample_long(
     window, its time-aligned stream (Cond.aligned, over the whole clip at `aligned_rate_hz`) cut to
     each window's nominal seconds (start snapped to the stream's grid);
     `callback` is called per step of every window. `process` is required (the one the model was
-    trained with).
+    trained with). `window_cond(start, end)`, when given, replaces `cond` per window (Stable
+    Audio's timing: seconds_start = the window's start).
     """
     check_process(process)
     settings = resolve_settings(settings, overrides)
@@ -86,11 +88,12 @@ def sample_long(
             level[:, : span.fresh - span.start] = 0.0  # the overlap: GIVEN, as generated before
             win_start[m] = harmonize_levels(level, rates[m], segment_seconds)
             win_values[m] = out[m][:, span.frames]
-        win_cond, win_uncond = cond, uncond
+        win_cond = cond if window_cond is None else window_cond(win.start, win.end)
+        win_uncond = uncond
         if aligned_rate_hz is not None:  # the stream's frame 0 must sit at the window's start
             a = round(win.start * aligned_rate_hz) / aligned_rate_hz
             e = max(win.end, a + 1 / aligned_rate_hz)
-            win_cond = cond.crop_time(a, e, aligned_rate_hz) if cond is not None else None
+            win_cond = win_cond.crop_time(a, e, aligned_rate_hz) if win_cond is not None else None
             win_uncond = uncond.crop_time(a, e, aligned_rate_hz) if uncond is not None else None
         res = sample_masked(
             model_fn,
