@@ -1,6 +1,6 @@
 """Inference precision on the shipped ToyDance checkpoint: speed and quality of bf16 / fp16 vs fp32.
 
-    python bench/inference_dtype.py [--steps 25] [--repeats 3] [--threads 2] [--device cpu]
+    python bench/inference_dtype.py [--steps 25] [--repeats 3] [--threads 2] [--device cpu] [--tasks dance2music]
 
 For each task, every dtype runs the same seeded generate calls in this one process (a warm-up
 first), so the time ratios compare like with like. Quality is measured against the fp32 output
@@ -35,11 +35,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--tasks", default="dance2music,music2dance", help="comma-separated")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pipe = Pipeline.from_pretrained("toydance", device=args.device)
     clip = generate_clip(10_000, seconds=args.seconds)
-    calls = {"dance2music": {"motion": clip.joints}, "music2dance": {"audio": clip.audio}}
+    inputs = {"dance2music": {"motion": clip.joints}, "music2dance": {"audio": clip.audio}}
+    calls = {t: inputs[t] for t in args.tasks.split(",")}
     print(f"ToyDance checkpoint, {args.steps} steps, {args.seconds:g} s clips, device {args.device}, "
           f"{args.threads} threads, best of {args.repeats}\n")
     print("| task | dtype | seconds per call | time vs fp32 | latent rel. RMSE | audio log-mel L1 | motion diff (mm) |")
