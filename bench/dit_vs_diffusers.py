@@ -17,6 +17,8 @@ Memory runs use --mem-depth blocks (CPU default 2, --quick 1, to keep 16k tokens
 16k/8k ratio is what shows whether attention memory is linear: N x N scores would make it ~4).
 
     python bench/dit_vs_diffusers.py --quick            # CPU, ~2 minutes
+    python bench/dit_vs_diffusers.py --tokens 2048 --skip-memory --dtype bf16 --compile
+    python bench/dit_vs_diffusers.py --skip-timing --mem-tokens 8192 16384 --mem-depth 8
     python bench/dit_vs_diffusers.py --device cuda --dtype bf16
 """
 
@@ -139,6 +141,9 @@ def run_timing(args: argparse.Namespace) -> None:
     for which, m in models.items():
         print(f"{which}: {sum(p.numel() for p in m.parameters()) / 1e6:.2f} M parameters")
     opts = {w: torch.optim.AdamW(m.parameters(), lr=1e-4) for w, m in models.items()}
+    if args.compile:  # compiled modules share the parameters: the optimizers stay valid
+        models = {w: torch.compile(m) for w, m in models.items()}
+        print("torch.compile: the warm-up rep includes compilation and is not counted")
     print(
         f"\n{'tokens':>7} {'':>6} {'ours s':>8} {'theirs s':>9} {'ratio':>6} {'best-of':>8} {'| cpu: ours s':>13} {'theirs s':>9} {'ratio':>6}"
     )
@@ -225,6 +230,7 @@ def run_memory(args: argparse.Namespace) -> None:
     kind = "max_memory_allocated" if args.device.startswith("cuda") else "peak RSS (VmHWM) minus RSS before"
     print(f"\npeak memory of one train step ({kind}, depth {args.mem_depth}, batch 1)")
     print(f"{'model':>7} " + " ".join(f"{n:>10}" for n in args.mem_tokens) + f" {'ratio':>8}")
+    per_model = {}
     for which in ("ours", "theirs"):
         mib = []
         for tokens in args.mem_tokens:
@@ -257,7 +263,9 @@ def run_memory(args: argparse.Namespace) -> None:
                     f"  note: {which} at {tokens} tokens stayed below the process's import peak; number is a lower bound"
                 )
         ratio = mib[-1] / mib[0]
+        per_model[which] = mib
         print(f"{which:>7} " + " ".join(f"{m:>8.0f}MB" for m in mib) + f" {ratio:>8.2f}")
+    print(f"{'o/t':>7} " + " ".join(f"{a / b:>10.2f}" for a, b in zip(per_model["ours"], per_model["theirs"])))
 
 
 def main() -> None:
@@ -274,6 +282,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="2 reps, memory at depth 1")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument(
+        "--compile", action="store_true", help="time both models under torch.compile (the warm-up rep compiles)"
+    )
     parser.add_argument("--mem-child", choices=["ours", "theirs"], help=argparse.SUPPRESS)
     parser.add_argument("--mem-child-tokens", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -289,7 +301,8 @@ def main() -> None:
         f"torch {torch.__version__}, device {args.device}, dtype {args.dtype}, threads {torch.get_num_threads()}, "
         f"width {args.width}, depth {args.depth}, heads {args.heads}"
     )
-    run_timing(args)
+    if not args.skip_timing:
+        run_timing(args)
     if not args.skip_memory:
         run_memory(args)
 

@@ -13,7 +13,15 @@ import torch
 import yaml
 
 from mmgen.core.timeline import ModalitySpec
-from mmgen.diffusion import CrossGuidance, SamplingSettings, VPCosine, log_snr_grid, sample, sample_long, uniform_grid
+from mmgen.diffusion import (
+    CrossGuidance,
+    SamplingSettings,
+    VPCosine,
+    log_snr_grid,
+    sample,
+    sample_long,
+    uniform_grid,
+)
 from mmgen.pipeline.config import GenerationDefaults
 
 V = VPCosine(prediction="v")

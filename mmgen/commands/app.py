@@ -18,6 +18,11 @@ from pathlib import Path
 
 from mmgen.core.errors import MmgenError
 
+EXAMPLES = """\
+mmgen app                                    the shipped ToyDance checkpoint on http://127.0.0.1:7860
+mmgen app --port 8000 --pipeline my_pipe/
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

@@ -8,6 +8,12 @@ import os
 import time
 from pathlib import Path
 
+EXAMPLES = """\
+mmgen demo                                   every task of the shipped checkpoint -> demo_out/
+mmgen demo --out my_demo --clips 2 --steps 12
+mmgen demo --pipeline owner/mmgen-dance      a pipeline from the Hugging Face Hub (or a folder)
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", type=Path, default=None, help="pipeline folder, \"toydance\" or a Hugging Face Hub id owner/name (default: the shipped ToyDance checkpoint)")

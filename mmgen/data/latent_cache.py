@@ -17,17 +17,17 @@ latent, so the cache stays valid.
 Frozen condition features (`mmgen.data.cached_features`) are stored the same way: each named
 conditioner's `encode` output per clip, with its encoder's fingerprint, so the DiT trains on them
 without running the encoder; time-aligned features are cut into the same windows as the latents.
-Format 1 caches (latents only) still read.
+Format 1 caches (latents only) still read. A cache written with `layout="tar"` (`mmgen cache
+--format shards`) holds the same tensors in tar shards of one safetensors per clip
+(`mmgen.data.latent_shards`); `LatentCache` reads both layouts alike.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,10 +42,17 @@ from mmgen.core.fileio import atomic_dir
 from mmgen.core.timeline import ModalitySpec
 from mmgen.data.cached_features import (
     FeatureSource,
-    collate_features,
     encode_item_features,
     feature_manifest,
     tensor_keys,
+)
+from mmgen.data.latent_shards import (
+    LAYOUTS,
+    iter_tar_shard,
+    member_name,
+    read_tar_member,
+    shard_name,
+    write_tar_shard,
 )
 
 log = logging.getLogger(__name__)
@@ -77,6 +84,46 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def encode_cache_item(
+    item: Mapping[str, Any],
+    index: int,
+    encoders: Mapping[str, LatentEncoder],
+    conditioners: Mapping[str, FeatureSource],
+    meta_keys: Sequence[str],
+) -> dict[str, Any]:
+    """One item -> {"id", "tensors": {key: array}, "frames", "feature_frames", "meta"}, checked.
+
+    Tensors come back as numpy arrays: from a worker process they travel through the pipe as
+    bytes (torch tensors would each hold a shared-memory file descriptor open in the parent)."""
+    item_id = str(item.get("id", index))
+    if "/" in item_id:
+        raise ValueError(f"latent cache: item id {item_id!r} contains '/'")
+    tensors: dict[str, np.ndarray] = {}
+    frames, feature_frames = {}, {}
+    for name, encoder in encoders.items():
+        if name not in item:
+            raise ValueError(f"latent cache: item {item_id!r} has no {name!r} value")
+        with torch.no_grad():
+            z = encoder.encode_item(item[name]).detach().float().cpu().contiguous()
+        expected_rank = encoder.spec.latent_rank - 1
+        if z.ndim != expected_rank or z.shape[-1] != encoder.spec.channels:
+            raise ValueError(
+                f"latent cache: {name!r} encoder returned {tuple(z.shape)} for item {item_id!r}, "
+                f"expected rank {expected_rank} with {encoder.spec.channels} channels"
+            )
+        if not torch.isfinite(z).all():
+            raise ValueError(f"latent cache: {name!r} latents of item {item_id!r} are not finite")
+        tensors[f"{item_id}/{name}"] = z.numpy()
+        frames[name] = int(z.shape[0])
+    for name, conditioner in conditioners.items():
+        values, mask = encode_item_features(name, conditioner, item, item_id)
+        key_values, key_mask = tensor_keys(name)
+        tensors[f"{item_id}/{key_values}"], tensors[f"{item_id}/{key_mask}"] = values.numpy(), mask.numpy()
+        feature_frames[name] = int(values.shape[0])
+    meta = {k: _jsonable(item[k]) for k in meta_keys if k in item}
+    return {"id": item_id, "tensors": tensors, "frames": frames, "feature_frames": feature_frames, "meta": meta}
+
+
 def build_latent_cache(
     out_dir: str | os.PathLike,
     items: Iterable[Mapping[str, Any]],
@@ -89,68 +136,81 @@ def build_latent_cache(
     overwrite: bool = False,
     inputs: Sequence[str | os.PathLike] = (),
     conditioners: Mapping[str, FeatureSource] | None = None,
+    workers: int = 1,
+    layout: str = "safetensors",
 ) -> Path:
     """Encode `items` (dicts holding a raw value per modality and an "id") into a cache at `out_dir`.
 
     `conditioners` {name: Conditioner}: also store each one's frozen Features per item (the item,
     as a batch of one, must hold the keys its `encode` reads). Written atomically: a failure
     leaves no half-built cache behind. `out_dir` must be new or empty, or (with `overwrite`) a
-    cache mmgen wrote, and apart from the `inputs` folders.
+    cache mmgen wrote, and apart from the `inputs` folders. `workers` > 1 reads and encodes items
+    in that many processes (`items` must then be a Sequence, read by index in the workers); shards
+    and manifest are the same bytes as with one worker. `layout` "tar" writes tar shards of one
+    safetensors per clip (`mmgen.data.latent_shards`, streamable) instead of one safetensors per shard.
     """
+    from mmgen.core.parallel import check_workers, ordered_map
+
     conditioners = dict(conditioners or {})
     widths: dict[str, int] = {}
     if not encoders:
         raise ValueError("build_latent_cache: give at least one modality encoder")
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    check_workers("workers", workers)
+    if workers > 1 and not isinstance(items, Sequence):
+        raise ValueError("build_latent_cache: workers > 1 needs items as a Sequence (read by index)")
+    shard_name(layout, 0)  # a bad layout fails before any work
     records: list[dict[str, Any]] = []
     with atomic_dir(out_dir, "latent cache", overwrite=overwrite, inputs=inputs) as tmp:
-        shard: dict[str, torch.Tensor] = {}
+        shard: list[tuple[str, dict[str, torch.Tensor]]] = []  # (clip id, {"<id>/<key>": tensor})
         shard_index = 0
 
         def flush() -> None:
             nonlocal shard, shard_index
-            if shard:
-                save_file(shard, str(tmp / f"shard-{shard_index:05d}.safetensors"))
-                shard, shard_index = {}, shard_index + 1
+            if not shard:
+                return
+            path = tmp / shard_name(layout, shard_index)
+            if layout == "tar":
+                first = len(records) - len(shard)
+                write_tar_shard(
+                    path,
+                    [
+                        (member_name(first + j), item_id, {k.split("/", 1)[1]: v for k, v in tensors.items()})
+                        for j, (item_id, tensors) in enumerate(shard)
+                    ],
+                )
+            else:
+                save_file({k: v for _, tensors in shard for k, v in tensors.items()}, str(path))
+            shard, shard_index = [], shard_index + 1
 
+        if isinstance(items, Sequence):
+            sequence = items
+            encoded = ordered_map(
+                lambda k: encode_cache_item(sequence[k], k, encoders, conditioners, meta_keys),
+                range(len(sequence)),
+                workers,
+            )
+            total = len(sequence)
+        else:
+            encoded = (encode_cache_item(it, k, encoders, conditioners, meta_keys) for k, it in enumerate(items))
         seen: set[str] = set()
-        for item in tqdm(items, total=total, desc="latent cache", unit="clip", disable=not progress):
-            item_id = str(item.get("id", len(records)))
-            if item_id in seen or "/" in item_id:
-                raise ValueError(f"latent cache: item id {item_id!r} is duplicated or contains '/'")
+        for done in tqdm(encoded, total=total, desc="latent cache", unit="clip", disable=not progress):
+            item_id = done["id"]
+            if item_id in seen:
+                raise ValueError(f"latent cache: item id {item_id!r} is duplicated")
             seen.add(item_id)
-            frames = {}
-            for name, encoder in encoders.items():
-                if name not in item:
-                    raise ValueError(f"latent cache: item {item_id!r} has no {name!r} value")
-                with torch.no_grad():
-                    z = encoder.encode_item(item[name]).detach().float().cpu().contiguous()
-                expected_rank = encoder.spec.latent_rank - 1
-                if z.ndim != expected_rank or z.shape[-1] != encoder.spec.channels:
+            for name in conditioners:
+                width = int(done["tensors"][f"{item_id}/{tensor_keys(name)[0]}"].shape[1])
+                if widths.setdefault(name, width) != width:
                     raise ValueError(
-                        f"latent cache: {name!r} encoder returned {tuple(z.shape)} for item {item_id!r}, "
-                        f"expected rank {expected_rank} with {encoder.spec.channels} channels"
-                    )
-                if not torch.isfinite(z).all():
-                    raise ValueError(f"latent cache: {name!r} latents of item {item_id!r} are not finite")
-                shard[f"{item_id}/{name}"] = z
-                frames[name] = int(z.shape[0])
-            feature_frames = {}
-            for name, conditioner in conditioners.items():
-                values, mask = encode_item_features(name, conditioner, item, item_id)
-                if widths.setdefault(name, int(values.shape[1])) != values.shape[1]:
-                    raise ValueError(
-                        f"latent cache: feature {name!r} of item {item_id!r} has width {values.shape[1]}, "
+                        f"latent cache: feature {name!r} of item {item_id!r} has width {width}, "
                         f"earlier items {widths[name]}"
                     )
-                key_values, key_mask = tensor_keys(name)
-                shard[f"{item_id}/{key_values}"], shard[f"{item_id}/{key_mask}"] = values, mask
-                feature_frames[name] = int(values.shape[0])
-            meta = {k: _jsonable(item[k]) for k in meta_keys if k in item}
-            record = {"id": item_id, "shard": shard_index, "frames": frames, "meta": meta}
+            shard.append((item_id, {key: torch.from_numpy(value) for key, value in done["tensors"].items()}))
+            record = {"id": item_id, "shard": shard_index, "frames": done["frames"], "meta": done["meta"]}
             if conditioners:
-                record["feature_frames"] = feature_frames
+                record["feature_frames"] = done["feature_frames"]
             records.append(record)
             if len(records) % shard_size == 0:
                 flush()
@@ -159,6 +219,7 @@ def build_latent_cache(
             raise ValueError("latent cache: the data set yielded no items")
         manifest = {
             "format": FORMAT,
+            **({"layout": layout} if layout != "safetensors" else {}),
             "modalities": {
                 name: {
                     "spec": {"channels": e.spec.channels, "rate_hz": e.spec.rate_hz, "spatial": e.spec.spatial},
@@ -229,11 +290,18 @@ class LatentCache(torch.utils.data.Dataset):
             )
             for m in names
         }
+        self.layout = manifest.get("layout", "safetensors")
+        if self.layout not in LAYOUTS:
+            raise MmgenError(f"{manifest_path}: cache layout {self.layout!r}, this mmgen reads {LAYOUTS}")
         self._tensors: dict[str, torch.Tensor] | None = None
         if in_memory:
             self._tensors = {}
             for shard in sorted({it["shard"] for it in self.items}):
-                with safe_open(str(self._shard_path(shard)), framework="pt") as f:
+                if self.layout == "tar":
+                    for _, item_id, tensors in iter_tar_shard(self.shard_path(shard)):
+                        self._tensors.update({f"{item_id}/{k}": v for k, v in tensors.items() if k in wanted})
+                    continue
+                with safe_open(str(self.shard_path(shard)), framework="pt") as f:
                     for key in f.keys():  # noqa: SIM118  (a safetensors handle, not a dict: it is not iterable)
                         if key.rsplit("/", 1)[1] in wanted:
                             self._tensors[key] = f.get_tensor(key)
@@ -264,8 +332,8 @@ class LatentCache(torch.utils.data.Dataset):
                     f"{self.feature_info[name]['fingerprint'][:12]}, this one {fp[:12]}); rebuild the cache"
                 )
 
-    def _shard_path(self, shard: int) -> Path:
-        path = self.root / f"shard-{shard:05d}.safetensors"
+    def shard_path(self, shard: int) -> Path:
+        path = self.root / shard_name(self.layout, shard)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: shard listed in the manifest is missing")
         return path
@@ -273,21 +341,32 @@ class LatentCache(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def latents(self, index: int) -> dict[str, torch.Tensor]:
+    def _item_tensors(self, index: int, keys: Sequence[str]) -> dict[str, torch.Tensor]:
+        """{key: tensor} of one clip, keys without the "<id>/" prefix."""
         item = self.items[index]
         if self._tensors is not None:
-            return {m: self._tensors[f"{item['id']}/{m}"] for m in self.modalities}
-        with safe_open(str(self._shard_path(item["shard"])), framework="pt") as f:
-            return {m: f.get_tensor(f"{item['id']}/{m}") for m in self.modalities}
+            return {k: self._tensors[f"{item['id']}/{k}"] for k in keys}
+        if self.layout == "tar":
+            _, tensors = read_tar_member(self.shard_path(item["shard"]), member_name(index))
+            return {k: tensors[k] for k in keys}
+        with safe_open(str(self.shard_path(item["shard"])), framework="pt") as f:
+            return {k: f.get_tensor(f"{item['id']}/{k}") for k in keys}
+
+    def split_tensors(
+        self, tensors: Mapping[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+        """One clip's {key: tensor} -> (latents {m: [T_m, ...]}, features {name: (values, mask)})."""
+        latents = {m: tensors[m] for m in self.modalities}
+        features = {n: (tensors[tensor_keys(n)[0]], tensors[tensor_keys(n)[1]]) for n in self.features}
+        return latents, features
+
+    def latents(self, index: int) -> dict[str, torch.Tensor]:
+        return self._item_tensors(index, self.modalities)
 
     def item_features(self, index: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """{name: (values [L, F], mask [L])} of the selected condition features of one clip."""
-        item = self.items[index]
-        keys = {n: tensor_keys(n) for n in self.features}
-        if self._tensors is not None:
-            return {n: (self._tensors[f"{item['id']}/{v}"], self._tensors[f"{item['id']}/{m}"]) for n, (v, m) in keys.items()}
-        with safe_open(str(self._shard_path(item["shard"])), framework="pt") as f:
-            return {n: (f.get_tensor(f"{item['id']}/{v}"), f.get_tensor(f"{item['id']}/{m}")) for n, (v, m) in keys.items()}
+        tensors = self._item_tensors(index, [k for n in self.features for k in tensor_keys(n)])
+        return {n: (tensors[tensor_keys(n)[0]], tensors[tensor_keys(n)[1]]) for n in self.features}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.items[index]
@@ -297,98 +376,7 @@ class LatentCache(torch.utils.data.Dataset):
         return out
 
 
-def common_step_seconds(specs: Mapping[str, ModalitySpec], extra_rates: Sequence[float] = ()) -> Fraction:
-    """Shortest time step on which every modality (and every rate in `extra_rates`, e.g. aligned
-    condition features) has a frame boundary (1 / gcd of rates)."""
-    rates = [Fraction(r).limit_denominator(10_000) for r in [*(s.rate_hz for s in specs.values()), *extra_rates]]
-    num = math.gcd(*(r.numerator for r in rates))
-    den = math.lcm(*(r.denominator for r in rates))
-    return 1 / Fraction(num, den)
+# the windows a DataModule cuts from a cache live in their own module; imported here for old callers
+from mmgen.data.latent_windows import LatentWindows, collate_latents, common_step_seconds
 
-
-class LatentWindows(torch.utils.data.Dataset):
-    """Fixed-length windows of cached clips, cut at the same moment in every modality.
-
-        audio  7.5 Hz  |a a a a a a a a a a a a a a a|   window of 2 s starting at 0.8 s
-        video 3.75 Hz  |v   v   v   v   v   v   v   v|   starts lie on multiples of 1/3.75 s
-        sync   15 Hz   |sssssssssssssssssssssssssssss|   aligned condition features: cut alike
-
-    Training (`random=True`) draws the start uniformly from the common frame grid of the
-    modalities and aligned features; otherwise the first window is taken. Clips shorter than
-    the window are skipped (with a log line), never padded. Features with no time axis (text)
-    come whole with every window.
-    """
-
-    def __init__(self, cache: LatentCache, seconds: float, random: bool = True) -> None:
-        self.cache, self.seconds, self.random = cache, float(seconds), random
-        self.rates = {m: float(spec.rate_hz) for m, spec in cache.specs.items()}
-        self.feature_rates = {
-            n: float(cache.feature_info[n]["rate_hz"]) for n in cache.features if cache.feature_info[n]["rate_hz"]
-        }
-        self.step = common_step_seconds(cache.specs, list(self.feature_rates.values()))
-        self.frames, self.feature_frames = {}, {}
-        for kind, rates, out in (("latent", self.rates, self.frames), ("feature", self.feature_rates, self.feature_frames)):
-            for m, rate in rates.items():
-                n = seconds * rate
-                if abs(n - round(n)) > 1e-6 or round(n) < 1:
-                    raise ValueError(f"window of {seconds} s is not a whole number of {m!r} {kind} frames at {rate} Hz")
-                out[m] = round(n)
-        self.indices = [i for i, it in enumerate(cache.items) if self._long_enough(it)]
-        if len(self.indices) < len(cache.items):
-            log.info("latent windows: %d of %d clips shorter than %.2f s skipped",
-                     len(cache.items) - len(self.indices), len(cache.items), seconds)
-        if not self.indices:
-            raise MmgenError(f"{cache.root}: no clip is at least {seconds} s long")
-
-    def _long_enough(self, item: Mapping[str, Any]) -> bool:
-        return all(item["frames"][m] >= self.frames[m] for m in self.cache.modalities) and all(
-            item["feature_frames"][n] >= self.feature_frames[n] for n in self.feature_frames
-        )
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def _num_starts(self, item: Mapping[str, Any]) -> int:
-        starts = None
-        lengths = [(item["frames"][m], self.frames[m], r) for m, r in self.rates.items()]
-        lengths += [(item["feature_frames"][n], self.feature_frames[n], r) for n, r in self.feature_rates.items()]
-        for total, window, rate in lengths:
-            frames_per_step = float(self.step * Fraction(rate).limit_denominator(10_000))
-            n = (total - window) // round(frames_per_step) + 1
-            starts = n if starts is None else min(starts, n)
-        return int(starts or 1)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        i = self.indices[index]
-        item = self.cache.items[i]
-        # torch's global RNG: DataLoader seeds it per worker, Lightning's seed_everything seeds it
-        k = int(torch.randint(self._num_starts(item), ())) if self.random else 0
-        start = float(k * self.step)
-        latents = self.cache.latents(i)
-        out = {}
-        for m, rate in self.rates.items():
-            first = round(start * rate)
-            out[m] = latents[m][first : first + self.frames[m]]
-        meta = dict(item["meta"])
-        meta["window_start"] = start
-        window = {"id": item["id"], "latents": out, **meta}
-        if self.cache.features:
-            features = self.cache.item_features(i)
-            for n, rate in self.feature_rates.items():
-                first, count = round(start * rate), self.feature_frames[n]
-                values, mask = features[n]
-                features[n] = (values[first : first + count], mask[first : first + count])
-            window["features"] = features
-        return window
-
-
-def collate_latents(batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Stack latents per modality and condition features per name ({"values", "mask"}, padded);
-    keep other fields as lists (captions, beat times of any length)."""
-    out: dict[str, Any] = {"latents": {m: torch.stack([b["latents"][m] for b in batch]) for m in batch[0]["latents"]}}
-    if "features" in batch[0]:
-        out["features"] = collate_features([b["features"] for b in batch])
-    for key in batch[0]:
-        if key not in ("latents", "features"):
-            out[key] = [b.get(key) for b in batch]
-    return out
+__all__ = ["LatentCache", "LatentWindows", "build_latent_cache", "collate_latents", "common_step_seconds"]

@@ -6,7 +6,9 @@
 Conforming is what `mmgen generate` does to its inputs (`mmgen.io.read`): audio resampled, motion
 resampled by linear interpolation, video frames picked at the model fps and resized. Every
 modality of a clip (or window) of `s` seconds is then fit to `spec.num_frames(s)` latent frames,
-so the cached modalities line up in time. Meta per item: caption, style, bpm, seconds, the
+so the cached modalities line up in time. Meta per item: caption, the window's structured caption
+("<kick @ all>, <bass @ start>", when the record has a structure), quality (when the record has
+one), the source's length (source_seconds: Stable Audio's seconds_total), style, bpm, seconds, the
 window's start and source id, and ToyDance's beat times (from the motion npz) shifted into the window.
 
 Condition features (`conditioners`): each conditioner's `encode` sees the item as a batch of one:
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,10 @@ from mmgen.modalities.raw_length import coverage_length, fit_length, pad_mode
 
 logger = logging.getLogger(__name__)
 
-META_KEYS = ("caption", "style", "bpm", "beat_times", "seconds", "start", "source_id")
+META_KEYS = (
+    "caption", "structure_caption", "quality", "style", "bpm", "beat_times", "seconds", "start", "source_id",
+    "source_seconds",
+)
 RATE_KEYS = {"audio": "sample_rate", "motion": "motion_fps", "video": "video_fps"}
 
 
@@ -66,11 +71,9 @@ def _file_rates(root: Path, rec: Mapping[str, Any], names: Sequence[str]) -> dic
             np.asarray(data["beat_times"], np.float64).reshape(-1) if "beat_times" in data else None
         )
     if "video" in names:
-        import decord
+        from mmgen.io.video_backend import probe_video
 
-        rates["video"] = float(
-            rec.get("video_fps") or read("video", lambda p: decord.VideoReader(str(p)).get_avg_fps())
-        )
+        rates["video"] = float(rec.get("video_fps") or read("video", lambda p: probe_video(p).fps))
     return rates
 
 
@@ -88,20 +91,43 @@ def conform(modality: MediaModality, raw: Any, rate: float) -> torch.Tensor:
     return torch.from_numpy(resample_audio(x.astype(np.float32), int(rate), int(modality.raw_rate)))
 
 
-def manifest_items(
-    dataset: Any, modalities: Mapping[str, MediaModality], raw: Sequence[str] = ()
-) -> Iterator[dict[str, Any]]:
-    """Items for `build_latent_cache` from a ManifestDataset: raw values at the model's rates, fit
-    to whole latent frames, plus meta and each value's rate (RATE_KEYS). Modalities in `raw` (read
-    for condition features only) come as the file holds them. Window items get ids "<id>@<start>"."""
-    rates: dict[int, dict[str, Any]] = {}
-    for i in range(len(dataset)):
+def window_structure_caption(structure: Sequence[Mapping[str, Any]], start: float, seconds: float) -> str:
+    """The structured caption of the window [start, start + seconds) of a clip's structure
+    ({"instrument", "start", "end"} in clip seconds): events cut to the window, shifted to it."""
+    from mmgen.conditioning.captions import structure_caption
+
+    shifted = [
+        {"instrument": ev["instrument"], "start": max(float(ev["start"]) - start, 0.0), "end": float(ev["end"]) - start}
+        for ev in structure
+        if float(ev["end"]) > start and float(ev["start"]) < start + seconds
+    ]
+    return structure_caption(shifted, seconds)
+
+
+class ManifestItems(Sequence):
+    """Items for `build_latent_cache` from a ManifestDataset, by index: raw values at the model's
+    rates, fit to whole latent frames, plus meta and each value's rate (RATE_KEYS). Modalities in
+    `raw` (read for condition features only) come as the file holds them. Window items get ids
+    "<id>@<start>". Indexable, so `mmgen cache --workers N` reads items in the workers."""
+
+    def __init__(self, dataset: Any, modalities: Mapping[str, MediaModality], raw: Sequence[str] = ()) -> None:
+        self.dataset, self.modalities, self.raw = dataset, modalities, list(raw)
+        self._rates: tuple[int, dict[str, Any]] | None = None  # windows of one record come in a row
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _record_rates(self, index: int) -> dict[str, Any]:
+        if self._rates is None or self._rates[0] != index:
+            rec = self.dataset.records[index]
+            self._rates = (index, _file_rates(self.dataset.root, rec, [*self.modalities, *self.raw]))
+        return self._rates[1]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:  # type: ignore[override]
+        dataset = self.dataset
         index, start = dataset.windows[i]
         rec = dataset.records[index]
-        if index not in rates:
-            rates = {
-                index: _file_rates(dataset.root, rec, [*modalities, *raw])
-            }  # windows of one record come in a row
+        rates = self._record_rates(index)
         item = dataset[i]
         seconds = float(dataset.seconds if dataset.seconds is not None else rec["seconds"])
         out: dict[str, Any] = {
@@ -109,20 +135,25 @@ def manifest_items(
             "source_id": str(rec["id"]),
             "start": float(start),
             "seconds": seconds,
+            "source_seconds": float(rec["seconds"]),
             **{k: item[k] for k in ("caption", "style", "bpm") if item.get(k) is not None},
         }
-        for name, mod in modalities.items():
-            x = conform(mod, item[name], rates[index][name])
+        if rec.get("quality") is not None:
+            out["quality"] = scalar(f"record {rec['id']!r}: quality", rec["quality"])
+        if rec.get("structure"):
+            out["structure_caption"] = window_structure_caption(rec["structure"], float(start), seconds)
+        for name, mod in self.modalities.items():
+            x = conform(mod, item[name], rates[name])
             n = mod.spec.num_frames(seconds)
             out[name] = fit_length(x[None], coverage_length(mod, n), pad_mode(mod))[0]
             out[RATE_KEYS[name]] = float(mod.raw_rate)
-        for name in raw:
+        for name in self.raw:
             out[name] = item[name]
-            out[RATE_KEYS[name]] = float(rates[index][name])
-        beats = rates[index].get("beat_times")
+            out[RATE_KEYS[name]] = float(rates[name])
+        beats = rates.get("beat_times")
         if beats is not None:
             out["beat_times"] = beats[(beats >= start) & (beats < start + seconds)] - start
-        yield out
+        return out
 
 
 def cache_manifest(
@@ -135,11 +166,15 @@ def cache_manifest(
     progress: bool = True,
     overwrite: bool = False,
     conditioners: Mapping[str, Any] | None = None,
+    workers: int = 1,
+    layout: str = "safetensors",
 ) -> Path:
     """Encode every item (or window of `seconds`, hopping by `stride`) of a manifest folder into a
     latent cache at `out`; modality names must be among audio / motion / video. `out` must be new
     or empty, or (with `overwrite`) a cache mmgen wrote; it may not be or hold `data`.
-    `conditioners` {name: Conditioner} also stores each one's frozen features per item."""
+    `conditioners` {name: Conditioner} also stores each one's frozen features per item.
+    `workers` > 1 reads and encodes items in that many processes (same bytes out); `layout` "tar"
+    writes streamable tar shards (`mmgen.data.latent_shards`)."""
     from mmgen.core.fileio import check_output_dir
     from mmgen.data.latent_cache import build_latent_cache
     from mmgen.data.manifest import MODALITIES, ManifestDataset
@@ -161,7 +196,7 @@ def cache_manifest(
     with torch.no_grad():
         return build_latent_cache(
             out,
-            manifest_items(dataset, modalities, raw),
+            ManifestItems(dataset, modalities, raw),
             dict(modalities),
             meta_keys=META_KEYS,
             shard_size=shard_size,
@@ -170,4 +205,6 @@ def cache_manifest(
             overwrite=overwrite,
             inputs=[data],
             conditioners=conditioners,
+            workers=workers,
+            layout=layout,
         )

@@ -1,11 +1,11 @@
 """The DiT block with PER-TOKEN AdaLN-Zero, its AdaLN-SOLA variant, and the final layer.
 
-Per-token modulation, computed per row and gathered:
+Per-token modulation, computed per row and gathered inside the fused ops:
 
     c_rows   [B, R, D]   one conditioning vector per distinct (modality, segment) noise level
     mod_rows [B, R, 6D]  = AdaLN(c_rows)           <- the MLP runs on R rows, not N tokens
-    mod      [B, N, 6D]  = mod_rows[:, row]         <- gathered: every token takes its row
-             shift/scale/gate for attention and MLP, one set per token
+    shift/scale/gate for attention and MLP: [B, R, D] each, every token takes its row inside
+    `norm_modulate` / `gated_residual` (mmgen.dit.modulation): no [B, N, 6D] tensor is kept
 
 `row` is `TokenLayout.row` ([N], shared by the batch) or, after token dropping, [B, K].
 """
@@ -16,18 +16,9 @@ import torch
 from torch import nn
 
 from mmgen.dit.attention import CrossAttention, SelfAttention
+from mmgen.dit.modulation import gated_residual, gather_rows, norm_modulate
 
-
-def gather_rows(rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """rows [B, R, F] and index [N] or [B, N] -> [B, N, F] (token i takes row index[i])."""
-    if index.ndim == 1:
-        return rows.index_select(1, index)
-    return torch.gather(rows, 1, index[..., None].expand(-1, -1, rows.shape[-1]))
-
-
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale_plus_one: torch.Tensor) -> torch.Tensor:
-    """x * (1 + scale) + shift in one pass; the caller adds the 1 on the small row tensor before gathering."""
-    return torch.addcmul(shift, x, scale_plus_one)
+__all__ = ["DiTBlock", "FinalLayer", "Mlp", "gather_rows"]
 
 
 class Mlp(nn.Module):
@@ -100,14 +91,14 @@ class DiTBlock(nn.Module):
     ) -> torch.Tensor:
         """x [B, N, D]; c_rows [B, R, D]; row [N] or [B, N]; cos/sin from the layout -> [B, N, D]."""
         rows = self.modulation_rows(c_rows, shared_rows) + self.scale_one  # [B, R, 6D]
-        mod = gather_rows(rows, row)  # [B, N, 6D]
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod.chunk(6, dim=-1)  # [B, N, D] each
-        x = torch.addcmul(x, gate_a, self.attn(modulate(self.norm1(x), shift_a, scale_a), cos, sin))
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = rows.chunk(6, dim=-1)  # [B, R, D] each
+        eps = self.norm1.eps
+        x = gated_residual(x, gate_a, self.attn(norm_modulate(x, shift_a, scale_a, row, eps), cos, sin), row)
         if self.cross is not None:
             if context is None:
                 raise ValueError("this block has cross-attention but no context was given")
             x = x + self.cross(self.norm_cross(x), context, context_mask)  # type: ignore[misc]
-        return torch.addcmul(x, gate_m, self.mlp(modulate(self.norm2(x), shift_m, scale_m)))
+        return gated_residual(x, gate_m, self.mlp(norm_modulate(x, shift_m, scale_m, row, self.norm2.eps)), row)
 
 
 class FinalLayer(nn.Module):
@@ -120,4 +111,4 @@ class FinalLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, c_rows: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
         shift, scale = self.ada(c_rows).chunk(2, dim=-1)  # [B, R, D] each
-        return modulate(self.norm(x), gather_rows(shift, row), gather_rows(scale + 1, row))
+        return norm_modulate(x, shift, scale + 1, row, self.norm.eps)

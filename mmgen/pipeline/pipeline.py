@@ -46,6 +46,7 @@ from mmgen.diffusion.tasks import Task
 from mmgen.dit.model import MultimodalDiT
 from mmgen.modalities.media import MediaModality
 from mmgen.pipeline import steps
+from mmgen.pipeline.conditions import given_groups
 from mmgen.pipeline.config import CONFIG_NAME, FORMAT, GenerationDefaults, plain, read_config
 from mmgen.pipeline.generation import Generation
 from mmgen.pipeline.hub import locate
@@ -163,8 +164,13 @@ class Pipeline:
         "toydance" (the shipped checkpoint) or a Hugging Face Hub id "owner/name" (downloaded to,
         or with HF_HUB_OFFLINE=1 read only from, the Hub cache; `revision` a branch, tag or
         commit). A missing or corrupt part raises one error naming the file; DiT and VAE specs
-        must agree."""
+        must agree. A folder whose pipeline.yaml says `kind: lm` loads as the codebook-LM baseline
+        (`mmgen.lm.pipeline`)."""
+        from mmgen.lm.pipeline import LMPipeline, pipeline_kind
+
         directory = locate(name_or_path, revision, cache_dir)
+        if pipeline_kind(directory) == "lm":
+            return LMPipeline.from_pretrained(directory, device)  # type: ignore[return-value]
         cfg = read_config(directory)
         modalities = load_modalities(directory, cfg, device)
         dit = load_dit(directory, cfg, device)
@@ -197,11 +203,18 @@ class Pipeline:
         seconds: float | None = None,
         settings: SamplingSettings | None = None,
         caption: str | None = None,
+        melody: Any = None,
+        melody_rate: int | None = None,
+        image: Any = None,
+        quality: float | None = None,
         seed: int = 0,
         batch_size: int | None = None,
         long_form: bool | None = None,
         progress: bool = True,
         task_kwargs: Mapping[str, Any] | None = None,
+        hop: float | None = None,
+        overlap: float | None = None,
+        dtype: str | torch.dtype | None = None,
         **sampling: Any,
     ) -> Generation:
         """Run a task on raw media.
@@ -222,17 +235,29 @@ class Pipeline:
                 cross_guidance (MoMu switch level or CrossGuidance; None: the settings' when >= 2
                 modalities are generated from scratch; False: off; True: on).
             caption: text for the condition encoder (None: unconditional, the null embedding).
+            melody: a mono reference waveform [S] at `melody_rate` Hz for the melody conditioner
+                (its dominant-pitch chroma, MusicGen); None: its null embedding.
+            image: a reference image uint8 [H, W, 3] for the CLIP image conditioner.
+            quality: the quality score asked for (QA-MDT; e.g. 5 on a 1-5 scale).
+                Each condition needs a conditioner of its kind in the pipeline (else ValueError);
+                timing (seconds_start, seconds_total) is always given, per long-form window
+                (`mmgen.pipeline.conditions`, docs/conditions.md).
             seed: same seed, same output (noise and Griffin-Lim phases come from it).
             batch_size: examples to draw (inputs with batch 1 are shared by all of them).
             long_form: sample in windows (default: when `seconds` exceeds `defaults.window_seconds`).
             task_kwargs: arguments of the preset (e.g. {"head": 1.0, "tail": 1.0}, {"via": ["motion"]});
                 they override `defaults.task_args` of the preset.
+            hop, overlap: long-form seconds (any values; `mmgen.pipeline.long_form`): default
+                `defaults.hop`, overlap = window - hop.
+            dtype: "fp32" (default), "bf16" or "fp16": the DiT runs under autocast at that precision
+                (`mmgen.pipeline.precision`; speed and quality in docs/inference.md).
         """
         # 1. Check inputs
-        given = steps.check_inputs(
-            self, given, sampling, seconds=seconds, caption=caption, seed=seed, batch_size=batch_size,
+        given, dtype = steps.check_inputs(
+            self, given, sampling, dtype, seconds=seconds, caption=caption, seed=seed, batch_size=batch_size,
             long_form=long_form, task_kwargs=task_kwargs,
         )
+        condition_inputs = steps.condition_inputs(self, caption, melody, melody_rate, image, quality)
         # 2. Resolve the task
         task_obj = steps.resolve_task(self, task, given, task_kwargs)
         # 3. Prepare the raw inputs
@@ -242,21 +267,20 @@ class Pipeline:
         # 5. Lay the task over the clip
         frames, resolved = steps.lay_out_task(self, task_obj, raw, seconds, batch, long_form, task_kwargs)
         # 6. Sampling settings
-        settings = steps.sampling_settings(self, settings, sampling, resolved.start, caption is not None)
+        groups = given_groups(self.condition, condition_inputs, self.modalities, resolved.start)
+        settings = steps.sampling_settings(self, settings, sampling, resolved.start, groups)
         with _inference(
             [self.dit, *self.modalities.values(), *([self.condition] if self.condition else [])], self.dit
         ):
             # 7. Prepare latents: encode what the task GIVEs / EDITs
             covered, latents_in = steps.encode_inputs(self, raw, frames, resolved)
             # 8. Conditions
-            window = self.defaults.window_seconds
-            cond, uncond = steps.conditions(
-                self, caption, batch, window if long_form else seconds, raw, resolved.start, seconds
-            )
+            windows = steps.conditions(self, condition_inputs, batch, raw, resolved.start, seconds)
             # 9. Denoising
             latents = steps.denoise(
                 self, task_obj, resolved, frames, latents_in, settings, seconds=seconds, long_form=long_form,
-                batch=batch, cond=cond, uncond=uncond, seed=seed, progress=progress,
+                batch=batch, windows=windows, seed=seed, progress=progress, hop=hop, overlap=overlap,
+                dtype=dtype,
             )
             # 10. Decode, GIVEN frames pasted back
             return steps.decode(

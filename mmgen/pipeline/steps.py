@@ -7,8 +7,8 @@
     5. lay_out_task        the task's start level per latent frame; the clip checks
     6. encode_inputs       GIVEN / EDIT inputs -> latents (generated spans blanked first)
     7. sampling_settings   defaults / settings + keyword overrides; guidance where it applies
-    8. conditions          (cond, uncond) from the caption
-    9. denoise             sample_masked over the clip, or sample_long in windows
+    8. conditions          the per-window conditions: text, melody, image, quality, timing, streams
+    9. denoise             sample_masked over the clip, or sample_long in windows (dtype: autocast DiT)
    10. decode              latents -> raw, GIVEN frames pasted back -> Generation
 
 Each step takes the pipeline and what the earlier steps returned; none keeps state.
@@ -23,17 +23,20 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mmgen.core.cond import Cond, GroupedCond
 from mmgen.diffusion.guidance import CrossGuidance, Latents, Levels
 from mmgen.diffusion.longform import sample_long
 from mmgen.diffusion.samplers import lay_task, sample_masked
 from mmgen.diffusion.settings import SamplingSettings
 from mmgen.diffusion.tasks import ResolvedTask, Task
+from mmgen.modalities.chunked import encode_long
 from mmgen.modalities.raw_length import coverage_length, fit_length, pad_mode
 from mmgen.pipeline.checks import InputError, check_call, check_clip
+from mmgen.pipeline.conditions import ConditionInputs, WindowConditions
+from mmgen.pipeline.conditions import check_inputs as check_condition_inputs
 from mmgen.pipeline.generation import Generation
+from mmgen.pipeline.long_form import window_and_hop
 from mmgen.pipeline.media import blank_generated, check_raw, common_batch, decode_raw, to_generation
-from mmgen.pipeline.streams import grouped_conditions, modality_streams
+from mmgen.pipeline.precision import parse_dtype, with_precision
 
 if TYPE_CHECKING:
     from mmgen.pipeline.pipeline import Pipeline
@@ -41,8 +44,11 @@ if TYPE_CHECKING:
 Raw = dict[str, torch.Tensor]
 
 
-def check_inputs(pipe: Pipeline, given: Any, sampling: Mapping[str, Any], **call: Any) -> dict[str, Any]:
-    """Step 1: every argument before any work; `given` as a dict naming only this pipeline's modalities."""
+def check_inputs(
+    pipe: Pipeline, given: Any, sampling: Mapping[str, Any], dtype: Any, **call: Any
+) -> tuple[dict[str, Any], torch.dtype]:
+    """Step 1: every argument before any work; `given` as a dict naming only this pipeline's
+    modalities, and the inference dtype."""
     known = {f.name for f in dataclasses.fields(SamplingSettings)}
     unknown = sorted(set(sampling) - known)
     if unknown:
@@ -54,7 +60,10 @@ def check_inputs(pipe: Pipeline, given: Any, sampling: Mapping[str, Any], **call
     unknown = sorted(set(given) - set(pipe.modalities))
     if unknown:
         raise ValueError(f"given names modalities {unknown} this pipeline lacks (has {sorted(pipe.modalities)})")
-    return given
+    try:
+        return given, parse_dtype(dtype)
+    except ValueError as err:
+        raise InputError(str(err)) from None
 
 
 def resolve_task(
@@ -124,7 +133,7 @@ def encode_inputs(
         for m, x in raw.items()
     }
     latents = {
-        m: pipe.modalities[m].encode(covered[m]).to(pipe.device).float() for m in raw if resolved.needs_input[m]
+        m: encode_long(pipe.modalities[m], covered[m]).to(pipe.device).float() for m in raw if resolved.needs_input[m]
     }
     return covered, latents
 
@@ -134,12 +143,14 @@ def sampling_settings(
     settings: SamplingSettings | None,
     overrides: Mapping[str, Any],
     start: Mapping[str, torch.Tensor],
-    text: bool,
+    groups: frozenset[str],
 ) -> SamplingSettings:
     """Step 7: `settings` (default: the pipeline's defaults) with the keyword overrides.
 
     Guidance from the settings applies only where it means something (a group whose modality has
-    GIVEN frames, "text" with a caption); a `guidance=` keyword is used as given. Cross-guidance
+    GIVEN frames, a condition group whose condition is given: `groups`, see
+    `conditions.given_groups`); a `guidance=` keyword is used as given, but may not name a
+    condition group whose condition is absent. Cross-guidance
     from the settings applies where >= 2 modalities are generated from scratch; the keyword
     takes False (off), True (the settings' or CrossGuidance()), or a level / CrossGuidance."""
     if settings is not None and not isinstance(settings, SamplingSettings):
@@ -149,12 +160,16 @@ def sampling_settings(
     merged = base.merged(rest)
     guidance = overrides.get("guidance")
     if guidance is not None:
-        if "text" in guidance and not text:
-            raise ValueError("text guidance needs a caption")
+        known = pipe.condition.groups if pipe.condition is not None else frozenset()
+        for group in guidance:
+            if group == "text" and "text" not in groups:
+                raise ValueError("text guidance needs a caption")
+            if group in known and group not in groups and group not in start:
+                raise ValueError(f"{group} guidance needs that condition given (its conditioners are all absent)")
     else:
         guidance = {
             g: s for g, s in base.guidance.items()
-            if (g == "text" and text) or (g in start and bool((start[g] == 0).any()))
+            if g in groups or (g in start and bool((start[g] == 0).any()))
         }
     return dataclasses.replace(
         merged, guidance=dict(guidance), cross_guidance=_cross(base, overrides.get("cross_guidance"), start)
@@ -178,30 +193,13 @@ def _cross(
 
 
 def conditions(
-    pipe: Pipeline, caption: str | None, batch: int, seconds_total: float, raw: Raw, start: Levels, seconds: float
-) -> tuple[Cond | GroupedCond | None, Cond | None]:
-    """Step 8: (cond, uncond): the caption's Cond and the null Cond; without a caption both are null.
-    With time-aligned streams made from a modality (the video sync stream) a GroupedCond over the
-    whole clip instead (`mmgen.pipeline.streams`; uncond None)."""
+    pipe: Pipeline, inputs: ConditionInputs, batch: int, raw: Raw, start: Levels, seconds: float
+) -> WindowConditions | None:
+    """Step 8: the conditions of every sampling window (`mmgen.pipeline.conditions`): frozen
+    features once, timing (seconds_start, seconds_total) per window; None without an encoder."""
     if pipe.condition is None:
-        if caption is not None:
-            raise ValueError("caption given, but this pipeline has no condition encoder (no text conditioning)")
-        return None, None
-    if caption is not None and not isinstance(caption, str):
-        raise TypeError(f"caption must be a string, got {type(caption).__name__}")
-    inputs = {"caption": [caption] * batch, "seconds_start": [0.0] * batch, "seconds_total": [seconds_total] * batch}
-    if modality_streams(pipe.condition, pipe.modalities):
-        text = inputs if caption is not None else None
-        return grouped_conditions(pipe.condition, pipe.modalities, raw, start, batch, seconds, text), None
-    null = pipe.condition.null_cond(batch)
-    if caption is None:
-        return null, null
-    needed = sorted({k for c in pipe.condition.conditioners.values() for k in c.keys} - set(inputs))
-    if needed:
-        raise ValueError(f"the pipeline's condition encoder needs inputs {needed} that generate() cannot supply")
-    cond = pipe.condition(batch=inputs)
-    length = cond.context.shape[1] if cond.context is not None else None
-    return cond, pipe.condition.null_cond(batch, context_length=length)
+        return None
+    return WindowConditions(pipe.condition, inputs, batch, seconds, pipe.modalities, raw, start)
 
 
 def denoise(
@@ -215,26 +213,36 @@ def denoise(
     seconds: float,
     long_form: bool,
     batch: int,
-    cond: Cond | GroupedCond | None,
-    uncond: Cond | None,
+    windows: WindowConditions | None,
     seed: int,
     progress: bool,
+    hop: float | None = None,
+    overlap: float | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Latents:
-    """Step 9: sample every latent the task generates (noise drawn from `seed` on the pipeline's device)."""
+    """Step 9: sample every latent the task generates (noise drawn from `seed` on the pipeline's device);
+    long form in windows of the training window moving by `hop` (`mmgen.pipeline.long_form`), each
+    window with its own conditions (timing); the
+    DiT under autocast for a `dtype` other than float32 (`precision.py`)."""
     specs = {m: pipe.modalities[m].spec for m in pipe.modalities}
+    uncond = None
+    cond = windows.window(0.0, seconds) if windows is not None and not long_form else None
     generator = torch.Generator(device=pipe.device).manual_seed(int(seed))
+    model = with_precision(pipe.dit, pipe.device, dtype)
     if long_form:
         d = pipe.defaults
+        window, hop = window_and_hop(d.window_seconds, d.hop, hop, overlap)
         return sample_long(
-            pipe.dit, task, specs, latents_in, seconds=seconds, window_seconds=d.window_seconds,
-            hop_seconds=d.hop, process=pipe.process, settings=settings, cond=cond, uncond=uncond,
+            model, task, specs, latents_in, seconds=seconds, window_seconds=window,
+            hop_seconds=hop, process=pipe.process, settings=settings, cond=cond, uncond=uncond,
             segment_seconds=pipe.dit.segment_seconds, batch_size=batch, generator=generator,
             device=pipe.device, progress=progress,
             aligned_rate_hz=pipe.condition.aligned_rate_hz if pipe.condition is not None else None,
+            window_cond=windows.window if windows is not None else None,
         )
     start, values = lay_task(resolved.start, specs, frames, latents_in, batch, pipe.device)
     return sample_masked(
-        pipe.dit, pipe.process, start, values, settings.make_grid(pipe.process), sampler=settings.sampler,
+        model, pipe.process, start, values, settings.make_grid(pipe.process), sampler=settings.sampler,
         eta=settings.eta, cond=cond, uncond=uncond, guidance=settings.guidance, cross_guidance=settings.cross,
         generator=generator, progress=progress,
     )
@@ -250,3 +258,12 @@ def decode(
         for m in latents
     }
     return to_generation(pipe.modalities, task, seconds, out, latents, seed, given, start)
+
+
+def condition_inputs(
+    pipe: Pipeline, caption: str | None, melody: Any, melody_rate: int | None, image: Any, quality: float | None
+) -> ConditionInputs:
+    """Step 1b: the conditions as given, checked against the pipeline's conditioners."""
+    inputs = ConditionInputs(caption, melody, melody_rate, image, quality)
+    check_condition_inputs(pipe.condition, inputs)
+    return inputs

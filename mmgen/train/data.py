@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, Subset
 
 from mmgen.core.errors import MmgenError
 from mmgen.core.pretrained import import_class
 from mmgen.data.latent_cache import LatentCache, LatentWindows, collate_latents
+from mmgen.data.latent_shards import StreamingLatentWindows
 from mmgen.train.resume import ResumableLoader, plain_loader
 
 
@@ -66,6 +68,11 @@ class LatentCacheDataModule(L.LightningDataModule):
             carry them as "features": {name: {"values", "mask"}}, cut into the same windows as
             the latents when time-aligned. DiTModule feeds them to its condition encoder instead
             of encoding raw inputs, after checking their encoders' fingerprints.
+        streaming: stream a tar-shard cache (`mmgen cache --format shards`) shard by shard
+            (`StreamingLatentWindows`: every DDP rank and loader worker reads its own shards, one
+            at a time; for caches larger than one machine's memory, on a shared or network
+            filesystem). Off: the cache (either layout) is read whole, with exact mid-epoch
+            resume. A resumed streaming run restarts the stream; it does not continue mid-epoch.
     """
 
     def __init__(
@@ -78,6 +85,7 @@ class LatentCacheDataModule(L.LightningDataModule):
         modalities: list[str] | None = None,
         vaes: dict[str, str] | None = None,
         features: list[str] | None = None,
+        streaming: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -86,7 +94,12 @@ class LatentCacheDataModule(L.LightningDataModule):
     @property
     def cache(self) -> LatentCache:
         if self._cache is None:
-            self._cache = LatentCache(self.hparams.root, self.hparams.modalities, features=self.hparams.features)
+            self._cache = LatentCache(
+                self.hparams.root,
+                self.hparams.modalities,
+                in_memory=not self.hparams.streaming,
+                features=self.hparams.features,
+            )
             if self.hparams.vaes:
                 self._cache.check_fingerprints(vae_fingerprints(self.hparams.vaes))
         return self._cache
@@ -98,6 +111,11 @@ class LatentCacheDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         train_idx, val_idx = split_indices([it["id"] for it in self.cache.items], self.hparams.val_fraction)
         seconds = self.hparams.window_seconds
+        if self.hparams.streaming:
+            seed = torch.initial_seed() % 2**63  # seed_everything's seed: every rank shuffles alike
+            self.train_set = StreamingLatentWindows(LatentWindows(self.cache, seconds, random=True), train_idx, True, seed)
+            self.val_set = StreamingLatentWindows(LatentWindows(self.cache, seconds, random=False), val_idx, False)
+            return
         self.train_set = Subset(LatentWindows(self.cache, seconds, random=True), self._window_positions(train_idx))
         self.val_set = Subset(LatentWindows(self.cache, seconds, random=False), self._window_positions(val_idx))
 
@@ -106,8 +124,11 @@ class LatentCacheDataModule(L.LightningDataModule):
         keep = set(item_indices)
         return [k for k, i in enumerate(windows.indices) if i in keep]
 
-    def _loader(self, dataset: Subset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Subset | StreamingLatentWindows, shuffle: bool) -> DataLoader:
         hp = self.hparams
+        if isinstance(dataset, StreamingLatentWindows):
+            kwargs = {"num_workers": hp.num_workers, "persistent_workers": hp.num_workers > 0}
+            return DataLoader(dataset, hp.batch_size, collate_fn=collate_latents, drop_last=shuffle, **kwargs)
         return make_loader(dataset, hp.batch_size, shuffle, hp.num_workers, collate_latents)
 
     def train_dataloader(self) -> DataLoader:
