@@ -16,7 +16,7 @@ commands work in a shell), on the shipped ToyDance configs with a few values ove
 
 For real training drop the overrides (or raise the steps), use configs/trainer/gpu.yaml on a GPU,
 and see `python tools/train_toydance.py`, which made the shipped checkpoint with these stages.
-Training logs (CSV) go to OUT/logs.
+Training logs go to OUT/logs (the trainer config's logger; docs/training_logs.md).
 """
 
 from __future__ import annotations
