@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -54,10 +55,17 @@ def test_ddp_on_cpu_with_two_processes_streams_the_shards(shards, tmp_path):
     argv = fit_argv(tmp_path, root, vaes, "--data.init_args.streaming=true", "--trainer.max_steps=3",
                     "--trainer.strategy=ddp", "--trainer.accelerator=cpu", "--trainer.devices=2")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "mmgen.cli", *argv], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=600, check=False)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "distributed_backend=gloo" in out.stderr and "All distributed processes registered" in out.stderr
+    # its own session: on a timeout the whole group goes, Lightning's second rank included
+    proc = subprocess.Popen([sys.executable, "-m", "mmgen.cli", *argv], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=1800)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, err[-3000:]
+    assert "distributed_backend=gloo" in err and "All distributed processes registered" in err
     dit = MultimodalDiT.from_pretrained(tmp_path / "export")
     assert any(p.abs().sum() > 0 for n, p in dit.named_parameters() if "out_proj" in n)  # it trained
     metrics = next((tmp_path / "logs").rglob("metrics.csv")).read_text().splitlines()
