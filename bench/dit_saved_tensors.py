@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dit_vs_diffusers import build, make_step  # noqa: E402
+from dit_vs_diffusers import build, make_step
 
-from mmgen.dit.blocks import DiTBlock, gather_rows  # noqa: E402
+from mmgen.dit.blocks import DiTBlock, gather_rows
 
 
 def unfused_forward(self, x, c_rows, row, cos, sin, context=None, context_mask=None, shared_rows=None):
