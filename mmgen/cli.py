@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import sys
+import textwrap
 
 from mmgen.core.errors import MmgenError
 
@@ -32,19 +33,65 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test")
 USER_ERRORS = (MmgenError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError)
 
 
+FIT_EXAMPLES = """\
+mmgen fit -c configs/toydance/trainer_cpu.yaml -c configs/toydance/dit.yaml
+mmgen fit -c configs/trainer/gpu.yaml -c configs/toydance/dit.yaml --trainer.devices 2 --trainer.strategy ddp
+mmgen fit -c configs/toydance/trainer_cpu.yaml -c configs/toydance/dit.yaml --ckpt_path last
+mmgen fit --model.help DiTModule             the options of a model (short class names resolve)
+"""
+
+
 class UsageError(Exception):
     """A command line argparse cannot parse (reported as one line, exit 2)."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written; an option's default shown where its help does not say it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        hidden = action.default in (None, False, argparse.SUPPRESS) or not action.option_strings
+        if hidden or "default" in text.lower():
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse that raises instead of printing its usage block: every error is one line."""
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
 
 
+def command_parser(command: str, module: object) -> OneLineParser:
+    """The parser of `mmgen <command>`: its arguments, and its EXAMPLES as the help's epilog (the
+    lines of an action, e.g. `mmgen toydance make ...`, also under that action's help)."""
+    examples = str(getattr(module, "EXAMPLES", "")).strip()
+    parser = OneLineParser(
+        prog=f"mmgen {command}", description=COMMANDS[command][1],
+        epilog=f"examples:\n{textwrap.indent(examples, '  ')}" if examples else None,
+    )
+    module.add_arguments(parser)  # type: ignore[attr-defined]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                lines = [line for line in examples.splitlines() if line.startswith(f"mmgen {command} {name} ")]
+                if lines and sub.epilog is None:
+                    sub.epilog = "examples:\n" + textwrap.indent("\n".join(lines), "  ")
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="mmgen", description="Joint generation of music, dance and video.")
+    parser = OneLineParser(
+        prog="mmgen", description="Joint generation of music, dance and video.",
+        epilog="examples:\n  mmgen demo\n  mmgen generate --task dance2music --motion dance.npz --out out/\n"
+        "  mmgen fit -c configs/toydance/trainer_cpu.yaml -c configs/toydance/dit.yaml\n"
+        "  mmgen COMMAND --help                       the options and examples of a command",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in LIGHTNING_COMMANDS:
@@ -73,9 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         if command not in COMMANDS:
             parser.error(f"unknown command {command!r}")
         module = importlib.import_module(COMMANDS[command][0])
-        sub_parser = OneLineParser(prog=f"mmgen {command}", description=COMMANDS[command][1])
-        module.add_arguments(sub_parser)
-        return int(module.run(sub_parser.parse_args(rest)) or 0)
+        return int(module.run(command_parser(command, module).parse_args(rest)) or 0)
     except (*USER_ERRORS, UsageError) as err:
         if os.environ.get("MMGEN_DEBUG"):
             raise

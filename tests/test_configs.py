@@ -10,7 +10,12 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 TRAINER_FILES = {"trainer_cpu.yaml", "gpu.yaml"}
 RUN_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.name not in TRAINER_FILES)
 # overlays: files that only change a few values of the run they are layered on
-BASES = {"dit_tune.yaml": "dit.yaml", "dit_task.yaml": "dit.yaml", "vae_motion_decoder.yaml": "vae_motion.yaml"}
+BASES = {
+    "dit_tune.yaml": ("dit.yaml",),
+    "dit_task.yaml": ("dit.yaml",),
+    "dit_sync.yaml": ("dit.yaml", "dit_task.yaml"),
+    "vae_motion_decoder.yaml": ("vae_motion.yaml",),
+}
 
 
 class ParseOnlyCLI(MmgenCLI):
@@ -33,7 +38,7 @@ def test_configs_exist():
 @pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_config_parses(path):
     trainer = CONFIGS / ("toydance/trainer_cpu.yaml" if path.parent.name == "toydance" else "trainer/gpu.yaml")
-    base = [path.parent / BASES[path.name]] if path.name in BASES else []
+    base = [path.parent / name for name in BASES.get(path.name, ())]
     config = parse(trainer, *base, path)
     assert config.model.class_path.startswith("mmgen.train.")
     assert config.data.class_path.startswith("mmgen.train.")

@@ -4,24 +4,25 @@ import pytest
 import torch
 
 from mmgen.core.timeline import ModalitySpec
-from mmgen.diffusion import VPCosine, sample_long, window_bounds
+from mmgen.diffusion import VPCosine, sample_long
+from mmgen.diffusion.window_plan import nominal_starts, plan_windows
 from mmgen.diffusion.tasks import continuation, dance2music, joint
 
 X0 = VPCosine(prediction="x0")
 
 
-def test_window_bounds_golden():
-    assert window_bounds(12.0, 4.0, 3.0, 0.5, [2.0]) == [(0, 4), (3, 7), (6, 10), (8, 12)]
-    assert window_bounds(3.0, 4.0, 3.0, 0.5, [2.0]) == [(0, 3)]  # shorter than a window
-    assert window_bounds(10.0, 4.0, 3.0, 0.5, [2.0]) == [(0, 4), (3, 7), (6, 10)]
-    assert window_bounds(10.3, 4.0, 3.0, 0.5, [2.0]) == [(0, 4), (3, 7), (6, 10.3)]  # no later aligned start
-    assert window_bounds(12.25, 4.0, 3.0, 0.5, [4.0]) == [(0, 4), (3, 7), (6, 10), (8.0, 12.25)]
+def test_window_starts_golden():
+    assert nominal_starts(12.0, 4.0, 3.0) == [0, 3, 6, 8]
+    assert nominal_starts(3.0, 4.0, 3.0) == [0]  # shorter than a window
+    assert nominal_starts(10.0, 4.0, 3.0) == [0, 3, 6]
+    assert nominal_starts(10.3, 4.0, 3.0) == [0, 3, 6, pytest.approx(6.3)]
     with pytest.raises(ValueError, match="gaps"):
-        window_bounds(10.0, 2.0, 3.0, 0.5, [2.0])
-    with pytest.raises(ValueError, match="whole number"):
-        window_bounds(10.0, 4.0, 1.25, 0.5, [2.0])
-    with pytest.raises(ValueError, match="whole number"):
-        window_bounds(10.0, 4.0, 3.0, 0.5, [7.5])  # 3 s is 22.5 frames at 7.5 Hz
+        nominal_starts(10.0, 2.0, 3.0)
+    # a hop of 1.25 s or 3 s at 7.5 Hz (22.5 frames) used to be refused; now each grid rounds it
+    w = plan_windows(10.0, 4.0, 3.0, {"a": 7.5}, 0.5)
+    assert [(x.spans["a"].start, x.spans["a"].fresh, x.spans["a"].end) for x in w] == [
+        (0, 0, 30), (22, 30, 53), (45, 53, 75)
+    ]
 
 
 def constant_sequence_model(x, t, cond=None):

@@ -1,9 +1,12 @@
-"""Train the shipped ToyDance checkpoint from scratch on CPU: data -> VAEs -> latent cache -> DiT -> DiT tune -> DiT task.
+"""Train the shipped ToyDance checkpoint from scratch on CPU: data -> VAEs, vocoder, sync encoder ->
+latent cache (+ sync features) -> DiT -> DiT tune -> DiT task -> DiT with the sync stream.
 
 The motion VAE trains twice: whole (vae_motion), then its decoder alone (vae_motion_decoder), which
 leaves the latents as they were and rebuilds joints from them more closely. The DiT trains three
 times: on the full data (dit), resumed with one modality left out of half the batches (dit_tune),
-and as a new run from dit_tune's EMA weights on mostly conditional examples (dit_task).
+and as a new run from dit_tune's EMA weights on mostly conditional examples (dit_task); then a
+fourth time from dit_task's weights with the video sync stream added (dit_sync; the sync encoder
+is pre-trained on its own by contrastive audio-visual sync, stage sync).
 
     python tools/train_toydance.py                       # every stage, ~2 h on an idle 2-core CPU
     python tools/train_toydance.py --stages dit,assemble # resume from a stage
@@ -24,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs" / "toydance"
 WORK = Path("work/toydance")
@@ -36,15 +41,17 @@ FIT_STAGES = {
     "vae_motion": (("vae_motion.yaml",), 1000),
     "vae_motion_decoder": (("vae_motion.yaml", "vae_motion_decoder.yaml"), 5000),  # same latents, better joints
     "vae_video": (("vae_video.yaml",), 1000),
+    "sync": (("sync.yaml",), 400),
     "dit": (("dit.yaml",), 10000),
     "dit_tune": (("dit.yaml", "dit_tune.yaml"), 6000),  # steps beyond the dit stage's
     "dit_task": (("dit.yaml", "dit_task.yaml"), 3000),  # a new run from dit_tune's export
+    "dit_sync": (("dit.yaml", "dit_task.yaml", "dit_sync.yaml"), 3000),  # from dit_task's export
 }
 # stage -> the stage whose newest Lightning checkpoint it resumes (same run, new settings)
 RESUMES = {"dit_tune": "dit"}
-DIT_STAGES = ("dit", "dit_tune", "dit_task")  # they read the latent cache
+DIT_STAGES = ("dit", "dit_tune", "dit_task", "dit_sync")  # they read the latent cache
 TRAINING_STAGES = (
-    "data", "vae_audio", "vocoder", "vae_motion", "vae_motion_decoder", "vae_video", "cache",
+    "data", "vae_audio", "vocoder", "vae_motion", "vae_motion_decoder", "vae_video", "sync", "cache",
     *DIT_STAGES,
 )
 STAGES = (*TRAINING_STAGES, "assemble", "report")  # only training stages are timed into training.json
@@ -70,7 +77,7 @@ def describe_data(stages: dict[str, dict]) -> str:
         seen = sorted({stages[n]["clips"] for n in names if n in stages and stages[n].get("clips")})
         return "/".join(str(c) for c in seen) or "?"
 
-    vaes = count("vae_audio", "vocoder", "vae_motion", "vae_motion_decoder", "vae_video")
+    vaes = count("vae_audio", "vocoder", "vae_motion", "vae_motion_decoder", "vae_video", "sync")
     dit = count(*DIT_STAGES)
     clips = f"{dit} clips" if vaes == dit != "?" else f"VAEs on {vaes} clips, DiT on {dit} clips"
     return f"ToyDance (`mmgen toydance make --seed 1`), {clips} x 8 s"
@@ -87,6 +94,8 @@ def assemble() -> None:
     parameters stored in float16 (half the download; loading casts back to float32)."""
     import torch
 
+    from mmgen.conditioning.encoder import ConditionEncoder
+    from mmgen.core.pretrained import configs_relative_to, from_yaml_value, load_weights
     from mmgen.dit.model import MultimodalDiT
     from mmgen.modalities.media import AudioModality, MotionModality, VideoModality
     from mmgen.pipeline import Pipeline
@@ -109,7 +118,16 @@ def assemble() -> None:
         "task_args": {"video2audio": {"via": ["motion"]}},
     }
     training = json.loads((ROOT / WORK / "training.json").read_text())
-    pipe = Pipeline(MultimodalDiT.from_pretrained(ckpt / "dit"), modalities, defaults=defaults,
+    # the trained condition encoder names its frozen sync encoder as the training config did
+    # (checkpoints/toydance/sync); inside the pipeline it names it relative to its own folder
+    trained = ROOT / WORK / "condition"
+    spec = yaml.safe_load((trained / "config.yaml").read_text())
+    spec["init_args"]["conditioners"]["sync"]["init_args"]["encoder"] = "../sync"
+    with configs_relative_to(ckpt / "condition"):
+        condition = from_yaml_value(spec)
+    assert isinstance(condition, ConditionEncoder)
+    load_weights(condition, trained)
+    pipe = Pipeline(MultimodalDiT.from_pretrained(ckpt / "dit"), modalities, condition=condition.eval(), defaults=defaults,
                     info={"name": "toydance", "training": training, "data": describe_data(training["stages"])})
     pipe.save_pretrained(ckpt, dtype=torch.float16, overwrite=True)
 
@@ -143,6 +161,7 @@ One MultimodalDiT over audio (mel VAE, {rates['audio']:g} Hz), motion (kinematic
 video VAE, {rates['video']:g} Hz) latents, trained from scratch on CPU on synthetic data,
 {describe_data(training)}, by `python tools/train_toydance.py` (stages below). {size:.1f} MB of safetensors
 (parameters in float16). Mel spectrograms become audio through {decoder}.
+Model card (intended use, limitations, license, how to load): `docs/model_card_toydance.md`.
 
 ## Training time (2 CPU cores, minutes; shared with other jobs during the session that made it)
 
@@ -190,7 +209,7 @@ def run_stage(stage: str, args: argparse.Namespace) -> None:
         mmgen(
             "cache", "--data", str(WORK / "data"), "--out", str(WORK / "cache"),
             "--vae", f"audio={CHECKPOINT / 'audio'}", "--vae", f"motion={CHECKPOINT / 'motion'}",
-            "--vae", f"video={CHECKPOINT / 'video'}", "--overwrite",
+            "--vae", f"video={CHECKPOINT / 'video'}", "--condition", str(CONFIGS / "dit_sync.yaml"), "--overwrite",
         )
     elif stage == "assemble":
         assemble()

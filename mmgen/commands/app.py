@@ -18,10 +18,15 @@ from pathlib import Path
 
 from mmgen.core.errors import MmgenError
 
+EXAMPLES = """\
+mmgen app                                    the shipped ToyDance checkpoint on http://127.0.0.1:7860
+mmgen app --port 8000 --pipeline my_pipe/
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--pipeline", type=Path, default=None, help="pipeline folder (default: checkpoints/toydance)"
+        "--pipeline", type=Path, default=None, help="pipeline folder, \"toydance\" or a Hugging Face Hub id owner/name (default: the shipped ToyDance checkpoint)"
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)"

@@ -13,7 +13,9 @@ docs/performance.md); `--workers N` reads and encodes clips in N processes, same
 `--condition FILE` also stores the frozen features of the condition encoder a DiT training config
 names (its model.init_args.condition), or of a ConditionEncoder / Conditioner spec or a saved
 ConditionEncoder folder, per clip beside the latents with each encoder's fingerprint, so
-`mmgen fit` trains without running the encoders.
+`mmgen fit` trains without running the encoders (T5 / CLIP text, CLIP image, melody chroma, the
+sync stream, quality levels). Timing conditioners are left out: their inputs (seconds_start,
+seconds_total) belong to the training window, which the data module adds to every batch.
 
 `--vae NAME=DIR` takes a modality folder (DIR/vae, and DIR/vocoder for audio, as
 `MediaModality.save_pretrained` writes) or a bare VAE folder (DIR/config.yaml). NAME is audio,
@@ -29,6 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mmgen.modalities.media import MediaModality
+
+
+EXAMPLES = """\
+mmgen cache --data data/toydance --pipeline checkpoints/toydance --out cache/toydance
+mmgen cache --data data/aist --vae audio=runs/mel_vae --vae motion=runs/motion_vae --out cache/aist --seconds 8
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,23 +82,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_vae_modality(name: str, directory: str, device: str) -> MediaModality:
-    """A MediaModality for `name` from a modality folder or a bare VAE folder."""
-    from mmgen.modalities.audio_mel import MelVAE
-    from mmgen.modalities.media import AudioModality, MotionModality, VideoModality
-    from mmgen.modalities.motion import MotionVAE
-    from mmgen.modalities.video import VideoVAE
+    """A MediaModality for `name` from a modality folder (DIR/vae/...) or a bare VAE folder
+    (DIR/config.yaml). The media kind follows the VAE's class: a MelVAE is `audio_mel`, a
+    WaveVAE `audio_wave`, so an audio cache can come from either."""
+    import yaml
+
+    from mmgen.core.pretrained import import_class
+    from mmgen.modalities.media import MEDIA_KINDS
     from mmgen.pipeline.load import load_part
 
-    classes = {
-        "audio": (AudioModality, MelVAE),
-        "motion": (MotionModality, MotionVAE),
-        "video": (VideoModality, VideoVAE),
-    }
-    if name not in classes:
-        raise ValueError(f"--vae {name}=...: the name must be one of {sorted(classes)}")
+    if name not in ("audio", "motion", "video"):
+        raise ValueError(f"--vae {name}=...: the name must be one of ['audio', 'motion', 'video']")
     folder = Path(directory)
-    media_cls, vae_cls = classes[name]
-    if (folder / "config.yaml").is_file():  # a bare VAE folder
+    bare = (folder / "config.yaml").is_file()
+    config = folder / "config.yaml" if bare else folder / "vae" / "config.yaml"
+    if not config.is_file():
+        raise FileNotFoundError(f"--vae {name}={directory}: neither a VAE folder nor a modality folder (no {config})")
+    try:
+        vae_cls = import_class(yaml.safe_load(config.read_text())["class_path"])
+    except Exception as err:  # noqa: BLE001 -- bad YAML, no class_path, unknown class: one line
+        raise ValueError(f"{config}: cannot tell the VAE class ({str(err).splitlines()[0][:160]})") from None
+    kinds = [c for c in MEDIA_KINDS.values() if issubclass(vae_cls, c.vae_class) and c.kind.partition("_")[0] == name]
+    if not kinds:
+        raise ValueError(f"--vae {name}={directory}: a {vae_cls.__name__} is not a {name} VAE")
+    media_cls = kinds[0]
+    if bare:
         vae = load_part(f"{name} VAE", folder, lambda: vae_cls.from_pretrained(folder, device))
         return media_cls(vae).to(device)
     return load_part(f"{name} modality", folder, lambda: media_cls.from_pretrained(folder, device))
@@ -159,6 +175,11 @@ def run(args: argparse.Namespace) -> int:
         args.out, "latent cache", overwrite=args.overwrite, inputs=[args.data, args.pipeline, args.condition, *vae_dirs]
     )
     conditioners = load_conditioners(args.condition) if args.condition else None  # a bad config fails before the VAEs load
+    if conditioners:
+        from mmgen.conditioning.timing import TimingConditioner
+
+        # timing depends on the training window (seconds_start), not on the clip: computed per batch
+        conditioners = {n: c for n, c in conditioners.items() if not isinstance(c, TimingConditioner)} or None
 
     if args.pipeline is not None:
         from mmgen.pipeline.config import read_config

@@ -8,9 +8,15 @@ import os
 import time
 from pathlib import Path
 
+EXAMPLES = """\
+mmgen demo                                   every task of the shipped checkpoint -> demo_out/
+mmgen demo --out my_demo --clips 2 --steps 12
+mmgen demo --pipeline owner/mmgen-dance      a pipeline from the Hugging Face Hub (or a folder)
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pipeline", type=Path, default=None, help="pipeline folder (default: checkpoints/toydance)")
+    parser.add_argument("--pipeline", type=Path, default=None, help="pipeline folder, \"toydance\" or a Hugging Face Hub id owner/name (default: the shipped ToyDance checkpoint)")
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier demo's --out folder")
     parser.add_argument("--clips", type=int, default=8, help="held-out clips per task")

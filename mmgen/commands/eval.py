@@ -14,6 +14,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+EXAMPLES = """\
+mmgen eval out/ data/toydance/clips          generated files against references of the same names
+mmgen eval --protocol aistpp gen/ --gt aist_plusplus_final --smpl-dir smpl
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("gen_dir", help="folder of generated .wav / .npz files (e.g. `mmgen generate --out`)")

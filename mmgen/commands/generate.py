@@ -2,14 +2,22 @@
 
 mmgen generate --task dance2music --motion dance.npz --out out/
 mmgen generate --task music2dance --audio song.wav --out out/ --seconds 8 --steps 30
+mmgen generate --task music2dance --audio song.wav --out out/ --steps 12 --sampler unipc2 --grid log_snr
+mmgen generate --task dance2music --motion dance.npz --out out/ --dtype bf16 --device cuda
 mmgen generate --task interpolate --audio a.wav --motion a.npz --head 1 --tail 1 --out out/
 mmgen generate --task video2audio --video clip.mp4 --via motion --out out/
 mmgen generate --task joint --seconds 4 --cross-guidance 0.5 --caption "a calm waltz" --out out/
 mmgen generate --task music2dance --audio song.wav --export bvh,smpl --out out/   # + sample.bvh, sample_smpl.pkl
+mmgen generate --task dance2music --motion d.npz --text "a waltz" --melody ref.wav --image ref.png --quality 5 --out out/
+
+Conditions (--text / --caption, --melody, --image, --quality) each need a conditioner of that kind in
+the pipeline's condition encoder (docs/conditions.md); one left out sits at its null embedding.
 
 Inputs are conformed to the pipeline (`mmgen.io.read`): audio is resampled to the model's sample
 rate, motion to its fps (linear interpolation; a wrong joint count is an error), video to its fps
-(frame picking) and frame size (resize).
+(by timestamps, also variable frame rate) and frame size (scale the short side, centre-crop; see
+`mmgen.io.video_stream`). Any length: past the training window the clip is sampled in windows
+(`--hop`, `--overlap`: any seconds; docs/long_form.md).
 """
 
 from __future__ import annotations
@@ -42,16 +50,30 @@ def parse_guidance(text: str) -> dict[str, float]:
     return out
 
 
+EXAMPLES = "\n".join(line for line in __doc__.splitlines() if line.startswith("mmgen generate"))
+
+
+def _choice(kind: str, names: tuple[str, ...]) -> Any:
+    """An argparse type naming the unknown value and the choices in one line."""
+
+    def check(text: str) -> str:
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"unknown {kind} {text!r}; choose from {', '.join(names)}")
+        return text
+
+    check.__name__ = kind
+    return check
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mmgen.diffusion import GRIDS, PRESETS, SAMPLERS
+    from mmgen.lm.pipeline import LM_TASKS
+
+    tasks = (*PRESETS, *(t for t in LM_TASKS if t not in PRESETS))  # "music": the codebook LM only
     parser.add_argument(
-        "--pipeline", help="pipeline folder (default: checkpoints/toydance of this repository)"
+        "--pipeline", help="pipeline folder, \"toydance\" or a Hugging Face Hub id owner/name (default: the shipped ToyDance checkpoint)"
     )
-    parser.add_argument(
-        "--task",
-        default="dance2music",
-        help="task preset: joint, dance2music, music2dance, "
-        "video2audio, audio2video, interpolate, continue, inpaint, edit (default dance2music)",
-    )
+    parser.add_argument("--task", default="dance2music", choices=tasks, type=_choice("task", tasks), help="task preset")
     parser.add_argument(
         "--out", required=True, help="output folder: new, empty, or an earlier `mmgen generate --out`"
     )
@@ -63,13 +85,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", help="video file (mp4)")
     parser.add_argument("--seconds", type=float, help="clip length (default: the longest input)")
     parser.add_argument("--steps", type=int, help="sampling steps (default: the pipeline's)")
-    parser.add_argument("--sampler", help="ddpm, ddim, dpmpp2m, euler or heun (default: the pipeline's)")
+    parser.add_argument(
+        "--sampler", choices=SAMPLERS, type=_choice("sampler", SAMPLERS), help="solver (default: the pipeline's)"
+    )
+    parser.add_argument(
+        "--grid", choices=GRIDS, type=_choice("grid", GRIDS),
+        help="sampling grid; docs/samplers.md: unipc2 + log_snr at 8-20 steps (default: the pipeline's)",
+    )
     parser.add_argument("--guidance", help="CFG scales, e.g. motion=2,text=1.5 ('none' for off)")
     parser.add_argument("--cross-guidance", type=float, help="MoMu cross-guidance switch level in [0, 1]")
     parser.add_argument(
         "--no-cross-guidance", action="store_true", help="turn the pipeline's default cross-guidance off"
     )
-    parser.add_argument("--caption", help="text condition (pipelines with a text encoder)")
+    parser.add_argument("--caption", "--text", dest="caption", help="text condition (pipelines with a text encoder)")
+    parser.add_argument("--melody", help="reference melody audio file (pipelines with a melody conditioner)")
+    parser.add_argument("--image", help="reference image, png / jpg (pipelines with a CLIP image conditioner)")
+    parser.add_argument("--quality", type=float, help="quality score asked for, e.g. 5 (pipelines with a quality conditioner)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--batch-size", type=int, help="number of samples (default 1)")
     parser.add_argument(
@@ -77,6 +108,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "on", "off"),
         default="auto",
         help="sample in training-length windows (auto: when --seconds exceeds the window)",
+    )
+    parser.add_argument(
+        "--hop",
+        type=float,
+        help="long form: seconds each window moves on (default: the pipeline's, half its training window); "
+        "any value, each modality rounds it on its own latent grid",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=float,
+        help="long form: seconds of each window already generated (GIVEN), default window - hop",
     )
     parser.add_argument("--name", default="sample", help="file name stem of the outputs (default 'sample')")
     parser.add_argument(
@@ -89,6 +131,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SMPL model folder for --export smpl (its rest joints; default: mmgen's approximate template)",
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
+        help="DiT precision (autocast): bf16 on recent CPUs / GPUs, fp16 on GPUs; docs/inference.md",
+    )
+    lm = parser.add_argument_group("codebook LM baseline (docs/musicgen.md)")
+    lm.add_argument(
+        "--model-kind",
+        choices=("dit", "lm"),
+        help="dit or lm (default: what the pipeline folder holds; lm without --pipeline: checkpoints/toydance_lm)",
+    )
+    lm.add_argument("--temperature", type=float, help="LM sampling temperature (default: the pipeline's)")
+    lm.add_argument("--top-k", type=int, help="LM top-k sampling, 0 = off (default: the pipeline's)")
+    lm.add_argument("--top-p", type=float, help="LM nucleus sampling, 0 = off (default: the pipeline's)")
+    lm.add_argument("--cfg-scale", type=float, help="LM classifier-free guidance scale (default: the pipeline's)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     span = parser.add_argument_group("task spans (seconds)")
     span.add_argument("--head", type=float, help="interpolate: GIVEN seconds at the start")
@@ -155,6 +211,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         check_batch("--batch-size", args.batch_size)
     if args.cross_guidance is not None:
         check_number("--cross-guidance", args.cross_guidance, 0.0, 1.0)
+    if args.hop is not None:
+        check_number("--hop", args.hop, 1e-3, MAX_SECONDS)
+    if args.overlap is not None:
+        check_number("--overlap", args.overlap, 0.0, MAX_SECONDS)
     for key in SPAN_ARGS:
         if getattr(args, key) is not None:
             check_number(f"--{key}", getattr(args, key), 0.0, MAX_SECONDS)
@@ -162,8 +222,16 @@ def check_arguments(args: argparse.Namespace) -> None:
         path = getattr(args, flag)
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"--{flag} {path}: no such file")
+    for flag in ("melody", "image"):
+        path = getattr(args, flag)
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"--{flag} {path}: no such file")
     if args.audio is not None:
         check_audio_file(args.audio)
+    if args.melody is not None:
+        check_audio_file(args.melody, "--melody")
+    if args.quality is not None:
+        check_number("--quality", args.quality, -1e6, 1e6)
     if args.video is not None:
         check_video_file(args.video)
 
@@ -200,15 +268,51 @@ def check_out(args: argparse.Namespace) -> None:
         )
 
 
+def read_conditions(args: argparse.Namespace) -> dict[str, Any]:
+    """--melody (mono, at its own rate), --image (RGB uint8) and --quality as `generate` kwargs."""
+    out: dict[str, Any] = {"quality": args.quality}
+    if args.melody is not None:
+        import soundfile as sf
+
+        try:
+            wave, rate = sf.read(str(args.melody), dtype="float32", always_2d=True)
+        except (RuntimeError, OSError) as err:
+            raise ValueError(f"--melody {args.melody}: cannot be read ({str(err).splitlines()[0][:160]})") from None
+        out["melody"], out["melody_rate"] = wave.mean(axis=1), int(rate)
+    if args.image is not None:
+        import numpy as np
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(args.image) as img:
+                out["image"] = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError) as err:
+            raise ValueError(f"--image {args.image}: not a readable image ({str(err).splitlines()[0][:160]})") from None
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from mmgen.demo.run import default_pipeline_dir
     from mmgen.io.read import read_audio, read_motion, read_video_file
     from mmgen.pipeline import Pipeline
+    from mmgen.pipeline.hub import locate
 
-    directory = Path(args.pipeline) if args.pipeline else default_pipeline_dir()
+    directory = locate(args.pipeline) if args.pipeline else default_pipeline_dir()
+    if args.pipeline is None and args.model_kind == "lm":
+        directory = directory.parent / "toydance_lm"
     if args.pipeline is None and not directory.is_dir():
         raise MmgenError(f"no --pipeline given and the shipped checkpoint {directory} is not there")
     check_arguments(args)
+    from mmgen.lm.pipeline import pipeline_kind
+
+    kind = pipeline_kind(directory)
+    if args.model_kind is not None and args.model_kind != kind:
+        raise MmgenError(f"--model-kind {args.model_kind}: {directory} holds a {kind} pipeline")
+    if kind == "lm":
+        return run_lm(args, directory)
+    used = [f"--{k.replace('_', '-')}" for k in ("temperature", "top_k", "top_p", "cfg_scale") if getattr(args, k) is not None]
+    if used:
+        raise ValueError(f"{', '.join(used)}: only for the codebook LM (--model-kind lm)")
     export = parse_export(args.export)
     if args.smpl_dir is not None and "smpl" not in export:
         raise ValueError("--smpl-dir is only used by --export smpl")
@@ -244,14 +348,19 @@ def run(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         steps=args.steps,
         sampler=args.sampler,
+        grid=args.grid,
         guidance=parse_guidance(args.guidance) if args.guidance is not None else None,
         cross_guidance=cross,
         caption=args.caption,
+        **read_conditions(args),
         seed=args.seed,
         batch_size=args.batch_size,
         long_form={"auto": None, "on": True, "off": False}[args.long_form],
         progress=not args.no_progress,
         task_kwargs=task_kwargs(args),
+        hop=args.hop,
+        overlap=args.overlap,
+        dtype=args.dtype,
     )
     written = result.save(
         args.out, prefix=args.name, export=export, smpl_dir=args.smpl_dir, overwrite=args.overwrite
@@ -259,6 +368,38 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{result.task}: {result.batch_size} sample(s) of {result.seconds:g} s -> {len(written)} files in {args.out}"
     )
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+def run_lm(args: argparse.Namespace, directory: Path) -> int:
+    """`mmgen generate` with a codebook-LM pipeline folder: dance2music, video2audio, continue, music."""
+    from mmgen.io.read import read_audio, read_motion, read_video_file
+    from mmgen.lm.pipeline import LM_TASKS, LMPipeline
+
+    if args.task not in LM_TASKS:
+        raise ValueError(f"--task {args.task}: the codebook LM runs {', '.join(LM_TASKS)}")
+    dit_only = {"steps": "--steps", "sampler": "--sampler", "grid": "--grid", "guidance": "--guidance", "cross_guidance": "--cross-guidance",
+                "caption": "--caption", "export": "--export", "smpl_dir": "--smpl-dir"}  # fmt: skip
+    dit_only.update({k: f"--{k}" for k in (*SPAN_ARGS, "modalities", "conditions", "via") if k != "prefix"})
+    used = [flag for key, flag in dit_only.items() if getattr(args, key) is not None]
+    used += ["--dtype"] if args.dtype != "fp32" else []
+    if used:
+        raise ValueError(f"{', '.join(used)}: not used by the codebook LM (see mmgen generate --help)")
+    check_out(args)
+    pipe = LMPipeline.from_pretrained(directory, device=args.device)
+    given = {}
+    for flag, reader in (("audio", read_audio), ("motion", read_motion), ("video", read_video_file)):
+        path = getattr(args, flag)
+        if path is not None:
+            given[flag] = reader(path, pipe.modalities[flag])
+    result = pipe.generate(
+        args.task, given, seconds=args.seconds, prefix_seconds=args.prefix, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, cfg_scale=args.cfg_scale, seed=args.seed, batch_size=args.batch_size,
+    )  # fmt: skip
+    written = result.save(args.out, prefix=args.name, overwrite=args.overwrite)
+    print(f"{result.task} (codebook LM): {result.batch_size} sample(s) of {result.seconds:g} s -> {len(written)} files in {args.out}")
     for path in written:
         print(f"  {path}")
     return 0

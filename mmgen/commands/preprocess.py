@@ -30,6 +30,13 @@ from mmgen.data.manifest import ManifestWriter, base_record, safe_id
 ITEM_ERRORS = (ValueError, FileNotFoundError, MmgenError, OSError)
 
 
+EXAMPLES = """\
+mmgen preprocess aistpp --root aist_plusplus_final --music-dir music --smpl-dir smpl --out data/aist
+mmgen preprocess av-folder --root my_videos --out data/videos --fps 15 --size 64 64 --sample-rate 16000
+mmgen preprocess loris --root LORIS/dance --seconds 25 --out data/loris_dance
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="source", metavar="SOURCE", required=True)
     common = argparse.ArgumentParser(add_help=False)

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import argparse
 
+EXAMPLES = """\
+mmgen toydance make --out data/toydance --clips 50 --seconds 10 --seed 0
+mmgen toydance report data/toydance          prints and writes report.json / report.md
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -22,7 +22,7 @@ every combination of dropped groups for guidance per condition group.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -173,15 +173,31 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
         batch: Mapping[str, Any] | None = None,
         features: Mapping[str, Features] | None = None,
         aligned_frames: int | None = None,
+        absent: Collection[str] = (),
+        batch_size: int | None = None,
     ) -> GroupedCond:
-        """The Cond of every set of dropped guidance groups (projections run once; for samplers)."""
-        parts = self._project(batch, features)
-        size = next(iter(parts.values()))[0].shape[0]
+        """The Cond of every set of dropped guidance groups (projections run once; for samplers).
+
+        Conditioners named in `absent` (no input given, e.g. no melody reference) sit at their
+        null embedding in every Cond; they need no batch values (`batch_size` sets B when every
+        conditioner is absent)."""
+        unknown = sorted(set(absent) - set(self.conditioners))
+        if unknown:
+            raise ValueError(f"ConditionEncoder: absent names unknown conditioners {unknown}")
+        present = {n: c for n, c in self.conditioners.items() if n not in absent}
+        parts = self._project(batch, features, present)
+        size = next(iter(parts.values()))[0].shape[0] if parts else batch_size
+        if size is None:
+            raise ValueError("ConditionEncoder.grouped: every conditioner is absent; give batch_size")
+        for name in absent:
+            c = self.conditioners[name]
+            parts[name] = c.null(size, 1 if c.target == "aligned" else None)
+        parts = {n: parts[n] for n in self.conditioners}  # insertion order: the Cond's token order
 
         def make(dropped: frozenset[str]) -> Cond:
             out = dict(parts)
             for name, group in self.group_of.items():
-                if group in dropped:
+                if group in dropped and name not in absent:
                     tokens, mask = out[name]
                     out[name] = self.conditioners[name].apply_drop(
                         tokens, mask, torch.ones(size, dtype=torch.bool, device=tokens.device)
@@ -190,10 +206,15 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
 
         return GroupedCond(make, self.groups)
 
-    def _project(self, batch: Mapping[str, Any] | None, features: Mapping[str, Features] | None) -> Parts:
+    def _project(
+        self,
+        batch: Mapping[str, Any] | None,
+        features: Mapping[str, Features] | None,
+        conditioners: Mapping[str, Conditioner] | None = None,
+    ) -> Parts:
         features = dict(features or {})
         parts: Parts = {}
-        for name, c in self.conditioners.items():
+        for name, c in (self.conditioners if conditioners is None else conditioners).items():
             if name not in features:
                 if batch is None:
                     raise ValueError(f"ConditionEncoder: no features for {name!r} and no raw batch to encode")

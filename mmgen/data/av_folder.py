@@ -7,14 +7,14 @@
              frames uint8 [T, H, W, 3] at `fps`     audio float32 [S] mono at `sample_rate`
              T = floor(seconds · fps)               S = round(T / fps · sample_rate)
 
-Frames are decoded with decord, resized with antialiasing (center-cropped to keep the aspect
+Frames are decoded with decord or PyAV (`mmgen.io.video_backend`), resized with antialiasing (center-cropped to keep the aspect
 ratio) and resampled by frame selection: output frame k shows source frame
 floor(k · src_fps / fps), the frame a player shows at time k / fps. Audio is decoded with PyAV at
 the file's own rate (decord's AudioReader keeps AAC's priming samples in mkv, a 64 ms shift at
 16 kHz) and resampled with soxr; AAC decoders add up to one frame of padding at the
 end, so audio is trimmed (or zero-padded) to exactly cover the T video frames.
 
-Every file is probed once when the folder is scanned; a file decord cannot open, without an
+Every file is probed once when the folder is scanned; a file that cannot be opened, without an
 audio track (when audio is required) or without frames is reported with its path and the
 reason and left out. A file that fails later while decoding is reported the same way and the
 data set returns the next readable item instead of crashing the epoch.
@@ -82,20 +82,19 @@ def _first_line(err: BaseException) -> str:
 
 
 def probe(path: str | os.PathLike) -> AVInfo:
-    """Open `path` with decord (video) and PyAV (audio stream header); ValueError with the reason."""
+    """Open `path` (video: `mmgen.io.video_backend`; audio stream header: PyAV); ValueError with the reason."""
     import av
-    import decord
+
+    from mmgen.io.video_backend import probe_video
 
     path = Path(path)
     try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
-    except (decord.DECORDError, RuntimeError) as err:
-        raise ValueError(f"decord cannot open it ({_first_line(err)})") from None
-    n, fps = len(reader), float(reader.get_avg_fps())
+        meta = probe_video(path)
+    except ValueError as err:
+        raise ValueError(f"cannot open it ({str(err).split(': ', 1)[-1]})") from None
+    n, fps, height, width = meta.num_frames, meta.fps, meta.height, meta.width
     if n == 0 or not fps > 0:
         raise ValueError(f"no video frames (frames={n}, fps={fps})")
-    height, width = reader[0].shape[:2]
-    del reader
     try:
         with av.open(str(path)) as container:
             streams = container.streams.audio
@@ -229,7 +228,8 @@ def read_av(
     Raises ValueError naming the file when it cannot be decoded.
     """
     import av
-    import decord
+
+    from mmgen.io.video_backend import read_frames
 
     info = item if isinstance(item, AVInfo) else probe(item)
     if size is not None and (len(size) != 2 or min(size) <= 0):
@@ -238,10 +238,9 @@ def read_av(
     if idx.size == 0:
         raise ValueError(f"{info.path}: the window {start:g} s + {seconds} s holds no frame at {fps:g} fps")
     try:
-        reader = decord.VideoReader(info.path, ctx=decord.cpu(0))
-        frames = reader.get_batch(idx.tolist()).asnumpy()  # [T, h0, w0, 3]
-    except (decord.DECORDError, RuntimeError) as err:
-        raise ValueError(f"{info.path}: decoding video failed ({_first_line(err)})") from None
+        frames = read_frames(info.path, idx)  # [T, h0, w0, 3]
+    except ValueError as err:
+        raise ValueError(f"{info.path}: decoding video failed ({str(err).split(': ', 1)[-1]})") from None
     if size is not None:
         frames = resize_frames(frames, size, crop)
     audio = None

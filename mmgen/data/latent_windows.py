@@ -103,6 +103,10 @@ class LatentWindows(torch.utils.data.Dataset):
             out[m] = latents[m][first : first + self.frames[m]]
         meta = dict(item["meta"])
         meta["window_start"] = start
+        # Stable Audio's timing: where the window sits in its source recording, and how long that is
+        whole = max(item["frames"][m] / r for m, r in self.rates.items())
+        meta["seconds_start"] = float(meta.get("start") or 0.0) + start
+        meta["seconds_total"] = float(meta.get("source_seconds") or meta.get("seconds") or whole)
         window = {"id": item["id"], "latents": out, **meta}
         if self.cache.features:
             features = dict(features)

@@ -24,6 +24,8 @@ A manifest record (keys marked * are always present; ToyDance sets all of them):
     skeleton     str    "smpl24" (joints in metres, y-up) or "coco17" (2-D: joints[..., :2] are
                         pixel x, y and joints[..., 2] the detector confidence)
     split        str | null    the release's split (AIST++ crossmodal train / val / test)
+    quality      float  a quality score of the item (e.g. a MOS 1-5), read by QualityConditioner
+                        through `mmgen cache --condition` (QA-MDT); absent when unknown
 
 Items are whole sequences; cut training windows when reading (`ManifestDataset(seconds=...)`,
 or EDGE-style overlapping windows with `mmgen.data.aistpp.clip_starts`).

@@ -6,7 +6,9 @@
 Conforming is what `mmgen generate` does to its inputs (`mmgen.io.read`): audio resampled, motion
 resampled by linear interpolation, video frames picked at the model fps and resized. Every
 modality of a clip (or window) of `s` seconds is then fit to `spec.num_frames(s)` latent frames,
-so the cached modalities line up in time. Meta per item: caption, style, bpm, seconds, the
+so the cached modalities line up in time. Meta per item: caption, the window's structured caption
+("<kick @ all>, <bass @ start>", when the record has a structure), quality (when the record has
+one), the source's length (source_seconds: Stable Audio's seconds_total), style, bpm, seconds, the
 window's start and source id, and ToyDance's beat times (from the motion npz) shifted into the window.
 
 Condition features (`conditioners`): each conditioner's `encode` sees the item as a batch of one:
@@ -33,7 +35,10 @@ from mmgen.modalities.raw_length import coverage_length, fit_length, pad_mode
 
 logger = logging.getLogger(__name__)
 
-META_KEYS = ("caption", "style", "bpm", "beat_times", "seconds", "start", "source_id")
+META_KEYS = (
+    "caption", "structure_caption", "quality", "style", "bpm", "beat_times", "seconds", "start", "source_id",
+    "source_seconds",
+)
 RATE_KEYS = {"audio": "sample_rate", "motion": "motion_fps", "video": "video_fps"}
 
 
@@ -66,11 +71,9 @@ def _file_rates(root: Path, rec: Mapping[str, Any], names: Sequence[str]) -> dic
             np.asarray(data["beat_times"], np.float64).reshape(-1) if "beat_times" in data else None
         )
     if "video" in names:
-        import decord
+        from mmgen.io.video_backend import probe_video
 
-        rates["video"] = float(
-            rec.get("video_fps") or read("video", lambda p: decord.VideoReader(str(p)).get_avg_fps())
-        )
+        rates["video"] = float(rec.get("video_fps") or read("video", lambda p: probe_video(p).fps))
     return rates
 
 
@@ -86,6 +89,19 @@ def conform(modality: MediaModality, raw: Any, rate: float) -> torch.Tensor:
     from mmgen.io.audio import resample_audio
 
     return torch.from_numpy(resample_audio(x.astype(np.float32), int(rate), int(modality.raw_rate)))
+
+
+def window_structure_caption(structure: Sequence[Mapping[str, Any]], start: float, seconds: float) -> str:
+    """The structured caption of the window [start, start + seconds) of a clip's structure
+    ({"instrument", "start", "end"} in clip seconds): events cut to the window, shifted to it."""
+    from mmgen.conditioning.captions import structure_caption
+
+    shifted = [
+        {"instrument": ev["instrument"], "start": max(float(ev["start"]) - start, 0.0), "end": float(ev["end"]) - start}
+        for ev in structure
+        if float(ev["end"]) > start and float(ev["start"]) < start + seconds
+    ]
+    return structure_caption(shifted, seconds)
 
 
 class ManifestItems(Sequence):
@@ -119,8 +135,13 @@ class ManifestItems(Sequence):
             "source_id": str(rec["id"]),
             "start": float(start),
             "seconds": seconds,
+            "source_seconds": float(rec["seconds"]),
             **{k: item[k] for k in ("caption", "style", "bpm") if item.get(k) is not None},
         }
+        if rec.get("quality") is not None:
+            out["quality"] = scalar(f"record {rec['id']!r}: quality", rec["quality"])
+        if rec.get("structure"):
+            out["structure_caption"] = window_structure_caption(rec["structure"], float(start), seconds)
         for name, mod in self.modalities.items():
             x = conform(mod, item[name], rates[name])
             n = mod.spec.num_frames(seconds)

@@ -38,6 +38,7 @@ from mmgen.demo.tasks import (
     video_round_trip,
 )
 from mmgen.pipeline import Pipeline
+from mmgen.pipeline.hub import locate, toydance_dir
 
 log = logging.getLogger(__name__)
 
@@ -223,12 +224,14 @@ def write_report(
 
 
 def default_pipeline_dir() -> Path:
-    """`checkpoints/toydance` next to the package (an editable install or a source checkout)."""
-    return Path(__file__).resolve().parents[2] / "checkpoints" / "toydance"
+    """The shipped ToyDance checkpoint: package data when installed, else the checkout's
+    `checkpoints/toydance` (`mmgen.pipeline.hub.toydance_dir`)."""
+    return toydance_dir()
 
 
 def load_demo_pipeline(directory: str | Path | None = None, device: str | None = None) -> Pipeline:
-    path = Path(directory) if directory else default_pipeline_dir()
+    """A pipeline folder or hub id (default: the shipped ToyDance checkpoint) on `device`."""
+    path = locate(directory) if directory else default_pipeline_dir()
     if not (path / "pipeline.yaml").is_file():
         raise FileNotFoundError(f"{path / 'pipeline.yaml'}: no pipeline there (pass --pipeline DIR)")
     return Pipeline.from_pretrained(path, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -6,11 +6,13 @@ never imports `mmgen.dit` (or modalities / data / train).
 
 from mmgen.diffusion.grids import GRIDS, check_grid, karras_grid, log_snr_grid, make_grid, uniform_grid
 from mmgen.diffusion.guidance import CrossGuidance, GuidedDenoiser
-from mmgen.diffusion.longform import sample_long, window_bounds
+from mmgen.diffusion.longform import sample_long
+from mmgen.diffusion.window_plan import plan_windows
 from mmgen.diffusion.loss import denoising_loss
 from mmgen.diffusion.noise_levels import MoNLConfig, NoiseLevels, apply_null_text, sample_levels
 from mmgen.diffusion.process import DiscreteVP, Process, RectifiedFlow, VPCosine
-from mmgen.diffusion.samplers import SAMPLERS, prepare_task, sample, sample_masked
+from mmgen.diffusion.samplers import prepare_task, sample, sample_masked
+from mmgen.diffusion.settings import SAMPLERS, SamplingSettings
 from mmgen.diffusion.tasks import (
     ABSENT,
     EDIT,
@@ -39,6 +41,7 @@ __all__ = [
     "Process",
     "RectifiedFlow",
     "Role",
+    "SamplingSettings",
     "Span",
     "Task",
     "VPCosine",
@@ -49,11 +52,11 @@ __all__ = [
     "karras_grid",
     "log_snr_grid",
     "make_grid",
+    "plan_windows",
     "prepare_task",
     "sample",
     "sample_levels",
     "sample_long",
     "sample_masked",
     "uniform_grid",
-    "window_bounds",
 ]

@@ -10,7 +10,8 @@
 A token that joins late takes a first-order step first (a multistep solver has no history for
 it yet, `multistep.py`).
 Samplers are stateless functions: `sample_masked` works on raw per-token start levels, `sample`
-resolves a Task first. Long windows live in `longform.py`, CFG / cross-guidance in `guidance.py`.
+resolves a Task first and takes its sampler settings as one `SamplingSettings`
+(`settings.py`). Long windows live in `longform.py`, CFG / cross-guidance in `guidance.py`.
 The loop never reads tensor values on the host (no .item(), no branching on tensors); the grid
 is a list of host floats.
 """
@@ -19,22 +20,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from mmgen.core.cond import Cond, GroupedCond
 from mmgen.core.timeline import ModalitySpec
-from mmgen.diffusion.grids import check_grid, uniform_grid
+from mmgen.diffusion.grids import check_grid
 from mmgen.diffusion.guidance import CrossGuidance, GuidedDenoiser, Latents, Levels, ModelFn
 from mmgen.diffusion.multistep import MULTISTEP, History
 from mmgen.diffusion.process import Process, check_unit_interval, expand_like
+from mmgen.diffusion.settings import SAMPLERS, SamplingSettings, resolve_settings
 from mmgen.diffusion.solvers import ddim_step, euler_step, heun_correct
 from mmgen.diffusion.tasks import Task, get_task
 
 logger = logging.getLogger(__name__)
 
-SAMPLERS = ("ddpm", "ddim", *MULTISTEP, "euler", "heun")
 Callback = Callable[[int, float, Latents], None]
 
 
@@ -164,7 +166,7 @@ def sample_masked(
     return x
 
 
-def _broadcast_cond(cond: Cond | GroupedCond | None, batch: int, what: str) -> Cond | GroupedCond | None:
+def broadcast_cond(cond: Cond | GroupedCond | None, batch: int, what: str) -> Cond | GroupedCond | None:
     if cond is None or isinstance(cond, GroupedCond) or cond.batch_size in (None, batch):
         return cond
     if cond.batch_size == 1:
@@ -234,22 +236,28 @@ def prepare_task(
     batch = batches.pop() if batches else 1
     if device is None:
         device = next((v.device for v in given.values()), torch.device("cpu"))
-    start, values = {}, {}
-    for m, st in resolved.start.items():
-        start[m] = st.to(device).expand(batch, -1).contiguous()  # [B, T]
+    return lay_task(resolved.start, specs, frames, given, batch, device)
+
+
+def lay_task(
+    start: Mapping[str, torch.Tensor],
+    specs: Mapping[str, ModalitySpec],
+    frames: Mapping[str, int],
+    given: Latents,
+    batch: int,
+    device: torch.device | str,
+) -> tuple[Levels, Latents]:
+    """A resolved task's start levels {m: [T_m]} over a batch: ([B, T_m] levels, values), values
+    holding the given latents (float32 or wider) where the task GIVEs / EDITs and 0 elsewhere."""
+    levels, values = {}, {}
+    for m, st in start.items():
+        levels[m] = st.to(device).expand(batch, -1).contiguous()  # [B, T]
         if m in given:
             v = given[m].to(device=device, dtype=torch.promote_types(given[m].dtype, torch.float32))
         else:
             v = torch.zeros((batch, *specs[m].latent_shape(frames[m])), device=device)
-        values[m] = torch.where(expand_like(start[m] == 1.0, v), torch.zeros_like(v), v)  # GEN ignores input
-    return start, values
-
-
-def as_cross_guidance(cross_guidance: CrossGuidance | float | None) -> CrossGuidance | None:
-    """A float is the switch level (MoMu's T_c / T)."""
-    if isinstance(cross_guidance, (int, float)) and not isinstance(cross_guidance, bool):
-        return CrossGuidance(switch=float(cross_guidance))
-    return cross_guidance
+        values[m] = torch.where(expand_like(levels[m] == 1.0, v), torch.zeros_like(v), v)  # GEN ignores input
+    return levels, values
 
 
 def sample(
@@ -258,15 +266,10 @@ def sample(
     specs: Mapping[str, ModalitySpec],
     given: Latents | None = None,
     *,
+    process: Process,
+    settings: SamplingSettings | None = None,
     seconds: float | None = None,
     num_frames: Mapping[str, int] | None = None,
-    process: Process,
-    steps: int = 50,
-    sampler: str = "dpmpp2m",
-    grid: Sequence[float] | None = None,
-    eta: float | None = None,
-    guidance: Mapping[str, float] | None = None,
-    cross_guidance: CrossGuidance | float | None = None,
     cond: Cond | GroupedCond | None = None,
     uncond: Cond | None = None,
     segment_seconds: float = 0.5,
@@ -276,6 +279,7 @@ def sample(
     device: torch.device | str | None = None,
     progress: bool = True,
     callback: Callback | None = None,
+    **overrides: Any,
 ) -> Latents:
     """Run a task: resolve its mask over the clip, then `sample_masked`.
 
@@ -283,16 +287,17 @@ def sample(
         task: a Task or a preset name (`tasks.PRESETS`).
         specs: the model's modalities; the task may only name these.
         given: input latents for GIVEN / EDIT modalities, [B, T_m, C] or [B, T_m, h, w, C].
-        seconds / num_frames: clip length (default: the longest given input).
         process: the Process the model was trained with (required; `Pipeline.process`).
-        steps / grid: a uniform grid of `steps` steps unless `grid` is given.
-        guidance: ordered {group: scale}, groups = condition modalities or "text" (guidance.py).
-        cross_guidance: CrossGuidance, or a float switch level (MoMu's T_c / T, default 0.5).
+        settings: sampler, steps, grid, eta, guidance, cross-guidance (`SamplingSettings`;
+            default `SamplingSettings()`); `**overrides` are its fields as keywords
+            (`steps=25, sampler="unipc2", grid="log_snr"`) and win over `settings`.
+        seconds / num_frames: clip length (default: the longest given input).
         segment_seconds: must equal the model's (levels are constant within a segment).
     Returns:
         latents of every present modality; GIVEN frames bit-identical to `given`.
     """
     check_process(process)
+    settings = resolve_settings(settings, overrides)
     start, values = prepare_task(
         task,
         specs,
@@ -309,13 +314,13 @@ def sample(
         process,
         start,
         values,
-        grid if grid is not None else uniform_grid(steps),
-        sampler=sampler,
-        eta=eta,
-        cond=_broadcast_cond(cond, batch, "cond"),
-        uncond=_broadcast_cond(uncond, batch, "uncond"),
-        guidance=guidance,
-        cross_guidance=as_cross_guidance(cross_guidance),
+        settings.make_grid(process),
+        sampler=settings.sampler,
+        eta=settings.eta,
+        cond=broadcast_cond(cond, batch, "cond"),
+        uncond=broadcast_cond(uncond, batch, "uncond"),
+        guidance=settings.guidance,
+        cross_guidance=settings.cross,
         noise=noise,
         generator=generator,
         progress=progress,

@@ -6,8 +6,9 @@ What each reader does when a file does not match the model (the CLI's `generate`
     motion  joints [T, J, 3] at any fps        -> resampled to the VAE's fps by linear interpolation
                                                   (a wrong joint count is an error; 2-D pose drops
                                                   its confidence channel for a 2-D VAE)
-    video   any fps, any frame size            -> frames picked at the VAE's fps (the frame a player
-                                                  shows at each time), resized (bilinear, antialiased)
+    video   any fps (also variable), any size  -> frames picked at the VAE's fps by timestamp (the frame
+                                                  a player shows at each time), scaled and centre-cropped
+                                                  (`mmgen.io.video_stream`), decoded in chunks
 
 Fitting a clip to whole latent frames (`fit_length`, `coverage_length`) is in `mmgen.modalities.raw_length`.
 """
@@ -98,8 +99,9 @@ def read_motion(path: str | os.PathLike, modality: MotionModality) -> np.ndarray
 
 
 def read_video_file(path: str | os.PathLike, modality: VideoModality) -> np.ndarray:
-    """An mp4 (or anything decord reads) as uint8 frames [F, H, W, 3] at the video VAE's fps and size."""
-    from mmgen.modalities.video_codec import read_video
+    """A video file (any container / codec FFmpeg decodes, constant or variable frame rate, any
+    size) as uint8 frames [F, H, W, 3] at the video VAE's fps and size (`mmgen.io.video_stream`:
+    timestamps, scale and centre crop, chunked decoding)."""
+    from mmgen.io.video_stream import read_video_frames
 
-    frames, _ = read_video(Path(path), fps=modality.raw_rate, size=modality.vae.frame_size)
-    return frames
+    return read_video_frames(Path(path), float(modality.raw_rate), modality.vae.frame_size)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -112,39 +113,18 @@ def prepare_waveform(
 # ----------------------------------------------------------------------------------------------
 
 
-def hz_to_mel(freq: np.ndarray) -> np.ndarray:
-    """Slaney mel scale (linear below 1 kHz, logarithmic above), as librosa with htk=False."""
-    freq = np.asarray(freq, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3.0, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
-    mels = freq / f_sp
-    log_region = freq >= min_log_hz
-    return np.where(
-        log_region, min_log_mel + np.log(np.maximum(freq, min_log_hz) / min_log_hz) / logstep, mels
-    )
-
-
-def mel_to_hz(mels: np.ndarray) -> np.ndarray:
-    """Inverse of `hz_to_mel`."""
-    mels = np.asarray(mels, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3.0, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
-    return np.where(mels >= min_log_mel, min_log_hz * np.exp(logstep * (mels - min_log_mel)), f_sp * mels)
-
-
 def mel_filterbank(
     sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
 ) -> torch.Tensor:
-    """Triangular slaney-normalized mel filters [n_mels, n_fft // 2 + 1] (librosa.filters.mel defaults)."""
-    fmax = sample_rate / 2.0 if fmax is None else float(fmax)
-    fft_freqs = np.linspace(0.0, sample_rate / 2.0, 1 + n_fft // 2)
-    mel_freqs = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))  # [n_mels + 2]
-    fdiff = np.diff(mel_freqs)
-    ramps = mel_freqs[:, None] - fft_freqs[None, :]  # [n_mels + 2, n_bins]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))  # [n_mels, n_bins]
-    weights *= (2.0 / (mel_freqs[2:] - mel_freqs[:-2]))[:, None]  # slaney area normalization
+    """Triangular slaney-normalized mel filters [n_mels, n_fft // 2 + 1]: `librosa.filters.mel`,
+    computed in float64 and rounded once to float32; too many mels for the FFT raise (librosa warns)."""
+    import librosa
+
+    with warnings.catch_warnings():  # librosa warns about empty filters; they raise below
+        warnings.filterwarnings("ignore", message="Empty filters detected")
+        weights = librosa.filters.mel(
+            sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float64
+        )  # [n_mels, n_bins]
     if np.any(weights.max(axis=1) == 0):
         raise ValueError(
             f"empty mel filters: n_mels={n_mels} is too many for n_fft={n_fft} at {sample_rate} Hz"

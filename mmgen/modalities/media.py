@@ -4,6 +4,9 @@ The latent cache, the Pipeline and the demo all go through these, so "how a wave
 tokens" is written once:
 
     audio   waveform [B, S] float  --log-mel--> MelVAE --LatentStats--> [B, T, C]      (vocoder or Griffin-Lim back)
+            (kind "audio_mel")
+    audio   waveform [B, S] float  --WaveVAE (Oobleck)--> [B, T, C]                    (its decoder back)
+            (kind "audio_wave")
     motion  joints [B, T, J, D]    --kinematic features--> MotionVAE --> [B, T', C]     (features integrate back to joints)
     video   frames [B, F, H, W, 3] uint8 --[-1, 1]--> VideoVAE --> [B, T', h, w, C]
 
@@ -24,6 +27,7 @@ from torch import nn
 from mmgen.core.timeline import ModalitySpec
 from mmgen.modalities.audio_codec import MelAudioCodec
 from mmgen.modalities.audio_mel import MelVAE
+from mmgen.modalities.audio_wave import WaveVAE
 from mmgen.modalities.motion import MotionVAE
 from mmgen.modalities.video import VideoVAE
 from mmgen.modalities.video_codec import features_to_frames, frames_to_features
@@ -139,6 +143,36 @@ class AudioModality(MediaModality):
         return cls(MelVAE.from_pretrained(directory / "vae", device), vocoder).to(device)
 
 
+class WaveAudioModality(MediaModality):
+    """Mono waveforms [B, S] at the waveform VAE's sample rate; its decoder makes the audio back
+    (no vocoder, no Griffin-Lim). A stereo VAE gets the mono signal on both channels and its
+    output is averaged back to mono (the pipeline's audio is mono)."""
+
+    kind = "audio_wave"
+    vae_class = WaveVAE
+
+    @property
+    def raw_rate(self) -> float:
+        return float(self.vae.sample_rate)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.vae.sample_rate)
+
+    @torch.no_grad()
+    def encode(self, raw: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
+        """[B, S] (or [B, C, S]) waveform -> [B, T, C] normalized latents (posterior mode)."""
+        wave = self.vae.prepare(raw, sample_rate or self.sample_rate)  # [B, audio_channels, S]
+        return self.vae.encode_normalized(wave)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, num_samples: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """[B, T, C] normalized latents -> [B, S] waveform (S = num_samples or T hops);
+        `generator` is unused (the decoder is deterministic), kept for the audio interface."""
+        wave = self.vae.decode(self.vae.latent_stats.denormalize(z), num_samples)  # [B, C, S]
+        return wave.mean(dim=1).clamp(-1.0, 1.0)
+
+
 class MotionModality(MediaModality):
     """Joint positions [B, T, J, D] at the VAE's fps (SMPL-24, y-up, metres for 3-D)."""
 
@@ -179,4 +213,14 @@ class VideoModality(MediaModality):
         return features_to_frames(features)
 
 
-MEDIA_KINDS: dict[str, type[MediaModality]] = {c.kind: c for c in (AudioModality, MotionModality, VideoModality)}
+MEDIA_KINDS: dict[str, type[MediaModality]] = {
+    c.kind: c for c in (AudioModality, WaveAudioModality, MotionModality, VideoModality)
+}
+
+
+def media_kind_of(vae: Any) -> type[MediaModality]:
+    """The MediaModality class that wraps a VAE instance (MelVAE -> audio_mel, WaveVAE -> audio_wave, ...)."""
+    for cls in MEDIA_KINDS.values():
+        if isinstance(vae, cls.vae_class):
+            return cls
+    raise ValueError(f"no media kind wraps a {type(vae).__name__} (known: {sorted(MEDIA_KINDS)})")

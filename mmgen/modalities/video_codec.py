@@ -1,4 +1,4 @@
-"""Video frames <-> VAE features, and reading videos with decord.
+"""Video frames <-> VAE features, and reading videos (decord when installed, else PyAV).
 
 Frames are uint8 RGB, channels-last: [T, H, W, 3] (or batched [B, T, H, W, 3]). Features are
 the same layout in float, mapped linearly to [-1, 1] (0 -> -1, 255 -> 1), so `encode` then
@@ -51,37 +51,33 @@ def resample_indices(num_frames: int, src_fps: float, fps: float) -> np.ndarray:
 def read_video(
     path: str | os.PathLike, fps: float | None = None, size: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, float]:
-    """Decode a video file to uint8 frames [T, H, W, 3] with decord; returns (frames, fps).
+    """Decode a video file to uint8 frames [T, H, W, 3]; returns (frames, fps).
+
+    decord when installed (resizing while decoding), else PyAV (`mmgen.io.video_backend`).
 
     Args:
         fps: resample to this rate by frame selection (None keeps the file's rate).
         size: (height, width) to resize to while decoding (None keeps the file's size).
     """
-    import decord
+    from mmgen.io.video_backend import backend_name, probe_video
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such video file")
-    kwargs = {}
-    if size is not None:
-        h, w = size
-        if h <= 0 or w <= 0:
-            raise ValueError(f"size must be (height, width) > 0, got {size}")
-        kwargs = {"height": int(h), "width": int(w)}
+    if size is not None and (size[0] <= 0 or size[1] <= 0):
+        raise ValueError(f"size must be (height, width) > 0, got {size}")
+    if backend_name() == "av":
+        meta = probe_video(path, "av")
+        idx, out_fps = _indices(path, meta.num_frames, meta.fps, fps)
+        return _read_with_pyav(path, idx, size), out_fps
+    import decord
+
+    kwargs = {} if size is None else {"height": int(size[0]), "width": int(size[1])}
     try:
         reader = decord.VideoReader(str(path), ctx=decord.cpu(0), **kwargs)
     except (decord.DECORDError, RuntimeError) as err:  # decord raises RuntimeError on unreadable files
         raise ValueError(f"{path}: decord cannot open this video ({str(err).splitlines()[0]})") from None
-    n, src_fps = len(reader), float(reader.get_avg_fps())
-    if n == 0:
-        raise ValueError(f"{path}: the video has no frames")
-    if fps is None:
-        idx, out_fps = np.arange(n), src_fps
-    else:
-        idx, out_fps = resample_indices(n, src_fps, fps), float(fps)
-        if idx.size == 0:
-            raise ValueError(f"{path}: {n} frames at {src_fps:g} fps give no frame at {fps:g} fps")
-    log.debug("read %s: %d of %d frames, %g -> %g fps", path, idx.size, n, src_fps, out_fps)
+    idx, out_fps = _indices(path, len(reader), float(reader.get_avg_fps()), fps)
     try:
         frames = reader.get_batch(idx.tolist()).asnumpy()
     except (decord.DECORDError, RuntimeError) as err:
@@ -94,14 +90,23 @@ def read_video(
     return frames, out_fps
 
 
-def _read_with_pyav(path: Path, idx: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    import av
-
-    with av.open(str(path)) as container:
-        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    if not decoded:
+def _indices(path: Path, n: int, src_fps: float, fps: float | None) -> tuple[np.ndarray, float]:
+    """Frame numbers to read for `fps` (None: every frame) and the rate they have."""
+    if n == 0:
         raise ValueError(f"{path}: the video has no frames")
-    frames = np.stack([decoded[i] for i in np.minimum(idx, len(decoded) - 1)])  # [T, H, W, 3]
+    if fps is None:
+        return np.arange(n), src_fps
+    idx = resample_indices(n, src_fps, fps)
+    if idx.size == 0:
+        raise ValueError(f"{path}: {n} frames at {src_fps:g} fps give no frame at {fps:g} fps")
+    log.debug("read %s: %d of %d frames, %g -> %g fps", path, idx.size, n, src_fps, fps)
+    return idx, float(fps)
+
+
+def _read_with_pyav(path: Path, idx: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    from mmgen.io.video_backend import read_frames
+
+    frames = read_frames(path, idx, backend="av")  # [T, H, W, 3]
     if size is None or tuple(frames.shape[1:3]) == tuple(size):
         return frames
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()  # [T, 3, H, W]

@@ -28,7 +28,6 @@ from mmgen.core.errors import MmgenError
 from mmgen.core.limits import (
     MAX_SECONDS,
     SAMPLE_RATE,
-    VIDEO_FPS,
     LimitError,
     check_batch,
     check_memory,
@@ -39,6 +38,7 @@ from mmgen.core.limits import (
     check_steps,
 )
 from mmgen.diffusion.guidance import CrossGuidance
+from mmgen.modalities.chunked import CHUNK, MARGIN
 
 if TYPE_CHECKING:
     from mmgen.diffusion.tasks import Task
@@ -175,8 +175,9 @@ def check_clip(
 
 
 def estimate_bytes(pipe: Pipeline, modalities: list[str], seconds: float, batch: int, long_form: bool) -> int:
-    """Peak memory of a generate call, roughly: decoding the raw output (float32, DECODE_OVERHEAD
-    times its size at the peak) plus the DiT's attention over the tokens of one window."""
+    """Peak memory of a generate call, roughly: decoding one chunk of the raw output (float32,
+    DECODE_OVERHEAD times its size at the peak; `mmgen.modalities.chunked`), a few copies of the
+    whole output, plus the DiT's attention over the tokens of one window."""
     decode = 0
     tokens = 0
     window = pipe.defaults.window_seconds if long_form and pipe.defaults.window_seconds else seconds
@@ -189,7 +190,9 @@ def estimate_bytes(pipe: Pipeline, modalities: list[str], seconds: float, batch:
             h, w = mod.vae.frame_size
             per_frame = h * w * 3
         kind = "audio" if mod.kind.startswith("audio") else mod.kind
-        decode += mod.raw_length(seconds) * per_frame * 4 * DECODE_OVERHEAD.get(kind, 64)
+        chunk = min(seconds, (CHUNK + 2 * MARGIN) / mod.spec.rate_hz)  # decoded a chunk at a time
+        decode += mod.raw_length(chunk) * per_frame * 4 * DECODE_OVERHEAD.get(kind, 64)
+        decode += mod.raw_length(seconds) * per_frame * 4 * 3  # the whole output, fitted and pasted
         spatial = math.prod(mod.spec.spatial) if mod.spec.spatial else 1
         tokens += mod.spec.num_frames(window) * spatial
     heads = int(getattr(pipe.dit, "num_heads", 4))
@@ -234,13 +237,13 @@ def check_audio_file(path: Any, arg: str = "--audio") -> None:
 
 
 def check_video_file(path: Any, arg: str = "--video") -> None:
-    """A video file decord opens, with a frame rate in VIDEO_FPS and at most MAX_SECONDS long."""
-    import decord
+    """A video file with a video stream whose first frame decodes, at most MAX_SECONDS long by its
+    header (`mmgen.io.video_stream.probe`)."""
+    from mmgen.io.video_stream import VideoFileError, probe
 
     try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
-    except (decord.DECORDError, RuntimeError) as err:
-        raise InputError(f"{arg} {path}: not a readable video ({str(err).splitlines()[0][:160]})") from None
-    fps = check_rate(f"{arg} {path}: frame rate", float(reader.get_avg_fps()), VIDEO_FPS)
-    if len(reader) / fps > MAX_SECONDS:
-        raise LimitError(f"{arg} {path}: {len(reader) / fps:.0f} s long; mmgen reads at most {MAX_SECONDS:.0f} s")
+        info = probe(path)
+    except VideoFileError as err:
+        raise InputError(f"{arg} {err}") from None
+    if info.seconds > MAX_SECONDS:
+        raise LimitError(f"{arg} {path}: {info.seconds:.0f} s long; mmgen reads at most {MAX_SECONDS:.0f} s")

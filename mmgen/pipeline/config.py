@@ -9,7 +9,7 @@
         dit: dit                                  MultimodalDiT folder (config.yaml + model.safetensors)
         process: {class_path: mmgen.diffusion.process.VPCosine, init_args: {prediction: v, ...}}
         condition: null                           or a ConditionEncoder folder
-        defaults: {steps: 50, sampler: dpmpp2m, guidance: {motion: 2.0}, ...}   (GenerationDefaults)
+        defaults: {steps: 50, sampler: dpmpp2m, grid: uniform, guidance: {motion: 2.0}, ...}   (GenerationDefaults)
         info: {...}                               free-form: training time, metrics, data
 
 Every sub-folder is a `save_pretrained` folder: safetensors weights, nothing pickled.
@@ -18,18 +18,16 @@ Every sub-folder is a `save_pretrained` folder: safetensors weights, nothing pic
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from mmgen.core.errors import MmgenError
-from mmgen.diffusion.guidance import CrossGuidance
-from mmgen.diffusion.samplers import SAMPLERS
+from mmgen.diffusion.settings import SamplingSettings
 from mmgen.diffusion.tasks import preset_parameters
 
 CONFIG_NAME = "pipeline.yaml"
@@ -38,11 +36,11 @@ TOP_KEYS = ("format", "modalities", "dit", "process", "condition", "defaults", "
 
 
 @dataclass(frozen=True)
-class GenerationDefaults:
-    """What `Pipeline.generate` uses when an argument is not given.
+class GenerationDefaults(SamplingSettings):
+    """What `Pipeline.generate` uses when an argument is not given: the `SamplingSettings`
+    (steps, sampler, grid, grid_shift, grid_args, eta, guidance, cross_guidance) plus the clip.
 
     Args:
-        steps, sampler: solver steps and name (`mmgen.diffusion.SAMPLERS`).
         guidance: {group: scale}, groups = condition modalities or "text"; a group is applied only
             where it means something (the modality is GIVEN in the task, a caption is given).
         cross_guidance: MoMu switch level, or all of `CrossGuidance` as a mapping (e.g. `{switch: 1.0,
@@ -52,34 +50,20 @@ class GenerationDefaults:
         seconds: clip length when nothing is given to measure it from.
         window_seconds, hop_seconds: the training window; longer clips are sampled in windows
             (`diffusion.sample_long`) sliding by the hop (default half the window).
-        grid_shift: shift of the sampling grid towards noise (1 = uniform).
         task_args: {preset: {argument: value}}, preset arguments this checkpoint samples best with
             (e.g. `{video2audio: {via: [motion]}}`); arguments given to `generate` win.
     """
 
-    steps: int = 50
-    sampler: str = "dpmpp2m"
-    guidance: dict[str, float] = field(default_factory=dict)
-    cross_guidance: float | CrossGuidance | None = None
     seconds: float = 4.0
     window_seconds: float | None = None
     hop_seconds: float | None = None
-    grid_shift: float = 1.0
     task_args: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    where: ClassVar[str] = "defaults"
+
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_task_args(self.task_args)
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"defaults.steps must be a positive integer, got {self.steps!r}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"defaults.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
-        if not isinstance(self.guidance, Mapping):
-            raise ValueError(f"defaults.guidance must map groups to scales, got {self.guidance!r}")
-        for group, scale in self.guidance.items():
-            if not (isinstance(scale, (int, float)) and math.isfinite(scale)):
-                raise ValueError(f"defaults.guidance[{group!r}] must be a finite number, got {scale!r}")
-        object.__setattr__(self, "guidance", {str(g): float(s) for g, s in self.guidance.items()})
-        object.__setattr__(self, "cross_guidance", cross_guidance_setting(self.cross_guidance))
         if not self.seconds > 0:
             raise ValueError(f"defaults.seconds must be positive, got {self.seconds}")
         if self.window_seconds is not None and not self.window_seconds > 0:
@@ -91,8 +75,6 @@ class GenerationDefaults:
                 raise ValueError(
                     f"defaults.hop_seconds must be in (0, window_seconds={self.window_seconds}], got {self.hop_seconds}"
                 )
-        if not self.grid_shift > 0:
-            raise ValueError(f"defaults.grid_shift must be positive, got {self.grid_shift}")
 
     def task_kwargs(self, task: str, given: Mapping[str, Any] | None) -> dict[str, Any]:
         """The preset arguments for `task`: these defaults, overridden by the `given` ones."""
@@ -108,29 +90,12 @@ class GenerationDefaults:
             raise ValueError(f"unknown generation defaults {unknown}; known: {sorted(known)}")
         return cls(**values)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     @property
     def hop(self) -> float | None:
         """The long-form hop: `hop_seconds`, else half the window."""
         if self.window_seconds is None:
             return None
         return self.hop_seconds if self.hop_seconds is not None else self.window_seconds / 2
-
-
-def cross_guidance_setting(value: Any) -> float | CrossGuidance | None:
-    """`defaults.cross_guidance`: a switch level in [0, 1], a CrossGuidance or its mapping, or None."""
-    if value is None or isinstance(value, CrossGuidance):
-        return value
-    if isinstance(value, Mapping):
-        try:
-            return CrossGuidance(**value)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"defaults.cross_guidance: {err}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"defaults.cross_guidance must be in [0, 1], a mapping of CrossGuidance or null, got {value!r}")
-    return float(value)
 
 
 def check_task_args(task_args: Any) -> None:

@@ -7,6 +7,7 @@
                                                       video modality the stick figure of the joints
     audio (+ joints)                               -> <name>_mel.png: log-mel with music beats (librosa)
                                                       and motion beats (joint-speed minima) marked
+                                                      (the first PNG_SECONDS = 60 s of longer clips)
     joints, export "bvh" (SMPL-24 3-D only)        -> <name>.bvh (mmgen.io.bvh, centimetres, each bone's
                                                       mean length)
     joints, export "smpl" (SMPL-24 3-D only)       -> <name>_smpl.pkl (mmgen.io.smpl_export: SMPL pose
@@ -29,6 +30,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 EXPORT_FORMATS = ("bvh", "smpl")
+PNG_SECONDS = 60.0  # the mel PNG shows at most this much of the audio
 
 
 @dataclass
@@ -175,6 +177,9 @@ class Generation:
                     save_video(tmp / f"{name}.mp4", video[0], video[1], **mux)
                     written.append(f"{name}.mp4")
                 if audio is not None:
+                    # the picture shows the first PNG_SECONDS: readable, and bounded memory at any length
+                    audio = audio[: round(PNG_SECONDS * sr)]
+                    joints = joints[: round(PNG_SECONDS * fps)] if joints is not None else None
                     dance = (
                         motion_beats(joints, fps) / fps if joints is not None and len(joints) >= 3 else None
                     )  # seconds

@@ -17,6 +17,7 @@ import torch
 
 from mmgen.core.blend import blend_runs
 from mmgen.diffusion.tasks import PRESETS, Task, preset_parameters
+from mmgen.modalities.chunked import decode_long
 from mmgen.modalities.media import MediaModality
 from mmgen.modalities.motion_anchor import anchor_to_given, ease_into_given
 from mmgen.modalities.raw_length import fit_length, pad_mode
@@ -119,15 +120,12 @@ def decode_raw(
     given = (start == 0).cpu()  # [T_m]
     if raw is not None and bool(given.all()):
         return fit_length(raw, n, pad)
-    z = z.to(mod.device)
-    if mod.kind == "motion":
-        state = mod.initial_state(covered) if covered is not None and bool((start < 1).any()) else None
-        out = mod.decode(z, None, state)
-    elif mod.kind == "video":
-        out = mod.decode(z, None)
-    else:
-        out = mod.decode(z, n, generator=torch.Generator(device=mod.device).manual_seed(int(seed) + 1))
-    out = fit_length(out.cpu(), n, pad)
+    state = None
+    if mod.kind == "motion" and covered is not None and bool((start < 1).any()):
+        state = mod.initial_state(covered[:, :2])
+    generator = torch.Generator(device=mod.device).manual_seed(int(seed) + 1)
+    full = round(z.shape[1] / mod.spec.rate_hz * mod.raw_rate)
+    out = fit_length(decode_long(mod, z, min(n, full), state=state, generator=generator), n, pad)
     if raw is not None and bool(given.any()):
         keep = given[latent_frame_of(mod, n, len(given))]  # [N] its latent frame is GIVEN
         raw = fit_length(raw, n, pad).to(out.dtype)

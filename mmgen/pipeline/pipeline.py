@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -40,29 +39,19 @@ import torch
 import yaml
 
 from mmgen.conditioning.encoder import ConditionEncoder, save_frozen_parts
-from mmgen.core.cond import Cond, GroupedCond
 from mmgen.core.fileio import atomic_dir
-from mmgen.diffusion.guidance import CrossGuidance
-from mmgen.diffusion.longform import sample_long
 from mmgen.diffusion.process import Process, VPCosine
-from mmgen.diffusion.samplers import sample, uniform_grid
+from mmgen.diffusion.settings import SamplingSettings
 from mmgen.diffusion.tasks import Task
 from mmgen.dit.model import MultimodalDiT
 from mmgen.modalities.media import MediaModality
-from mmgen.modalities.raw_length import coverage_length, fit_length, pad_mode
-from mmgen.pipeline.checks import check_call, check_clip
+from mmgen.pipeline import steps
+from mmgen.pipeline.conditions import given_groups
 from mmgen.pipeline.config import CONFIG_NAME, FORMAT, GenerationDefaults, plain, read_config
 from mmgen.pipeline.generation import Generation
+from mmgen.pipeline.hub import locate
 from mmgen.pipeline.load import check_parts, load_condition, load_dit, load_modalities, load_process
-from mmgen.pipeline.media import (
-    blank_generated,
-    check_raw,
-    common_batch,
-    decode_raw,
-    resolve_task,
-    to_generation,
-)
-from mmgen.pipeline.streams import grouped_conditions, modality_streams
+from mmgen.pipeline.media import resolve_task
 
 logger = logging.getLogger(__name__)
 
@@ -163,9 +152,25 @@ class Pipeline:
         return Path(directory)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu") -> Pipeline:
-        """Load a folder written by `save_pretrained` (safetensors only). A missing or corrupt part
-        raises one error naming the file; DiT and VAE specs must agree."""
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        device: torch.device | str = "cpu",
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> Pipeline:
+        """Load a folder written by `save_pretrained` (safetensors only): a local folder,
+        "toydance" (the shipped checkpoint) or a Hugging Face Hub id "owner/name" (downloaded to,
+        or with HF_HUB_OFFLINE=1 read only from, the Hub cache; `revision` a branch, tag or
+        commit). A missing or corrupt part raises one error naming the file; DiT and VAE specs
+        must agree. A folder whose pipeline.yaml says `kind: lm` loads as the codebook-LM baseline
+        (`mmgen.lm.pipeline`)."""
+        from mmgen.lm.pipeline import LMPipeline, pipeline_kind
+
+        directory = locate(name_or_path, revision, cache_dir)
+        if pipeline_kind(directory) == "lm":
+            return LMPipeline.from_pretrained(directory, device)  # type: ignore[return-value]
         cfg = read_config(directory)
         modalities = load_modalities(directory, cfg, device)
         dit = load_dit(directory, cfg, device)
@@ -196,16 +201,21 @@ class Pipeline:
         given: Mapping[str, Any] | None = None,
         *,
         seconds: float | None = None,
-        steps: int | None = None,
-        sampler: str | None = None,
-        guidance: Mapping[str, float] | None = None,
-        cross_guidance: float | CrossGuidance | bool | None = None,
+        settings: SamplingSettings | None = None,
         caption: str | None = None,
+        melody: Any = None,
+        melody_rate: int | None = None,
+        image: Any = None,
+        quality: float | None = None,
         seed: int = 0,
         batch_size: int | None = None,
         long_form: bool | None = None,
         progress: bool = True,
         task_kwargs: Mapping[str, Any] | None = None,
+        hop: float | None = None,
+        overlap: float | None = None,
+        dtype: str | torch.dtype | None = None,
+        **sampling: Any,
     ) -> Generation:
         """Run a task on raw media.
 
@@ -218,184 +228,64 @@ class Pipeline:
                 first ([S, 2], soundfile's layout, is refused by name). Every argument is checked
                 before any work (`mmgen.pipeline.checks`, bounds in `mmgen.core.limits`).
             seconds: clip length (default: the longest given input, else `defaults.seconds`).
-            steps, sampler: solver settings (default: `defaults`).
-            guidance: {group: scale} (None: `defaults.guidance` where it applies; {} for none).
-            cross_guidance: MoMu switch level or CrossGuidance (None: the default when >= 2
-                modalities are generated; False: off).
+            settings: a `SamplingSettings` to use instead of the pipeline's `defaults`.
+            **sampling: fields of `SamplingSettings` overriding them one by one: steps, sampler,
+                grid ("uniform", "log_snr", "karras" or clock values), grid_shift, grid_args, eta,
+                guidance ({group: scale}; None: the settings' groups where they apply; {}: none),
+                cross_guidance (MoMu switch level or CrossGuidance; None: the settings' when >= 2
+                modalities are generated from scratch; False: off; True: on).
             caption: text for the condition encoder (None: unconditional, the null embedding).
+            melody: a mono reference waveform [S] at `melody_rate` Hz for the melody conditioner
+                (its dominant-pitch chroma, MusicGen); None: its null embedding.
+            image: a reference image uint8 [H, W, 3] for the CLIP image conditioner.
+            quality: the quality score asked for (QA-MDT; e.g. 5 on a 1-5 scale).
+                Each condition needs a conditioner of its kind in the pipeline (else ValueError);
+                timing (seconds_start, seconds_total) is always given, per long-form window
+                (`mmgen.pipeline.conditions`, docs/conditions.md).
             seed: same seed, same output (noise and Griffin-Lim phases come from it).
             batch_size: examples to draw (inputs with batch 1 are shared by all of them).
             long_form: sample in windows (default: when `seconds` exceeds `defaults.window_seconds`).
             task_kwargs: arguments of the preset (e.g. {"head": 1.0, "tail": 1.0}, {"via": ["motion"]});
                 they override `defaults.task_args` of the preset.
+            hop, overlap: long-form seconds (any values; `mmgen.pipeline.long_form`): default
+                `defaults.hop`, overlap = window - hop.
+            dtype: "fp32" (default), "bf16" or "fp16": the DiT runs under autocast at that precision
+                (`mmgen.pipeline.precision`; speed and quality in docs/inference.md).
         """
-        given = check_call(self, given, seconds=seconds, steps=steps, sampler=sampler, guidance=guidance,
-                           cross_guidance=cross_guidance, caption=caption, seed=seed, batch_size=batch_size,
-                           long_form=long_form, task_kwargs=task_kwargs)
-        unknown = sorted(set(given) - set(self.modalities))
-        if unknown:
-            raise ValueError(
-                f"given names modalities {unknown} this pipeline lacks (has {sorted(self.modalities)})"
-            )
-        task_obj = self.task(task, list(given), **dict(task_kwargs or {}))
-        unused = sorted(set(given) - set(task_obj.modalities))
-        if unused:
-            raise ValueError(
-                f"task {task_obj.name!r} does not use {unused} (it runs on {list(task_obj.modalities)}); drop them from given"
-            )
-        raw = {m: check_raw(self.modalities[m], m, v) for m, v in given.items()}
-        batch = common_batch(raw, batch_size)
-        raw = {m: x.expand(batch, *x.shape[1:]) if x.shape[0] != batch else x for m, x in raw.items()}
-        if seconds is None:
-            seconds = max(
-                (x.shape[1] / self.modalities[m].raw_rate for m, x in raw.items()),
-                default=self.defaults.seconds,
-            )
-        if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
-            raise ValueError(f"seconds must be a positive number, got {seconds!r}")
-        seconds = float(seconds)
-        d = self.defaults
-        window = d.window_seconds
-        if long_form is None:
-            long_form = window is not None and seconds > window + 1e-9
-        if long_form and window is None:
-            raise ValueError("long_form needs defaults.window_seconds (the training window) in the pipeline")
-
-        specs = {m: self.modalities[m].spec for m in self.modalities}
-        frames = {m: specs[m].num_frames(seconds) for m in task_obj.modalities}
-        resolved = task_obj.resolve(specs, frames, self.dit.segment_seconds)
-        missing = [m for m in task_obj.modalities if resolved.needs_input[m] and m not in raw]
-        if missing:
-            raise ValueError(
-                f"task {task_obj.name!r} needs given {missing} (GIVEN or EDIT frames) but got none"
-            )
-        check_clip(self, task_obj, resolved.start, seconds, batch, long_form, task_kwargs)
+        # 1. Check inputs
+        given, dtype = steps.check_inputs(
+            self, given, sampling, dtype, seconds=seconds, caption=caption, seed=seed, batch_size=batch_size,
+            long_form=long_form, task_kwargs=task_kwargs,
+        )
+        condition_inputs = steps.condition_inputs(self, caption, melody, melody_rate, image, quality)
+        # 2. Resolve the task
+        task_obj = steps.resolve_task(self, task, given, task_kwargs)
+        # 3. Prepare the raw inputs
+        raw, batch = steps.prepare_inputs(self, given, batch_size)
+        # 4. Clip length, windows
+        seconds, long_form = steps.clip_length(self, seconds, raw, long_form)
+        # 5. Lay the task over the clip
+        frames, resolved = steps.lay_out_task(self, task_obj, raw, seconds, batch, long_form, task_kwargs)
+        # 6. Sampling settings
+        groups = given_groups(self.condition, condition_inputs, self.modalities, resolved.start)
+        settings = steps.sampling_settings(self, settings, sampling, resolved.start, groups)
         with _inference(
             [self.dit, *self.modalities.values(), *([self.condition] if self.condition else [])], self.dit
         ):
-            covered = {  # every given modality is in the task (checked above)
-                m: blank_generated(
-                    self.modalities[m],
-                    fit_length(x, coverage_length(self.modalities[m], frames[m]), pad_mode(self.modalities[m])),
-                    resolved.start[m],
-                )
-                for m, x in raw.items()
-            }
-            latents_in = {
-                m: self.modalities[m].encode(covered[m]).to(self.device).float()
-                for m in raw
-                if resolved.needs_input[m]
-            }
-            start = resolved.start  # {m: [T_m]} 0 GIVEN, 1 GEN, t0 EDIT
-            cond, uncond = self._conditions(caption, batch, window if long_form else seconds, raw, start, seconds)
-            steps = d.steps if steps is None else steps
-            kwargs = {
-                "steps": steps,
-                "sampler": d.sampler if sampler is None else sampler,
-                "process": self.process,
-                "grid": uniform_grid(steps, d.grid_shift),
-                "guidance": self._guidance(guidance, start, caption is not None),
-                "cross_guidance": self._cross(cross_guidance, start),
-                "cond": cond,
-                "uncond": uncond,
-                "segment_seconds": self.dit.segment_seconds,
-                "batch_size": batch,
-                "generator": torch.Generator(device=self.device).manual_seed(int(seed)),
-                "device": self.device,
-                "progress": progress,
-            }
-            if long_form:
-                latents = sample_long(
-                    self.dit,
-                    task_obj,
-                    specs,
-                    latents_in,
-                    seconds=seconds,
-                    window_seconds=window,
-                    hop_seconds=d.hop,
-                    aligned_rate_hz=self.condition.aligned_rate_hz if self.condition is not None else None,
-                    **kwargs,
-                )
-            else:
-                latents = sample(self.dit, task_obj, specs, latents_in, seconds=seconds, **kwargs)
-            out = {
-                m: decode_raw(
-                    self.modalities[m], latents[m], raw.get(m), covered.get(m), start[m], seconds, seed
-                )
-                for m in latents
-            }
-        return to_generation(self.modalities, task_obj, seconds, out, latents, seed, sorted(latents_in), start)
-
-    # ------------------------------------------------------------------ helpers
-    def _conditions(
-        self,
-        caption: str | None,
-        batch: int,
-        seconds_total: float,
-        raw: Mapping[str, torch.Tensor],
-        start: Mapping[str, torch.Tensor],
-        seconds: float,
-    ) -> tuple[Cond | GroupedCond | None, Cond | None]:
-        """(cond, uncond): the caption's Cond and the null Cond; without a caption both are null.
-        With time-aligned streams made from a modality (the video sync stream) a GroupedCond over
-        the whole clip instead (`mmgen.pipeline.streams`; uncond None)."""
-        if self.condition is None:
-            if caption is not None:
-                raise ValueError(
-                    "caption given, but this pipeline has no condition encoder (no text conditioning)"
-                )
-            return None, None
-        if caption is not None and not isinstance(caption, str):
-            raise TypeError(f"caption must be a string, got {type(caption).__name__}")
-        inputs = {
-            "caption": [caption] * batch,
-            "seconds_start": [0.0] * batch,
-            "seconds_total": [seconds_total] * batch,
-        }
-        if modality_streams(self.condition, self.modalities):
-            text = inputs if caption is not None else None
-            return grouped_conditions(self.condition, self.modalities, raw, start, batch, seconds, text), None
-        null = self.condition.null_cond(batch)
-        if caption is None:
-            return null, null
-        needed = sorted({k for c in self.condition.conditioners.values() for k in c.keys} - set(inputs))
-        if needed:
-            raise ValueError(
-                f"the pipeline's condition encoder needs inputs {needed} that generate() cannot supply"
+            # 7. Prepare latents: encode what the task GIVEs / EDITs
+            covered, latents_in = steps.encode_inputs(self, raw, frames, resolved)
+            # 8. Conditions
+            windows = steps.conditions(self, condition_inputs, batch, raw, resolved.start, seconds)
+            # 9. Denoising
+            latents = steps.denoise(
+                self, task_obj, resolved, frames, latents_in, settings, seconds=seconds, long_form=long_form,
+                batch=batch, windows=windows, seed=seed, progress=progress, hop=hop, overlap=overlap,
+                dtype=dtype,
             )
-        cond = self.condition(batch=inputs)
-        length = cond.context.shape[1] if cond.context is not None else None
-        return cond, self.condition.null_cond(batch, context_length=length)
-
-    def _guidance(
-        self, guidance: Mapping[str, float] | None, start: Mapping[str, torch.Tensor], text: bool
-    ) -> dict[str, float]:
-        if guidance is not None:
-            if "text" in guidance and not text:
-                raise ValueError("text guidance needs a caption")
-            return dict(guidance)
-        out = {}
-        for group, scale in self.defaults.guidance.items():
-            if (group == "text" and text) or (group in start and bool((start[group] == 0).any())):
-                out[group] = scale
-        return out
-
-    def _cross(
-        self, cross: float | CrossGuidance | bool | None, start: Mapping[str, torch.Tensor]
-    ) -> CrossGuidance | float | None:
-        if cross is False:
-            return None
-        if cross is True:
-            return (
-                self.defaults.cross_guidance if self.defaults.cross_guidance is not None else CrossGuidance()
+            # 10. Decode, GIVEN frames pasted back
+            return steps.decode(
+                self, task_obj, latents, raw, covered, resolved.start, seconds, seed, sorted(latents_in)
             )
-        if cross is not None:
-            return cross
-        # MoMu's cross-guidance ties modalities generated from scratch to each other; where each
-        # has given frames of its own (interpolate, continue, inpaint) those already tie them, and
-        # on the shipped checkpoint it made interpolation worse (MPJPE 0.044 vs 0.041 m without)
-        from_scratch = [m for m, s in start.items() if bool((s > 0).all())]
-        return self.defaults.cross_guidance if len(from_scratch) >= 2 else None
 
 
 def plain_process(process: Process) -> dict[str, Any]:

@@ -167,6 +167,62 @@ def _user_error(err: Exception, differences: tuple[str, ...]) -> MmgenError | No
     return None
 
 
+def short_class_names() -> dict[str, str]:
+    """{ClassName: import path} of mmgen's LightningModules, DataModules and callbacks (mmgen.train)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import mmgen.train
+
+    out: dict[str, str] = {}
+    for info in pkgutil.iter_modules(mmgen.train.__path__):
+        module = importlib.import_module(f"mmgen.train.{info.name}")
+        for name, obj in vars(module).items():
+            if (inspect.isclass(obj) and obj.__module__ == module.__name__ and not name.startswith("_")
+                    and issubclass(obj, (L.LightningModule, L.LightningDataModule, L.Callback))):
+                out[name] = f"{obj.__module__}.{name}"
+    return out
+
+
+def resolve_help_names(argv: list[str]) -> list[str]:
+    """`--model.help DiTModule` -> `--model.help mmgen.train.dit_module.DiTModule` (jsonargparse
+    takes import paths only there); an unknown short name is refused naming the known ones."""
+    out, names = list(argv), None
+    for i, arg in enumerate(out):
+        key, eq, value = arg.partition("=")
+        if not key.endswith(".help") or not key.startswith("--"):
+            continue
+        if not eq:
+            if i + 1 >= len(out):
+                continue
+            value = out[i + 1]
+        if "." in value:
+            continue
+        names = short_class_names() if names is None else names
+        if value not in names:
+            raise MmgenError(f"{key} {value}: no mmgen class of that name; known: {', '.join(sorted(names))} "
+                             "(or give an import path, e.g. lightning.pytorch.callbacks.ModelCheckpoint)")
+        if eq:
+            out[i] = f"{key}={names[value]}"
+        else:
+            out[i + 1] = names[value]
+    return out
+
+
+def quiet_lightning_warnings() -> None:
+    """Hide the warnings every `mmgen fit` would print that no user can act on (call inside
+    `warnings.catch_warnings()`): `args=` is how mmgen hands the command line over; Lightning
+    calls jsonargparse APIs that jsonargparse deprecated and torch pytree names torch deprecated;
+    mmgen's systems keep their frozen parts (VAEs, condition encoders) in eval mode on purpose."""
+    from jsonargparse._deprecated import JsonargparseDeprecationWarning
+
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    warnings.filterwarnings("ignore", category=JsonargparseDeprecationWarning)
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+
+
 def run_lightning(command: str, argv: list[str]) -> int:
     """Run a LightningCLI sub-command (fit / validate / test) with the rest of the command line.
 
@@ -175,10 +231,15 @@ def run_lightning(command: str, argv: list[str]) -> int:
     if logging.getLogger().getEffectiveLevel() > logging.INFO:
         for name in ("lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    from mmgen.cli import FIT_EXAMPLES
+
+    argv = resolve_help_names(argv)
     no_exit = {"exit_on_error": False}  # parse errors raise, so they become one line below
+    sub_kwargs = {c: {**no_exit, "epilog": "examples:\n" + FIT_EXAMPLES.replace("mmgen fit", f"mmgen {c}")}
+                  for c in ("fit", "validate", "test")}
     try:
-        with warnings.catch_warnings():  # `args=` is how mmgen hands the command line over, not a mistake
-            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        with warnings.catch_warnings():
+            quiet_lightning_warnings()
             MmgenCLI(
                 model_class=None,
                 datamodule_class=None,
@@ -187,7 +248,7 @@ def run_lightning(command: str, argv: list[str]) -> int:
                 args=[command, *argv],
                 save_config_kwargs={"overwrite": True},
                 auto_configure_optimizers=False,
-                parser_kwargs={**no_exit, **{c: no_exit for c in ("fit", "validate", "test")}},
+                parser_kwargs={**no_exit, "prog": "mmgen", **sub_kwargs},
             )
     except Exception as err:
         mapped = _user_error(err, ())

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmgen.conditioning.video_sync import VideoSyncEncoder, front_features
+from mmgen.train.guards import check_export
 from mmgen.train.schedule import warmup_cosine_scheduler
 from mmgen.train.sync_audio import AudioSyncEncoder
 
@@ -94,6 +95,8 @@ class SyncModule(L.LightningModule):
         export_dir: where the trained VideoSyncEncoder is saved (save_pretrained) after fit, with
             its front-end statistics measured on every training clip (`set_front_stats`).
         audio_export_dir: where its audio partner is saved (only sync evaluation needs it).
+        overwrite_export: let the exports replace folders an earlier export wrote (checked
+            before the first step; a folder mmgen did not write is never replaced).
     """
 
     def __init__(
@@ -111,6 +114,7 @@ class SyncModule(L.LightningModule):
         gain_augment: float = 0.5,
         export_dir: str | None = None,
         audio_export_dir: str | None = None,
+        overwrite_export: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "audio"])
@@ -194,12 +198,18 @@ class SyncModule(L.LightningModule):
         scheduler = warmup_cosine_scheduler(optimizer, self.hparams.warmup_steps, total, self.hparams.min_lr_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def on_fit_start(self) -> None:
+        """The export folders are checked before training, not after the last step."""
+        hp = self.hparams
+        check_export(hp.export_dir, "pretrained model", hp.overwrite_export, "--model.init_args.export_dir")
+        check_export(hp.audio_export_dir, "pretrained model", hp.overwrite_export, "--model.init_args.audio_export_dir")
+
     def on_fit_end(self) -> None:
         """Measure the streamed front end's statistics on every training clip, then export."""
         train = getattr(getattr(self.trainer, "datamodule", None), "train_set", None)
         if train is not None and hasattr(train, "clips"):
             self.encoder.set_front_stats([c.diffs.to(self.device) for c in train.clips])
         if self.hparams.export_dir and self.trainer.is_global_zero:
-            self.encoder.save_pretrained(self.hparams.export_dir)
+            self.encoder.save_pretrained(self.hparams.export_dir, overwrite=self.hparams.overwrite_export)
         if self.hparams.audio_export_dir and self.trainer.is_global_zero:
-            self.audio.save_pretrained(self.hparams.audio_export_dir)
+            self.audio.save_pretrained(self.hparams.audio_export_dir, overwrite=self.hparams.overwrite_export)
