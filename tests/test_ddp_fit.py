@@ -29,8 +29,8 @@ def fit_argv(tmp: Path, root: Path, vaes: str, *extra: str) -> list[str]:
             "--data.init_args.val_fraction=0.0", "--model.init_args.model.init_args.d_model=32",
             "--model.init_args.model.init_args.depth=1", "--model.init_args.model.init_args.num_heads=2",
             # the tiny video VAE's latents come at 3.75 Hz, the shipped config's at 7.5 Hz
-            "--model.init_args.model.init_args.modalities={audio: {channels: 80, rate_hz: 7.5}, "
-            "motion: {channels: 16, rate_hz: 7.5}, video: {channels: 12, rate_hz: 3.75, spatial: [8, 8]}}",
+            ("--model.init_args.model.init_args.modalities={audio: {channels: 80, rate_hz: 7.5}, "
+             "motion: {channels: 16, rate_hz: 7.5}, video: {channels: 12, rate_hz: 3.75, spatial: [8, 8]}}"),
             f"--model.init_args.export_dir={tmp}/export", f"--trainer.default_root_dir={tmp}",
             f"--trainer.logger.init_args.save_dir={tmp}/logs", "--trainer.enable_progress_bar=false",
             "--trainer.enable_model_summary=false", "--trainer.log_every_n_steps=1", *extra]
