@@ -80,4 +80,4 @@ def test_chunked_audio_stays_close_to_the_whole_clip(shipped):
     assert wave.shape == x.shape and torch.isfinite(wave).all() and wave.abs().max() <= 1.0
 
 
-AUDIO_REL = 0.2
+AUDIO_REL = 0.05  # measured 0.018 on this clip (docs/long_form.md)

@@ -92,3 +92,17 @@ def test_bad_video_on_the_cli_is_one_line_exit_2_and_writes_nothing(tmp_path, ca
         assert code == 2, name
         assert len(err.splitlines()) == 1 and fragment in err and "--video" in err, (name, err)
         assert not out.exists() or not any(out.iterdir()), name
+
+
+def test_stick_figure_chunks_stream_into_the_same_mp4(tmp_path):
+    from mmgen.data.toydance.clip import generate_clip
+    from mmgen.io.export import save_video
+    from mmgen.io.render import iter_stick_figure, render_stick_figure
+
+    joints = generate_clip(2, seconds=2.0, render_video=False).joints
+    whole = render_stick_figure(joints, 30.0, size=32)
+    chunks = list(iter_stick_figure(joints, 30.0, size=32, chunk=7))
+    assert max(len(c) for c in chunks) == 7 and np.array_equal(np.concatenate(chunks), whole)
+    a = save_video(tmp_path / "a.mp4", whole, 30.0)
+    b = save_video(tmp_path / "b.mp4", iter_stick_figure(joints, 30.0, size=32, chunk=7), 30.0)
+    assert a.read_bytes() == b.read_bytes()

@@ -14,6 +14,7 @@ import logging
 import os
 import struct
 import zipfile
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -158,21 +159,31 @@ def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
 
 def save_video(
     path: str | os.PathLike,
-    frames: np.ndarray,
+    frames: np.ndarray | Iterable[np.ndarray],
     fps: float,
     audio: np.ndarray | None = None,
     sr: int | None = None,
     crf: int = 16,
     audio_bitrate: int = 128_000,
 ) -> Path:
-    """Write frames [F, H, W, 3] uint8 as an mp4 (H.264, yuv420p), muxing audio [S] as AAC if given.
+    """Write frames [F, H, W, 3] uint8 (or an iterable of such chunks, written as they come) as an
+    mp4 (H.264, yuv420p), muxing audio [S] as AAC if given.
 
     H and W must be even (yuv420p). decord reads the result; its audio decodes a few hundred
     samples longer than `audio` (AAC priming), so trim to the expected length when reading.
     """
+    import itertools
+
     import av
 
-    frames = np.asarray(frames)
+    chunks: Iterable[np.ndarray]
+    if isinstance(frames, np.ndarray):
+        chunks = [frames]
+    else:  # chunks [n, H, W, 3], written as they come (memory holds one)
+        it = iter(frames)
+        first = next(it, None)
+        frames = np.asarray(first) if first is not None else np.zeros((0, 2, 2, 3), np.uint8)
+        chunks = itertools.chain([frames], it)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0 or frames.dtype != np.uint8:
         raise ValueError(
             f"save_video({path}): frames must be uint8 [F, H, W, 3] with F > 0, got {frames.dtype} {frames.shape}"
@@ -204,10 +215,16 @@ def save_video(
             astream = container.add_stream("aac", rate=int(sr))
             astream.layout, astream.bit_rate = layout, audio_bitrate
             astream.codec_context.flags |= av.codec.context.Flags.bitexact
-        for i, frame in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
-            vf.pts = i
-            container.mux(vstream.encode(vf))
+        i = 0
+        for part in chunks:
+            part = np.asarray(part)
+            if part.shape[1:] != frames.shape[1:] or part.dtype != np.uint8:
+                raise ValueError(f"save_video({path}): a chunk of {part.dtype} {part.shape} among {frames.shape[1:]} frames")
+            for frame in part:
+                vf = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
+                vf.pts = i
+                container.mux(vstream.encode(vf))
+                i += 1
         container.mux(vstream.encode(None))
         if astream is not None:
             af = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio.T), format="fltp", layout=layout)

@@ -14,6 +14,8 @@ ToyDance videos and `mmgen.io.export` use this same renderer.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from mmgen.core.skeleton import SMPL24, Skeleton
@@ -113,7 +115,27 @@ def render_stick_figure(
     floor: bool = True,
     generated: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Render joints [T, J, 3] (y-up, metres) as stick-figure frames [F, size, size, 3] uint8.
+    """All frames of `iter_stick_figure` at once: [F, size, size, 3] uint8 (same arguments)."""
+    return np.concatenate(list(iter_stick_figure(
+        joints, fps, size, out_fps, skeleton, background, fill, line_width, floor, generated
+    )))
+
+
+def iter_stick_figure(
+    joints: np.ndarray,
+    fps: float,
+    size: int = 64,
+    out_fps: float | None = None,
+    skeleton: Skeleton = SMPL24,
+    background: Color = (24, 24, 32),
+    fill: float = 0.8,
+    line_width: float | None = None,
+    floor: bool = True,
+    generated: np.ndarray | None = None,
+    chunk: int = 256,
+) -> Iterator[np.ndarray]:
+    """Render joints [T, J, 3] (y-up, metres) as stick-figure frames, yielded in chunks of
+    [<= chunk, size, size, 3] uint8 (the view is fitted to the whole clip; memory holds one chunk).
 
     Args:
         fps: frame rate of `joints`; out_fps: frame rate of the video (default: the same).
@@ -156,18 +178,20 @@ def render_stick_figure(
     bone_depth = np.stack([(depth[:, p] + depth[:, j]) / 2 for p, j in bones], axis=1)  # [F, B]
     order = np.argsort(bone_depth, axis=1, kind="stable")  # [F, B]
 
-    out = np.empty((len(frames), size, size, 3), dtype=np.uint8)
     img = np.empty((size, size, 3), dtype=np.float32)
-    for f in range(len(frames)):
-        img[:] = background_img
-        for b in order[f]:
-            p, j = bones[b]
-            _draw_capsule(img, uv[f, p], uv[f, j], radius, colors[b])
-        if head is not None:
-            centre = uv[f, head] - np.array([0.0, scale * HEAD_RADIUS_M], np.float32)
-            _draw_disc(img, centre, scale * HEAD_RADIUS_M, head_color)
-        out[f] = np.clip(img + 0.5, 0, 255).astype(np.uint8)
-    return mark_generated(out, marked, copy=False)
+    for a in range(0, len(frames), chunk):  # the view is the whole clip's; frames go out `chunk` at a time
+        out = np.empty((min(chunk, len(frames) - a), size, size, 3), dtype=np.uint8)
+        for k in range(len(out)):
+            f = a + k
+            img[:] = background_img
+            for b in order[f]:
+                p, j = bones[b]
+                _draw_capsule(img, uv[f, p], uv[f, j], radius, colors[b])
+            if head is not None:
+                centre = uv[f, head] - np.array([0.0, scale * HEAD_RADIUS_M], np.float32)
+                _draw_disc(img, centre, scale * HEAD_RADIUS_M, head_color)
+            out[k] = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        yield mark_generated(out, marked[a : a + len(out)], copy=False)
 
 
 def mark_generated(frames: np.ndarray, generated: np.ndarray, copy: bool = True) -> np.ndarray:

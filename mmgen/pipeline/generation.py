@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +87,16 @@ class Generation:
             return None
         fps = float(self.fps or 0.0)
         return render_stick_figure(joints, fps, size=stick_size, generated=self._partial_span("motion")), fps
+
+    def example_video(self, i: int, stick_size: int = 128) -> tuple[Iterator[np.ndarray] | np.ndarray, float] | None:
+        """Like `example_frames`, but the stick figure comes as chunks rendered while they are
+        written (a 10-min dance is ~0.9 GB of 128 x 128 frames at once)."""
+        from mmgen.io.render import iter_stick_figure
+
+        if self.frames is not None or self.joints is None or self.joints[i].shape[1:] != (24, 3):
+            return self.example_frames(i, stick_size)
+        fps = float(self.fps or 0.0)
+        return iter_stick_figure(self.joints[i], fps, size=stick_size, generated=self._partial_span("motion")), fps
 
     def _partial_span(self, modality: str) -> np.ndarray | None:
         """The generated mask of `modality` if the model made some of its frames but not all (only
@@ -171,7 +181,7 @@ class Generation:
                     save_motion_npz(tmp / f"{name}.npz", stored, fps, task=self.task, seed=self.seed)
                     written.append(f"{name}.npz")
                     written += self._export_motion(tmp, name, joints, formats, rest)
-                video = self.example_frames(i, stick_size)
+                video = self.example_video(i, stick_size)
                 if video is not None:
                     mux = {"audio": audio, "sr": sr} if audio is not None else {}
                     save_video(tmp / f"{name}.mp4", video[0], video[1], **mux)
