@@ -56,7 +56,7 @@ def test_scatter_rows_is_the_adjoint_of_gather_rows():
 
 
 def test_bf16_autocast_keeps_the_residual_stream_in_float32():
-    x, shift, scale, gate, h, row = (t.float() if t.is_floating_point() else t for t in rows_and_index(False))
+    x, shift, scale, gate, _, row = (t.float() if t.is_floating_point() else t for t in rows_and_index(False))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = gated_residual(x, gate, norm_modulate(x, shift, scale, row).bfloat16(), row)
     assert y.dtype == torch.float32

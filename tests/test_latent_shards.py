@@ -31,17 +31,17 @@ def build(tmp_path, name, layout, workers=1, shard_size=2):
 
 def same_item(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
-    for key in a:
+    for key, value in a.items():
         if key == "latents":
-            assert a[key].keys() == b[key].keys()
-            for m in a[key]:
-                assert a[key][m].dtype == b[key][m].dtype and torch.equal(a[key][m], b[key][m]), m
+            assert value.keys() == b[key].keys()
+            for m, z in value.items():
+                assert z.dtype == b[key][m].dtype and torch.equal(z, b[key][m]), m
         elif key == "features":
-            for n in a[key]:
-                for x, y in zip(a[key][n], b[key][n]):
+            for n, pair in value.items():
+                for x, y in zip(pair, b[key][n]):
                     assert x.dtype == y.dtype and torch.equal(x, y), n
         else:
-            assert a[key] == b[key], key
+            assert value == b[key], key
 
 
 def test_shard_round_trip_equals_the_folder_cache_item_by_item(tmp_path):
