@@ -163,7 +163,9 @@ def write_config(path: Path, audio: str, condition: str, world: dict, cell: Path
     config = {
         "model": {"class_path": "mmgen.train.dit_module.DiTModule", "init_args": init},
         "data": {"class_path": "mmgen.train.data.LatentCacheDataModule",
-                 "init_args": {"root": str(cache), "window_seconds": 2.0, "batch_size": 2, "val_fraction": 0.0,
+                 # with video (3.75 Hz) the window must be whole video frames: 1.6 s = 6 (2 s would be 7.5)
+                 "init_args": {"root": str(cache), "window_seconds": 1.6 if "video" in names else 2.0,
+                               "batch_size": 2, "val_fraction": 0.0,
                                "modalities": names, "features": features,
                                "vaes": {n: str(specs[n] / "vae") for n in names}}},
         "trainer": {"max_steps": 3, "default_root_dir": str(cell), "enable_progress_bar": False,
