@@ -30,7 +30,7 @@ def test_mel_image_and_gif_summaries(tmp_path):
 
 @pytest.mark.slow
 def test_fit_logs_samples_to_tensorboard_without_warnings(cache, tmp_path):  # noqa: F811
-    root, media, _ = cache
+    _, media, _ = cache
     dit = MultimodalDiT({n: m.spec for n, m in media.items()}, d_model=32, depth=1, num_heads=2)
     Pipeline(dit, media).save_pretrained(tmp_path / "pipe")  # the VAEs the samples decode with
     callback = ("--trainer.callbacks=[{class_path: mmgen.train.sample_logging.SampleLogger, init_args: "

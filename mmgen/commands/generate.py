@@ -3,6 +3,7 @@
 mmgen generate --task dance2music --motion dance.npz --out out/
 mmgen generate --task music2dance --audio song.wav --out out/ --seconds 8 --steps 30
 mmgen generate --task music2dance --audio song.wav --out out/ --steps 12 --sampler unipc2 --grid log_snr
+mmgen generate --task dance2music --motion dance.npz --out out/ --dtype bf16 --device cuda
 mmgen generate --task interpolate --audio a.wav --motion a.npz --head 1 --tail 1 --out out/
 mmgen generate --task video2audio --video clip.mp4 --via motion --out out/
 mmgen generate --task joint --seconds 4 --cross-guidance 0.5 --caption "a calm waltz" --out out/
@@ -66,8 +67,9 @@ def _choice(kind: str, names: tuple[str, ...]) -> Any:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mmgen.diffusion import GRIDS, PRESETS, SAMPLERS
+    from mmgen.lm.pipeline import LM_TASKS
 
-    tasks = tuple(PRESETS)
+    tasks = (*PRESETS, *(t for t in LM_TASKS if t not in PRESETS))  # "music": the codebook LM only
     parser.add_argument(
         "--pipeline", help="pipeline folder, \"toydance\" or a Hugging Face Hub id owner/name (default: the shipped ToyDance checkpoint)"
     )
@@ -129,6 +131,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SMPL model folder for --export smpl (its rest joints; default: mmgen's approximate template)",
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
+        help="DiT precision (autocast): bf16 on recent CPUs / GPUs, fp16 on GPUs; docs/inference.md",
+    )
     lm = parser.add_argument_group("codebook LM baseline (docs/musicgen.md)")
     lm.add_argument(
         "--model-kind",
@@ -354,6 +360,7 @@ def run(args: argparse.Namespace) -> int:
         task_kwargs=task_kwargs(args),
         hop=args.hop,
         overlap=args.overlap,
+        dtype=args.dtype,
     )
     written = result.save(
         args.out, prefix=args.name, export=export, smpl_dir=args.smpl_dir, overwrite=args.overwrite
@@ -373,10 +380,11 @@ def run_lm(args: argparse.Namespace, directory: Path) -> int:
 
     if args.task not in LM_TASKS:
         raise ValueError(f"--task {args.task}: the codebook LM runs {', '.join(LM_TASKS)}")
-    dit_only = {"steps": "--steps", "sampler": "--sampler", "guidance": "--guidance", "cross_guidance": "--cross-guidance",
+    dit_only = {"steps": "--steps", "sampler": "--sampler", "grid": "--grid", "guidance": "--guidance", "cross_guidance": "--cross-guidance",
                 "caption": "--caption", "export": "--export", "smpl_dir": "--smpl-dir"}  # fmt: skip
     dit_only.update({k: f"--{k}" for k in (*SPAN_ARGS, "modalities", "conditions", "via") if k != "prefix"})
     used = [flag for key, flag in dit_only.items() if getattr(args, key) is not None]
+    used += ["--dtype"] if args.dtype != "fp32" else []
     if used:
         raise ValueError(f"{', '.join(used)}: not used by the codebook LM (see mmgen generate --help)")
     check_out(args)

@@ -158,8 +158,3 @@ class GroupedCond:
     def map(self, fn) -> GroupedCond:  # type: ignore[no-untyped-def]
         """The same groups with `fn` applied to every tensor of every Cond."""
         return GroupedCond(lambda dropped: self(dropped).map(fn), self.groups)
-
-    def crop_time(self, start_seconds: float, end_seconds: float, rate_hz: float) -> GroupedCond:
-        return GroupedCond(
-            lambda dropped: self(dropped).crop_time(start_seconds, end_seconds, rate_hz), self.groups
-        )

@@ -214,6 +214,7 @@ class Pipeline:
         task_kwargs: Mapping[str, Any] | None = None,
         hop: float | None = None,
         overlap: float | None = None,
+        dtype: str | torch.dtype | None = None,
         **sampling: Any,
     ) -> Generation:
         """Run a task on raw media.
@@ -248,10 +249,12 @@ class Pipeline:
                 they override `defaults.task_args` of the preset.
             hop, overlap: long-form seconds (any values; `mmgen.pipeline.long_form`): default
                 `defaults.hop`, overlap = window - hop.
+            dtype: "fp32" (default), "bf16" or "fp16": the DiT runs under autocast at that precision
+                (`mmgen.pipeline.precision`; speed and quality in docs/inference.md).
         """
         # 1. Check inputs
-        given = steps.check_inputs(
-            self, given, sampling, seconds=seconds, caption=caption, seed=seed, batch_size=batch_size,
+        given, dtype = steps.check_inputs(
+            self, given, sampling, dtype, seconds=seconds, caption=caption, seed=seed, batch_size=batch_size,
             long_form=long_form, task_kwargs=task_kwargs,
         )
         condition_inputs = steps.condition_inputs(self, caption, melody, melody_rate, image, quality)
@@ -277,6 +280,7 @@ class Pipeline:
             latents = steps.denoise(
                 self, task_obj, resolved, frames, latents_in, settings, seconds=seconds, long_form=long_form,
                 batch=batch, windows=windows, seed=seed, progress=progress, hop=hop, overlap=overlap,
+                dtype=dtype,
             )
             # 10. Decode, GIVEN frames pasted back
             return steps.decode(

@@ -8,7 +8,7 @@
     6. encode_inputs       GIVEN / EDIT inputs -> latents (generated spans blanked first)
     7. sampling_settings   defaults / settings + keyword overrides; guidance where it applies
     8. conditions          the per-window conditions: text, melody, image, quality, timing, streams
-    9. denoise             sample_masked over the clip, or sample_long in windows
+    9. denoise             sample_masked over the clip, or sample_long in windows (dtype: autocast DiT)
    10. decode              latents -> raw, GIVEN frames pasted back -> Generation
 
 Each step takes the pipeline and what the earlier steps returned; none keeps state.
@@ -36,6 +36,7 @@ from mmgen.pipeline.conditions import check_inputs as check_condition_inputs
 from mmgen.pipeline.generation import Generation
 from mmgen.pipeline.long_form import window_and_hop
 from mmgen.pipeline.media import blank_generated, check_raw, common_batch, decode_raw, to_generation
+from mmgen.pipeline.precision import parse_dtype, with_precision
 
 if TYPE_CHECKING:
     from mmgen.pipeline.pipeline import Pipeline
@@ -43,8 +44,11 @@ if TYPE_CHECKING:
 Raw = dict[str, torch.Tensor]
 
 
-def check_inputs(pipe: Pipeline, given: Any, sampling: Mapping[str, Any], **call: Any) -> dict[str, Any]:
-    """Step 1: every argument before any work; `given` as a dict naming only this pipeline's modalities."""
+def check_inputs(
+    pipe: Pipeline, given: Any, sampling: Mapping[str, Any], dtype: Any, **call: Any
+) -> tuple[dict[str, Any], torch.dtype]:
+    """Step 1: every argument before any work; `given` as a dict naming only this pipeline's
+    modalities, and the inference dtype."""
     known = {f.name for f in dataclasses.fields(SamplingSettings)}
     unknown = sorted(set(sampling) - known)
     if unknown:
@@ -56,7 +60,10 @@ def check_inputs(pipe: Pipeline, given: Any, sampling: Mapping[str, Any], **call
     unknown = sorted(set(given) - set(pipe.modalities))
     if unknown:
         raise ValueError(f"given names modalities {unknown} this pipeline lacks (has {sorted(pipe.modalities)})")
-    return given
+    try:
+        return given, parse_dtype(dtype)
+    except ValueError as err:
+        raise InputError(str(err)) from None
 
 
 def resolve_task(
@@ -211,19 +218,22 @@ def denoise(
     progress: bool,
     hop: float | None = None,
     overlap: float | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Latents:
     """Step 9: sample every latent the task generates (noise drawn from `seed` on the pipeline's device);
     long form in windows of the training window moving by `hop` (`mmgen.pipeline.long_form`), each
-    window with its own conditions (timing)."""
+    window with its own conditions (timing); the
+    DiT under autocast for a `dtype` other than float32 (`precision.py`)."""
     specs = {m: pipe.modalities[m].spec for m in pipe.modalities}
     uncond = None
     cond = windows.window(0.0, seconds) if windows is not None and not long_form else None
     generator = torch.Generator(device=pipe.device).manual_seed(int(seed))
+    model = with_precision(pipe.dit, pipe.device, dtype)
     if long_form:
         d = pipe.defaults
         window, hop = window_and_hop(d.window_seconds, d.hop, hop, overlap)
         return sample_long(
-            pipe.dit, task, specs, latents_in, seconds=seconds, window_seconds=window,
+            model, task, specs, latents_in, seconds=seconds, window_seconds=window,
             hop_seconds=hop, process=pipe.process, settings=settings, cond=cond, uncond=uncond,
             segment_seconds=pipe.dit.segment_seconds, batch_size=batch, generator=generator,
             device=pipe.device, progress=progress,
@@ -232,7 +242,7 @@ def denoise(
         )
     start, values = lay_task(resolved.start, specs, frames, latents_in, batch, pipe.device)
     return sample_masked(
-        pipe.dit, pipe.process, start, values, settings.make_grid(pipe.process), sampler=settings.sampler,
+        model, pipe.process, start, values, settings.make_grid(pipe.process), sampler=settings.sampler,
         eta=settings.eta, cond=cond, uncond=uncond, guidance=settings.guidance, cross_guidance=settings.cross,
         generator=generator, progress=progress,
     )

@@ -7,8 +7,7 @@ where the video is generated or absent its frames get the learned null.
 
     video (raw, given)  ─► conditioner.encode ─► Features [B, S_k] at the conditioner's rate
     start["video"] == 0 ─► stream_given_mask  ─► mask &= given          (interpolate: the ends)
-    ─► ConditionEncoder.grouped(...)          ─► GroupedCond over the whole clip; long form
-                                                 crops it per window (`GroupedCond.crop_time`)
+    ─► `mmgen.pipeline.conditions`           ─► each sampling window's GroupedCond (its seconds)
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import torch
 
 from mmgen.conditioning.base import Features
 from mmgen.conditioning.encoder import ConditionEncoder
-from mmgen.core.cond import GroupedCond
 from mmgen.dit.streams import stream_frames, stream_given_mask
 from mmgen.modalities.media import MediaModality
 
@@ -61,28 +59,3 @@ def stream_features(
         else:
             out[name] = c.absent(batch, frames)
     return out
-
-
-def grouped_conditions(
-    condition: ConditionEncoder,
-    modalities: Mapping[str, MediaModality],
-    raw: Mapping[str, torch.Tensor],
-    start: Mapping[str, torch.Tensor],
-    batch: int,
-    seconds: float,
-    text_inputs: Mapping[str, Any] | None,
-) -> GroupedCond:
-    """The GroupedCond over the whole clip: modality streams from the given inputs, text from
-    `text_inputs` (None: no caption, so the "text" group is dropped in every branch)."""
-    features = stream_features(condition, modalities, raw, start, batch, seconds)
-    inputs = dict(text_inputs) if text_inputs is not None else {}
-    others = [n for n in condition.conditioners if n not in features]
-    if others and text_inputs is None:
-        needed = sorted({k for n in others for k in condition.conditioners[n].keys})
-        inputs = {k: [""] * batch for k in needed}  # encoded, then dropped to the null below
-    frames = stream_frames(seconds, float(condition.aligned_rate_hz))  # type: ignore[arg-type]
-    grouped = condition.grouped(batch=inputs or None, features=features, aligned_frames=frames)
-    if text_inputs is None and others:
-        always = frozenset(condition.group_of[n] for n in others)
-        return GroupedCond(lambda dropped: grouped(frozenset(dropped) | always), grouped.groups)
-    return grouped
