@@ -159,6 +159,15 @@ def test_a_waveform_vae_pipeline_saves_loads_and_caches(tmp_path, joints):
     loaded = Pipeline.from_pretrained(tmp_path / "p")
     assert isinstance(loaded.modalities["audio"], WaveAudioModality)
     assert np.array_equal(loaded.generate("dance2music", {"motion": joints}, progress=False).audio, out.audio)
+    # chunked encode / decode (long clips) match the whole-clip runs
+    from mmgen.modalities.chunked import decode_long, encode_long
+
+    wave = torch.from_numpy(generate_clip(5, seconds=4.0, render_video=False).audio)[None]  # [1, 88200]: 30 frames
+    mod = media["audio"]
+    whole = mod.encode(wave)
+    torch.testing.assert_close(encode_long(mod, wave, chunk=8), whole, rtol=0, atol=1e-4)  # margin: WAVE_MARGIN
+    torch.testing.assert_close(decode_long(mod, whole, 88200, chunk=8), mod.decode(whole, 88200).cpu(),
+                               rtol=0, atol=1e-4)
 
     data = make_dataset(tmp_path / "data", clips=1, seconds=2.0, seed=3, progress=False)
     for name, folder in (("c1", tmp_path / "p" / "audio"), ("c2", tmp_path / "p" / "audio" / "vae")):

@@ -1,7 +1,7 @@
 """Every workflow through the CLI on tiny data: audio VAE kind x condition x (a conditional task, joint).
 
 One `mmgen cache` per audio kind encodes audio, motion and video with every condition's frozen
-features (`--condition` on a config holding all the conditioners). Each cell: `mmgen fit` (2 steps
+features (`--condition` on a config holding all the conditioners). Each cell: `mmgen fit` (3 steps
 of a tiny DiT on its modalities and its condition's cached features) -> a pipeline folder of the
 exported parts -> `mmgen generate` of the conditional task with the condition and its guidance
 group, without the condition, and the joint task. The condition must reach the sample (with !=
@@ -93,9 +93,9 @@ def conditioner(condition: str, world: dict) -> tuple[dict, dict, dict]:
                 {"aligned_dim": 8, "aligned_rate_hz": 7.5, "aligned_targets": ["audio"]}, {})
     if condition == "image":
         args = {"dim": 16, "model": world["clip"], "pretrained": None, "key": "video", "frames_per_clip": 1,
-                "feature_dim": 16, "target": "global"}
+                "feature_dim": 16}
         return ({"conditioners": {"image": {"class_path": c + "clip_image.CLIPImageConditioner", "init_args": args}},
-                 "pooled_dim": 16, "groups": {"image": "image"}}, {"pooled_dim": 16}, {})
+                 "context_dim": 16, "groups": {"image": "image"}}, {"context_dim": 16}, {})
     if condition == "quality":
         return ({"conditioners": {"quality": {"class_path": c + "quality.QualityConditioner", "init_args": {"dim": 8}}},
                  "prefix_dim": 8, "groups": {"quality": "quality"}}, {"prefix_dim": 8}, {})
@@ -163,10 +163,12 @@ def write_config(path: Path, audio: str, condition: str, world: dict, cell: Path
     config = {
         "model": {"class_path": "mmgen.train.dit_module.DiTModule", "init_args": init},
         "data": {"class_path": "mmgen.train.data.LatentCacheDataModule",
-                 "init_args": {"root": str(cache), "window_seconds": 2.0, "batch_size": 2, "val_fraction": 0.0,
+                 # with video (3.75 Hz) the window must be whole video frames: 1.6 s = 6 (2 s would be 7.5)
+                 "init_args": {"root": str(cache), "window_seconds": 1.6 if "video" in names else 2.0,
+                               "batch_size": 2, "val_fraction": 0.0,
                                "modalities": names, "features": features,
                                "vaes": {n: str(specs[n] / "vae") for n in names}}},
-        "trainer": {"max_steps": 2, "default_root_dir": str(cell), "enable_progress_bar": False,
+        "trainer": {"max_steps": 3, "default_root_dir": str(cell), "enable_progress_bar": False,
                     "enable_model_summary": False, "enable_checkpointing": False,
                     "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(cell)}}},
     }

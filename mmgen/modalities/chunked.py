@@ -19,6 +19,9 @@ Per kind (`encode_long` / `decode_long`, used by `mmgen.pipeline`):
             GroupNorm takes statistics over its whole input (so no margin makes a chunk equal the
             whole clip; chunks of 64 latent frames, 8.5 s, are close to the 4-s training clips),
             and Griffin-Lim draws its own phases per chunk (a hard cut would click)
+    audio_wave  waveform -> WaveVAE chunked both ways, hard cuts (convolutional and deterministic),
+            with a margin of at least WAVE_MARGIN latent frames: the residual units' dilations
+            (1, 3, 9, kernel 7) at the deepest stages reach ~12 latent frames to each side
     motion  joints -> kinematic features (whole clip, cheap) -> MotionVAE chunked; decoding: VAE
             chunked to features, then one integration over the whole clip (root trajectory)
 """
@@ -29,11 +32,12 @@ from collections.abc import Callable
 
 import torch
 
-from mmgen.modalities.media import AudioModality, MediaModality, MotionModality, VideoModality
+from mmgen.modalities.media import AudioModality, MediaModality, MotionModality, VideoModality, WaveAudioModality
 from mmgen.modalities.video_codec import features_to_frames, frames_to_features
 
 CHUNK = 64  # latent frames per chunk
 MARGIN = 8  # latent frames of context on each side
+WAVE_MARGIN = 16  # the WaveVAE's reach, latent frames (see the module docstring)
 
 
 def _bounds(n: int, chunk: int, margin: int) -> list[tuple[int, int, int, int]]:
@@ -118,6 +122,9 @@ def encode_long(mod: MediaModality, raw: torch.Tensor, chunk: int = CHUNK, margi
         return run_chunked(  # GroupNorm statistics span the chunk: cross-fade the latents across seams
             lambda w: mod.encode(w.to(device)).cpu(), raw, _per_latent(mod), 1, chunk=chunk, margin=margin, fade=margin
         )
+    if isinstance(mod, WaveAudioModality):
+        return run_chunked(lambda w: mod.encode(w.to(device)).cpu(), raw, _per_latent(mod), 1, chunk=chunk,
+                           margin=max(margin, WAVE_MARGIN))
     return mod.encode(raw).cpu()
 
 
@@ -163,4 +170,9 @@ def decode_long(
             mel, per, per * hop, chunk=chunk, margin=margin, fade=margin * per * hop, in_dim=2, out_dim=1,
         )  # [B, S]
         return torch.nn.functional.pad(wave, (0, max(0, num - wave.shape[1])))[:, :num].clamp(-1.0, 1.0)
+    if isinstance(mod, WaveAudioModality):
+        per = _per_latent(mod)  # samples per latent frame (the hop)
+        wave = run_chunked(lambda q: mod.decode(q, q.shape[1] * per).cpu(), z, 1, per, chunk=chunk,
+                           margin=max(margin, WAVE_MARGIN))
+        return torch.nn.functional.pad(wave, (0, max(0, num - wave.shape[1])))[:, :num]
     raise TypeError(f"decode_long: no chunked decoding for {type(mod).__name__}")
