@@ -27,6 +27,12 @@ def test_margins_covering_the_receptive_field_give_the_whole_clip_exactly():
     torch.testing.assert_close(faded, whole, atol=1e-6, rtol=0)  # blending two equal pieces changes nothing
     with pytest.raises(ValueError, match="fade"):
         run_chunked(fn, x, 1, 2, chunk=5, margin=1, fade=3)
+    # a clip ending 1 frame past a chunk boundary: the last piece (1 frame + half a fade) is
+    # shorter than the fade; the ramp stops at the clip's end (60 s of audio crashed here)
+    short_tail = torch.randn(2, 36, 3)
+    with torch.no_grad():
+        faded = run_chunked(fn, short_tail, 1, 2, chunk=5, margin=4, fade=6)
+    torch.testing.assert_close(faded, fn(short_tail), atol=1e-6, rtol=0)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +55,9 @@ def shipped():
 
 # (encode, decode) max abs difference allowed, chunks of 4 latent frames with 8 of context; the
 # video VAE is causal with per-voxel norms and the motion VAE uses per-frame norms, so they match
-# the whole clip to float rounding (video decode in uint8 levels)
-TOLERANCE = {"video": (1e-4, 1), "motion": (1e-4, 1e-4)}
+# the whole clip closely (video decode in uint8 levels). The 7.5-Hz video VAE's 8 latent frames
+# of context are 16 raw frames, a little short of its encoder's reach: 1.5e-3 measured.
+TOLERANCE = {"video": (5e-3, 1), "motion": (1e-4, 1e-4)}
 
 
 @pytest.mark.parametrize("name", ["video", "motion"])

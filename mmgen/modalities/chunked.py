@@ -81,18 +81,22 @@ def run_chunked(
 
 
 def _crossfade(pieces: list[torch.Tensor], fade: int, dim: int) -> torch.Tensor:
-    """Join pieces that overlap by `fade` samples along `dim`, ramping linearly from one to the next."""
-    ramp = (torch.arange(fade, dtype=torch.float32) + 0.5) / fade  # [fade] 0 -> 1
+    """Join pieces that overlap by `fade` samples along `dim`, ramping linearly from one to the next.
+
+    A last piece shorter than `fade` (a clip ending just past a chunk boundary) overlaps its
+    predecessor by its own length only: both were cut at the clip's end, so the ramp stops there.
+    """
     shape = [1] * pieces[0].ndim
-    shape[dim] = fade
-    ramp = ramp.reshape(shape).to(pieces[0].device)
     out = [pieces[0]]
     for nxt in pieces[1:]:
         prev = out.pop()
+        f = min(fade, nxt.shape[dim], prev.shape[dim])
+        shape[dim] = f
+        ramp = ((torch.arange(f, dtype=torch.float32) + 0.5) / fade).reshape(shape).to(prev.device)  # 0 -> 1
         p_len = prev.shape[dim]
-        head, tail = prev.narrow(dim, 0, p_len - fade), prev.narrow(dim, p_len - fade, fade)
-        mixed = tail * (1 - ramp) + nxt.narrow(dim, 0, fade) * ramp
-        out += [head, mixed, nxt.narrow(dim, fade, nxt.shape[dim] - fade)]
+        head, tail = prev.narrow(dim, 0, p_len - f), prev.narrow(dim, p_len - f, f)
+        mixed = tail * (1 - ramp) + nxt.narrow(dim, 0, f) * ramp
+        out += [head, mixed, nxt.narrow(dim, f, nxt.shape[dim] - f)]
     return torch.cat(out, dim=dim)
 
 
