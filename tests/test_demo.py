@@ -135,5 +135,5 @@ def test_shipped_video_vae_keeps_part_of_the_beat():
     own = np.mean([video_beat_alignment(v, fps, c.beat_times) for v, c in zip(decoded, clips)])
     other = np.mean([video_beat_alignment(decoded[perm[i]], fps, c.beat_times) for i, c in enumerate(clips)])
     truth = np.mean([video_beat_alignment(c.video, fps, c.beat_times) for c in clips])
-    assert own >= other + 0.1  # measured 0.43 vs 0.21
-    assert own <= truth - 0.1  # measured 0.79: the decoder blurs the pauses
+    assert own >= other + 0.1  # measured 0.70 (the 3.75-Hz VAE: 0.43) vs 0.21
+    assert own < truth  # measured 0.79: the decoder still blurs some pauses

@@ -167,7 +167,7 @@ def sample_masked(
 
 
 def broadcast_cond(cond: Cond | GroupedCond | None, batch: int, what: str) -> Cond | GroupedCond | None:
-    if cond is None or isinstance(cond, GroupedCond) or cond.batch_size in (None, batch):
+    if cond is None or cond.batch_size in (None, batch):  # a GroupedCond answers for its Conds
         return cond
     if cond.batch_size == 1:
         return cond.map(lambda v: v.expand(batch, *v.shape[1:]))
