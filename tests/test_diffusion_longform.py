@@ -5,8 +5,8 @@ import torch
 
 from mmgen.core.timeline import ModalitySpec
 from mmgen.diffusion import VPCosine, sample_long
-from mmgen.diffusion.window_plan import nominal_starts, plan_windows
 from mmgen.diffusion.tasks import continuation, dance2music, joint
+from mmgen.diffusion.window_plan import nominal_starts, plan_windows
 
 X0 = VPCosine(prediction="x0")
 

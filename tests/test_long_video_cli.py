@@ -3,8 +3,6 @@ lengths, windows and files, not quality)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf

@@ -7,7 +7,6 @@ never imports `mmgen.dit` (or modalities / data / train).
 from mmgen.diffusion.grids import GRIDS, check_grid, karras_grid, log_snr_grid, make_grid, uniform_grid
 from mmgen.diffusion.guidance import CrossGuidance, GuidedDenoiser
 from mmgen.diffusion.longform import sample_long
-from mmgen.diffusion.window_plan import plan_windows
 from mmgen.diffusion.loss import denoising_loss
 from mmgen.diffusion.noise_levels import MoNLConfig, NoiseLevels, apply_null_text, sample_levels
 from mmgen.diffusion.process import DiscreteVP, Process, RectifiedFlow, VPCosine
@@ -24,6 +23,7 @@ from mmgen.diffusion.tasks import (
     Task,
     get_task,
 )
+from mmgen.diffusion.window_plan import plan_windows
 
 __all__ = [
     "ABSENT",

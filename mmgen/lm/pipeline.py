@@ -105,8 +105,8 @@ class LMPipeline:
     # ------------------------------------------------------------------ folders
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu") -> LMPipeline:
-        from mmgen.pipeline.load import load_modalities, load_part
         from mmgen.pipeline.config import part_path, read_config
+        from mmgen.pipeline.load import load_modalities, load_part
 
         directory = Path(directory)
         path = directory / CONFIG_NAME

@@ -8,7 +8,6 @@ a KV cache, and prompts (music continuation: the prompt's codes are kept, the re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch

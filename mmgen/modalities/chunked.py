@@ -32,7 +32,13 @@ from collections.abc import Callable
 
 import torch
 
-from mmgen.modalities.media import AudioModality, MediaModality, MotionModality, VideoModality, WaveAudioModality
+from mmgen.modalities.media import (
+    AudioModality,
+    MediaModality,
+    MotionModality,
+    VideoModality,
+    WaveAudioModality,
+)
 from mmgen.modalities.video_codec import features_to_frames, frames_to_features
 
 CHUNK = 64  # latent frames per chunk
