@@ -10,24 +10,23 @@ Workers are forked (the DataLoader's default on Linux): `fn` may be a closure, n
 pickled on the way in. Each worker runs torch on one thread (the DataLoader sets it), so N workers
 use N cores.
 
-numba (librosa's beat tracking, onset strength) caches compiled functions on disk, and several
-processes filling one cache at once segfault (numba#10128). So each worker gets its own
-NUMBA_CACHE_DIR before it imports anything numba-compiled, and librosa's beat tracker, if the
-parent already imported it (its cache locations are then fixed), is compiled once in the parent
-first: forked workers inherit the compiled code and never touch the disk cache.
+numba (librosa's beat tracking, onset detection) caches compiled functions on disk, and several
+processes filling one cache at once segfault (numba#10128). mmgen's own cache is filled under a
+file lock (`mmgen.core.numba_cache`), so workers share it safely: the first to need a kernel
+compiles it while the others wait, then all read it. If the parent has already imported librosa,
+the kernels are compiled (or loaded) there first and forked workers inherit them.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import torch
+
+from mmgen.core.numba_cache import warm_librosa
 
 log = logging.getLogger(__name__)
 
@@ -59,33 +58,11 @@ def _as_is(value: Any) -> Any:
     return value
 
 
-class _WorkerInit:
-    """Give worker k its own NUMBA_CACHE_DIR (under one temp folder the parent removes)."""
-
-    def __init__(self, root: str) -> None:
-        self.root = root
-
-    def __call__(self, worker_id: int) -> None:
-        path = os.path.join(self.root, f"numba-{worker_id}")
-        os.makedirs(path, exist_ok=True)
-        os.environ["NUMBA_CACHE_DIR"] = path
-        if "numba" in sys.modules:  # functions decorated from now on use the worker's folder
-            from numba.core import config
-
-            config.reload_config()
-
-
 def warm_numba() -> None:
-    """Compile librosa's beat tracker (onset strength + dynamic programming) in this process if
-    librosa is already imported, so forked workers inherit compiled code instead of racing to fill
-    the shared disk cache. Does nothing (and imports nothing) otherwise."""
-    if "librosa" not in sys.modules:
-        return
-    import librosa
-    import numpy as np
-
-    y = np.random.default_rng(0).standard_normal(22050).astype(np.float32)
-    librosa.beat.beat_track(y=y, sr=22050)
+    """Compile (or load) librosa's beat and onset kernels here if librosa is already imported, so
+    forked workers inherit them. Does nothing (and imports nothing) otherwise."""
+    if "librosa" in sys.modules:
+        warm_librosa()
 
 
 def ordered_map(
@@ -102,18 +79,13 @@ def ordered_map(
             yield fn(item)
         return
     warm_numba()
-    root = tempfile.mkdtemp(prefix="mmgen-workers-")
-    try:
-        loader = torch.utils.data.DataLoader(
-            _Mapped(fn, items),
-            batch_size=None,
-            num_workers=min(workers, len(items)),
-            collate_fn=_as_is,
-            worker_init_fn=_WorkerInit(root),
-            prefetch_factor=prefetch,
-            multiprocessing_context="fork",
-        )
-        log.info("parallel map: %d items on %d workers", len(items), loader.num_workers)
-        yield from loader
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    loader = torch.utils.data.DataLoader(
+        _Mapped(fn, items),
+        batch_size=None,
+        num_workers=min(workers, len(items)),
+        collate_fn=_as_is,
+        prefetch_factor=prefetch,
+        multiprocessing_context="fork",
+    )
+    log.info("parallel map: %d items on %d workers", len(items), loader.num_workers)
+    yield from loader

@@ -90,8 +90,10 @@ def bailando_music_beats(audio: np.ndarray, sr: int) -> np.ndarray:
     """Bailando's music beats (seconds, on the 60-fps grid) of a mono waveform (see the module docstring)."""
     import librosa
 
+    from mmgen.core.numba_cache import warm_librosa
     from mmgen.io.audio import resample_audio
 
+    warm_librosa()  # beat_track's kernels: compiled under mmgen's cache lock, not raced
     y = resample_audio(np.asarray(audio, dtype=np.float32), int(sr), BAILANDO_MUSIC_SR)
     _, percussive = librosa.effects.hpss(y)
     envelope = librosa.onset.onset_strength(y=percussive, sr=BAILANDO_MUSIC_SR, aggregate=np.median)
