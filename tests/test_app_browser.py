@@ -87,6 +87,28 @@ def dance_npz(path: Path) -> Path:
     return save_motion_npz(path, clip.joints, clip.fps)
 
 
+def upload(page, elem_id: str, path: Path, attempts: int = 3) -> None:
+    """Put `path` into the file box `elem_id` once the box is shown, and wait until it lists the file.
+
+    The box appears after a server round trip (the input source radio); Gradio may mount its file
+    input more than once while it settles, and a file set on an input it then replaces is dropped
+    (seen once in CI on a loaded machine). So: wait for the box, upload, and upload again if the
+    file does not show up.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.locator(f"#{elem_id}")
+    box.wait_for(state="visible")
+    for _ in range(attempts):
+        box.locator("input[type=file]").set_input_files(str(path))
+        try:
+            box.get_by_text(path.name).wait_for(timeout=30_000)
+            return
+        except PlaywrightTimeout:
+            pass
+    raise AssertionError(f"#{elem_id} never listed {path.name}; the box shows: {box.inner_text()!r}")
+
+
 def pick(page, elem_id: str, option: str) -> None:
     page.locator(f"#{elem_id} input").click()
     page.get_by_role("option", name=option, exact=True).click()
@@ -100,8 +122,7 @@ def test_dance2music_in_the_browser_plays_a_wav_as_long_as_the_dance(app_url, pa
     page.on("request", lambda r: None if r.url.startswith(local) else outside.append(r.url))
     page.goto(app_url)
     page.get_by_label("my files").check()
-    page.locator("#motion input[type=file]").set_input_files(str(dance_npz(tmp_path / "dance.npz")))
-    page.locator("#motion").get_by_text("dance.npz").wait_for()
+    upload(page, "motion", dance_npz(tmp_path / "dance.npz"))
 
     # each task shows the span boxes it takes, and only those
     for task, shown in (("interpolate", {"head", "tail"}), ("edit", {"start", "end", "t0"})):
