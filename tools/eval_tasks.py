@@ -1,13 +1,16 @@
-"""Score a pipeline's video tasks on held-out ToyDance clips over several sampling seeds.
+"""Score a pipeline's tasks on held-out ToyDance clips over several sampling seeds.
 
 The demo scores 8 clips with one seed; a design choice is judged here instead: `--clips` per
 validation set (seeds 20000 and 30000, never the demo's 10000), tempi spread over the range, each
 task run with every `--seeds` value, and each row averaged over clips and seeds. The rows are the
-demo's own (`mmgen.demo.tasks`): video -> audio beat F and tempo, audio -> video beat alignment
-against the shuffled pairing and the VAE round trip, interpolation MPJPE against the linear blend.
+demo's own (`mmgen.demo.tasks`): dance / video -> music beat F and tempo, music -> dance BAS and
+PFC, audio -> video beat alignment against the shuffled pairing and the VAE round trip, joint
+BAS between the generated dance and music (with and without cross-guidance), interpolation MPJPE
+against the linear blend. Sampler settings (`--sampler`, `--grid`, `--steps`) compare step counts.
 
-    python tools/eval_video_tasks.py --pipeline checkpoints/toydance --clips 36 --seeds 0,1,2 \
-        --out work/eval_video.json [--set video2audio.via=] [--guidance video=2]
+    python tools/eval_tasks.py --pipeline checkpoints/toydance --clips 36 --seeds 0,1,2 \
+        --out work/eval_video.json [--set video2audio.via=] [--tasks dance2music,music2dance]
+    python tools/eval_tasks.py --tasks dance2music,music2dance --steps 12 --sampler unipc2 --grid log_snr
 """
 
 from __future__ import annotations
@@ -24,25 +27,39 @@ import numpy as np
 
 from mmgen.data.toydance import generate_clip
 from mmgen.demo.tasks import (
+    Row,
+    dance_for_music,
     interpolation_rows,
+    joint_sync,
     music_for_dance,
     run_generation,
     shuffled_pairs,
+    vae_round_trip,
     video_for_music,
     video_round_trip,
 )
 from mmgen.pipeline import Pipeline
 
 SETS = (20000, 30000)
-TASKS = ("video2audio", "audio2video", "interpolate")
+TASKS = ("dance2music", "music2dance", "video2audio", "audio2video", "joint", "interpolate")
 
 
 def clips_of(first_seed: int, count: int, seconds: float) -> list:
-    return [generate_clip(first_seed + i, seconds=seconds, tempo_position=i / (count - 1)) for i in range(count)]
+    return [
+        generate_clip(first_seed + i, seconds=seconds, tempo_position=i / (count - 1)) for i in range(count)
+    ]
 
 
-def score_set(pipe: Pipeline, clips: list, seed: int, steps: int, seconds: float, tasks: list[str],
-              task_kwargs: dict[str, dict]) -> list:
+def score_set(
+    pipe: Pipeline,
+    clips: list,
+    seed: int,
+    steps: int,
+    seconds: float,
+    tasks: list[str],
+    task_kwargs: dict[str, dict],
+    sampling: dict,
+) -> list:
     stack = {
         "motion": np.stack([c.joints[: round(seconds * c.fps)] for c in clips]),
         "audio": np.stack([c.audio[: round(seconds * c.sample_rate)] for c in clips]),
@@ -52,7 +69,34 @@ def score_set(pipe: Pipeline, clips: list, seed: int, steps: int, seconds: float
     rows = []
     for task in tasks:
         kw = {"task_kwargs": task_kwargs[task]} if task in task_kwargs else {}
-        if task == "video2audio":
+        kw.update(sampling)
+        if task == "dance2music":
+            gen = run_generation(pipe, task, {"motion": stack["motion"]}, seconds, steps, seed, **kw)
+            rows += music_for_dance(task, gen, clips, perm, min_f=0.8)
+        elif task == "music2dance":
+            gen = run_generation(pipe, task, {"audio": stack["audio"]}, seconds, steps, seed, **kw)
+            rows += dance_for_music(task, gen, clips, perm, vae_round_trip(pipe, stack["motion"]))
+        elif task == "joint":
+            kw["task_kwargs"] = {"modalities": ("audio", "motion"), **kw.get("task_kwargs", {})}
+            kw["batch_size"] = len(clips)
+            crossed = joint_sync(
+                task, run_generation(pipe, task, {}, seconds, steps, seed, cross_guidance=True, **kw)
+            )
+            plain = joint_sync(
+                task, run_generation(pipe, task, {}, seconds, steps, seed, cross_guidance=False, **kw)
+            )
+            rows.append(
+                Row(
+                    task,
+                    "BAS between generated dance and generated music (cross-guided)",
+                    crossed,
+                    None,
+                    plain,
+                    "> without cross-guidance",
+                    crossed > plain,
+                )
+            )
+        elif task == "video2audio":
             gen = run_generation(pipe, task, {"video": stack["video"]}, seconds, steps, seed, **kw)
             rows += music_for_dance(task, gen, clips, perm, min_f=0.75)
         elif task == "audio2video":
@@ -76,7 +120,9 @@ def parse_sets(items: list[str]) -> dict[str, dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pipeline", type=Path, default=Path("checkpoints/toydance"))
     parser.add_argument("--clips", type=int, default=36, help="clips per validation set (2 sets)")
     parser.add_argument("--seeds", default="0,1,2")
@@ -84,29 +130,45 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--set", action="append", default=[], help="task keyword, e.g. video2audio.via=")
+    parser.add_argument("--sampler", default=None, help="sampler (default: the pipeline's)")
+    parser.add_argument(
+        "--grid", default=None, help="time grid: uniform, log_snr, karras (default: the pipeline's)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     args = parser.parse_args()
     pipe = Pipeline.from_pretrained(args.pipeline)
     steps = args.steps or pipe.defaults.steps
     seeds = [int(s) for s in args.seeds.split(",")]
     tasks = [t for t in args.tasks.split(",") if t]
+    if any(t not in TASKS for t in tasks):
+        parser.error(f"--tasks: choose from {', '.join(TASKS)}")
     task_kwargs = parse_sets(args.set)
+    sampling = {k: v for k, v in (("sampler", args.sampler), ("grid", args.grid)) if v is not None}
     sums: dict[tuple[str, str], list[list[float]]] = defaultdict(lambda: [[], [], []])
     start = time.perf_counter()
     for first in SETS:
         clips = clips_of(first, args.clips, args.seconds)
         for seed in seeds:
-            for r in score_set(pipe, clips, seed, steps, args.seconds, tasks, task_kwargs):
+            for r in score_set(pipe, clips, seed, steps, args.seconds, tasks, task_kwargs, sampling):
                 acc = sums[(r.task, r.metric)]
                 for i, v in enumerate((r.generated, r.ground_truth, r.baseline)):
                     if v is not None and not (isinstance(v, float) and math.isnan(v)):
                         acc[i].append(float(v))
             print(f"set {first} seed {seed} done ({time.perf_counter() - start:.0f} s)", flush=True)
     table = [
-        {"task": t, "metric": m, **{k: (float(np.mean(v)) if v else None) for k, v in zip(("generated", "truth", "baseline"), acc)}}
+        {
+            "task": t,
+            "metric": m,
+            **{
+                k: (float(np.mean(v)) if v else None) for k, v in zip(("generated", "truth", "baseline"), acc)
+            },
+        }
         for (t, m), acc in sums.items()
     ]
-    print(f"{args.pipeline}: {2 * args.clips} clips x seeds {seeds}, {steps} steps, {task_kwargs or 'pipeline defaults'}")
+    print(
+        f"{args.pipeline}: {2 * args.clips} clips x seeds {seeds}, {steps} steps, {sampling or 'default sampler'}, "
+        f"{task_kwargs or 'pipeline task defaults'}"
+    )
     print("| task | metric | generated | ground truth | shuffled / baseline |\n|---|---|---|---|---|")
     for row in table:
         cells = [f"{row[k]:.3f}" if row[k] is not None else "" for k in ("generated", "truth", "baseline")]
@@ -114,8 +176,20 @@ def main() -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pipeline": str(args.pipeline), "clips": 2 * args.clips, "seeds": seeds,
-                                   "steps": steps, "task_kwargs": task_kwargs, "rows": table}, indent=1))
+        tmp.write_text(
+            json.dumps(
+                {
+                    "pipeline": str(args.pipeline),
+                    "clips": 2 * args.clips,
+                    "seeds": seeds,
+                    "steps": steps,
+                    "sampling": sampling,
+                    "task_kwargs": task_kwargs,
+                    "rows": table,
+                },
+                indent=1,
+            )
+        )
         tmp.replace(args.out)
     return 0
 
