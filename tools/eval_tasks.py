@@ -16,6 +16,7 @@ against the linear blend. Sampler settings (`--sampler`, `--grid`, `--steps`) co
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -38,10 +39,20 @@ from mmgen.demo.tasks import (
     video_for_music,
     video_round_trip,
 )
+from mmgen.diffusion.guidance import CrossGuidance
 from mmgen.pipeline import Pipeline
 
 SETS = (20000, 30000)
 TASKS = ("dance2music", "music2dance", "video2audio", "audio2video", "joint", "interpolate")
+GIVEN = {  # what each task is given of a clip
+    "dance2music": ("motion",),
+    "music2dance": ("audio",),
+    "video2audio": ("video",),
+    "audio2video": ("audio",),
+    "joint": (),
+    "interpolate": ("motion", "audio", "video"),  # the ends of each
+}
+TASK_ARGS = {"joint": {"modalities": ("audio", "motion")}, "interpolate": {"head": 1.0, "tail": 1.0}}
 
 
 def clips_of(first_seed: int, count: int, seconds: float) -> list:
@@ -59,6 +70,7 @@ def score_set(
     tasks: list[str],
     task_kwargs: dict[str, dict],
     sampling: dict,
+    cross: CrossGuidance,
 ) -> list:
     stack = {
         "motion": np.stack([c.joints[: round(seconds * c.fps)] for c in clips]),
@@ -68,43 +80,35 @@ def score_set(
     perm = shuffled_pairs(clips)
     rows = []
     for task in tasks:
-        kw = {"task_kwargs": task_kwargs[task]} if task in task_kwargs else {}
-        kw.update(sampling)
-        if task == "dance2music":
-            gen = run_generation(pipe, task, {"motion": stack["motion"]}, seconds, steps, seed, **kw)
-            rows += music_for_dance(task, gen, clips, perm, min_f=0.8)
-        elif task == "music2dance":
-            gen = run_generation(pipe, task, {"audio": stack["audio"]}, seconds, steps, seed, **kw)
-            rows += dance_for_music(task, gen, clips, perm, vae_round_trip(pipe, stack["motion"]))
-        elif task == "joint":
-            kw["task_kwargs"] = {"modalities": ("audio", "motion"), **kw.get("task_kwargs", {})}
+        given = {m: stack[m] for m in GIVEN[task]}
+        kw = {k: v for k, v in sampling.items() if k != "guidance"}
+        kw["task_kwargs"] = {**TASK_ARGS.get(task, {}), **task_kwargs.get(task, {})}
+        if "guidance" in sampling:  # only the groups this task is given; the others have no condition
+            kw["guidance"] = {g: v for g, v in sampling["guidance"].items() if g in given}
+        if task == "joint":
             kw["batch_size"] = len(clips)
-            crossed = joint_sync(
-                task, run_generation(pipe, task, {}, seconds, steps, seed, cross_guidance=True, **kw)
-            )
-            plain = joint_sync(
-                task, run_generation(pipe, task, {}, seconds, steps, seed, cross_guidance=False, **kw)
-            )
+            crossed = run_generation(pipe, task, given, seconds, steps, seed, cross_guidance=cross, **kw)
+            plain = run_generation(pipe, task, given, seconds, steps, seed, cross_guidance=False, **kw)
             rows.append(
                 Row(
                     task,
                     "BAS between generated dance and generated music (cross-guided)",
-                    crossed,
+                    joint_sync(task, crossed),
                     None,
-                    plain,
+                    joint_sync(task, plain),
                     "> without cross-guidance",
-                    crossed > plain,
+                    joint_sync(task, crossed) > joint_sync(task, plain),
                 )
             )
-        elif task == "video2audio":
-            gen = run_generation(pipe, task, {"video": stack["video"]}, seconds, steps, seed, **kw)
-            rows += music_for_dance(task, gen, clips, perm, min_f=0.75)
+            continue
+        gen = run_generation(pipe, task, given, seconds, steps, seed, **kw)
+        if task in ("dance2music", "video2audio"):
+            rows += music_for_dance(task, gen, clips, perm, min_f=0.8 if task == "dance2music" else 0.75)
+        elif task == "music2dance":
+            rows += dance_for_music(task, gen, clips, perm, vae_round_trip(pipe, stack["motion"]))
         elif task == "audio2video":
-            gen = run_generation(pipe, task, {"audio": stack["audio"]}, seconds, steps, seed, **kw)
             rows += video_for_music(task, gen, clips, perm, video_round_trip(pipe, stack["video"]))
         else:
-            kw = {"task_kwargs": {"head": 1.0, "tail": 1.0, **task_kwargs.get(task, {})}}
-            gen = run_generation(pipe, task, stack, seconds, steps, seed, **kw)
             rows += interpolation_rows(task, gen, clips)
     return rows
 
@@ -117,6 +121,17 @@ def parse_sets(items: list[str]) -> dict[str, dict]:
         task, _, name = key.partition(".")
         out[task][name] = [v for v in value.split(",") if v] if name == "via" else float(value)
     return dict(out)
+
+
+def cross_guidance(pipe: Pipeline, text: str) -> CrossGuidance:
+    """The pipeline's cross-guidance (MoMu's defaults where it has none) with `key=value,...` over it."""
+    fields = dataclasses.asdict(pipe.defaults.cross or CrossGuidance())
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if key not in fields:
+            raise SystemExit(f"--cross: unknown field {key!r}; fields: {', '.join(fields)}")
+        fields[key] = value if key == "estimate" else float(value)
+    return CrossGuidance(**fields)
 
 
 def main() -> int:
@@ -134,6 +149,17 @@ def main() -> int:
     parser.add_argument(
         "--grid", default=None, help="time grid: uniform, log_snr, karras (default: the pipeline's)"
     )
+    parser.add_argument(
+        "--guidance",
+        action="append",
+        default=[],
+        help="CFG scale per group, e.g. motion=3 (repeat; default: the pipeline's)",
+    )
+    parser.add_argument(
+        "--cross",
+        default="",
+        help="joint: cross-guidance fields over the pipeline's, e.g. switch=0.5,estimate=current",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     args = parser.parse_args()
     pipe = Pipeline.from_pretrained(args.pipeline)
@@ -143,13 +169,19 @@ def main() -> int:
     if any(t not in TASKS for t in tasks):
         parser.error(f"--tasks: choose from {', '.join(TASKS)}")
     task_kwargs = parse_sets(args.set)
-    sampling = {k: v for k, v in (("sampler", args.sampler), ("grid", args.grid)) if v is not None}
+    sampling: dict = {k: v for k, v in (("sampler", args.sampler), ("grid", args.grid)) if v is not None}
+    if args.guidance:
+        sampling["guidance"] = {
+            **pipe.defaults.guidance,
+            **{g: float(v) for g, v in (a.split("=") for a in args.guidance)},
+        }
+    cross = cross_guidance(pipe, args.cross)
     sums: dict[tuple[str, str], list[list[float]]] = defaultdict(lambda: [[], [], []])
     start = time.perf_counter()
     for first in SETS:
         clips = clips_of(first, args.clips, args.seconds)
         for seed in seeds:
-            for r in score_set(pipe, clips, seed, steps, args.seconds, tasks, task_kwargs, sampling):
+            for r in score_set(pipe, clips, seed, steps, args.seconds, tasks, task_kwargs, sampling, cross):
                 acc = sums[(r.task, r.metric)]
                 for i, v in enumerate((r.generated, r.ground_truth, r.baseline)):
                     if v is not None and not (isinstance(v, float) and math.isnan(v)):
@@ -183,7 +215,7 @@ def main() -> int:
                     "clips": 2 * args.clips,
                     "seeds": seeds,
                     "steps": steps,
-                    "sampling": sampling,
+                    "sampling": {**sampling, "cross": dataclasses.asdict(cross)},
                     "task_kwargs": task_kwargs,
                     "rows": table,
                 },
