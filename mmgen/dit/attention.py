@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
+from mmgen.dit.qknorm import qk_norm_rope
 from mmgen.dit.rope import apply_rope
 
 
@@ -43,11 +43,16 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """x [B, N, D], cos/sin [N, Dh] or [B, N, Dh] (rope_cos_sin) -> [B, N, D]."""
-        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
-        q = apply_rope(self.q_norm(q), cos, sin)  # [B, H, N, Dh]
-        k = apply_rope(self.k_norm(k), cos, sin)
+        b, n, d = x.shape
+        qkv = self.qkv(x).view(b, n, 3, self.num_heads, d // self.num_heads)  # [B, N, 3, H, Dh]
+        if isinstance(self.q_norm, HeadRMSNorm):
+            weight = torch.stack([self.q_norm.weight, self.k_norm.weight])  # [2, Dh]
+            q, k, v = qk_norm_rope(qkv, weight, cos, sin, self.q_norm.eps)  # [B, H, N, Dh] each
+        else:
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)  # [B, H, N, Dh] each
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         out = F.scaled_dot_product_attention(q, k, v)  # [B, H, N, Dh]
-        return self.proj(rearrange(out, "b h n d -> b n (h d)"))
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
 
 class CrossAttention(nn.Module):
@@ -70,14 +75,19 @@ class CrossAttention(nn.Module):
         An example whose context is entirely masked gets zero from this layer (instead of the NaN
         a softmax over nothing would give).
         """
-        q = rearrange(self.q(x), "b n (h d) -> b h n d", h=self.num_heads)
-        k, v = rearrange(self.kv(context), "b l (two h d) -> two b h l d", two=2, h=self.num_heads)
-        q, k = self.q_norm(q), self.k_norm(k)
+        b, n, d = x.shape
+        q = self.q(x).view(b, n, 1, self.num_heads, d // self.num_heads)  # [B, N, 1, H, Dh]
+        kv = self.kv(context).view(context.shape[0], context.shape[1], 2, self.num_heads, d // self.num_heads)  # [B, L, 2, H, Dh]
+        if isinstance(self.q_norm, HeadRMSNorm):
+            (q,) = qk_norm_rope(q, self.q_norm.weight[None], eps=self.q_norm.eps)  # [B, H, N, Dh]
+            k, v = qk_norm_rope(kv, self.k_norm.weight[None], eps=self.k_norm.eps)  # [B, H, L, Dh] each
+        else:
+            q, (k, v) = q[:, :, 0].transpose(1, 2), kv.permute(2, 0, 3, 1, 4)
         if context_mask is None:
             out = F.scaled_dot_product_attention(q, k, v)  # [B, H, N, Dh]
-            return self.proj(rearrange(out, "b h n d -> b n (h d)"))
+            return self.proj(out.transpose(1, 2).reshape(b, n, d))
         has_any = context_mask.any(dim=1)  # [B]
         mask = context_mask | ~has_any[:, None]  # all-masked rows attend everywhere, then get zeroed
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])  # [B, H, N, Dh]
-        out = self.proj(rearrange(out, "b h n d -> b n (h d)"))  # [B, N, D]
+        out = self.proj(out.transpose(1, 2).reshape(b, n, d))  # [B, N, D]
         return out * has_any[:, None, None].to(out.dtype)

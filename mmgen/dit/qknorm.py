@@ -1,0 +1,139 @@
+"""Per-head RMS norm (qk-norm) and RoPE in one autograd function, straight from the projection output.
+
+The unfused path (`HeadRMSNorm` then `apply_rope`, per tensor) runs ~7 elementwise passes over
+q and over k in forward and ~13 in backward (the composite rms_norm's pow / mean / rsqrt / two
+muls, RoPE's cat and three ops, the rearrange's stack), and saves the normalised q and k for the
+rotation. Here, per head vector x of the projection output (a strided view, never copied):
+
+    rstd = 1 / sqrt(mean(x^2) + eps)                                one reduction, no temporary
+    out  = rstd * RoPE(x * w)        with w folded into RoPE's cos / sin (tiny [N, Dh/2] tables)
+         = rstd * [x1 w1 c - x2 w2 s,  x2 w2 c + x1 w1 s]            four half-width multiply-adds
+
+Backward (g = dL/dout, gy = RoPE^T(g * rstd)):
+
+    dL/dw = sum_{B,N,H} gy * x
+    dL/dx = gy * w - x * rstd^2 * sum_d(g * out) / Dh
+
+and writes dL/dx of q, k and v into one [B, N, S, H, Dh] buffer, which is the projection's
+output gradient as it is (no stack / copy). Saved for backward: the projection output (v is a
+view of it, which attention keeps anyway), the outputs (attention saves them too) and rstd
+([B, N, G, H, 1]): nothing of size [B, N, D] beyond what attention already holds.
+
+Groups: x is [B, N, S, H, Dh] (S = 3 for a fused qkv projection, 2 for a kv projection, 1 for
+a lone q); the first G groups are normalised (and rotated when cos / sin are given), the others
+pass through unchanged. Every output is [B, H, N, Dh] (a transposed view, as attention takes it).
+Values equal the unfused path to float rounding (the reduction runs as a norm, w is folded).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def _rope_tables(
+    cos: torch.Tensor, sin: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """rope_cos_sin's (cos, signed sin) [N, Dh] or [B, N, Dh] -> (c, s) [N, 1, Dh/2] or [B, N, 1, Dh/2]."""
+    half = cos.shape[-1] // 2
+    return cos[..., None, :half].to(dtype), sin[..., None, half:].to(dtype)
+
+
+class _QKNormRope(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        cos: torch.Tensor | None,
+        sin: torch.Tensor | None,
+        eps: float,
+    ) -> tuple[torch.Tensor, ...]:
+        groups, dh = weight.shape[0], x.shape[-1]
+        w = weight.to(x.dtype)
+        acc = torch.promote_types(x.dtype, torch.float32)  # bf16 / fp16 inputs: the norm in float32
+        rstd = torch.linalg.vector_norm(x[:, :, :groups], dim=-1, keepdim=True, dtype=acc)
+        rstd = rstd.square_().div_(dh).add_(eps).rsqrt_().to(x.dtype)  # [B, N, G, H, 1]
+        tables = None if cos is None else _rope_tables(cos, sin, x.dtype)  # type: ignore[arg-type]
+        outs = []
+        for j in range(groups):
+            xj, r = x[:, :, j], rstd[:, :, j]  # [B, N, H, Dh], [B, N, H, 1]
+            out = torch.empty(xj.shape, dtype=x.dtype, device=x.device)  # [B, N, H, Dh]
+            if tables is None:
+                torch.mul(xj, w[j], out=out)
+            else:
+                c, s = tables
+                half = dh // 2
+                x1, x2, o1, o2 = xj[..., :half], xj[..., half:], out[..., :half], out[..., half:]
+                w1, w2 = w[j, :half], w[j, half:]
+                torch.mul(x1, w1 * c, out=o1).addcmul_(x2, w2 * s, value=-1)
+                torch.mul(x2, w2 * c, out=o2).addcmul_(x1, w1 * s)
+            outs.append(out.mul_(r))
+        ctx.save_for_backward(x, weight, rstd, *outs, *(() if cos is None else (cos, sin)))
+        ctx.groups, ctx.eps, ctx.rope = groups, eps, cos is not None
+        passthrough = [x[:, :, j] for j in range(groups, x.shape[2])]
+        return tuple(o.transpose(1, 2) for o in outs + passthrough)  # [B, H, N, Dh] each
+
+    @staticmethod
+    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        x, weight, rstd, *rest = ctx.saved_tensors
+        groups = ctx.groups
+        outs = rest[:groups]
+        tables = _rope_tables(rest[groups], rest[groups + 1], x.dtype) if ctx.rope else None
+        dh, half = x.shape[-1], x.shape[-1] // 2
+        w = weight.to(x.dtype)
+        grad_x = torch.empty(x.shape, dtype=x.dtype, device=x.device)  # [B, N, S, H, Dh]
+        grad_w = torch.zeros(weight.shape, dtype=torch.promote_types(x.dtype, torch.float32), device=x.device)
+        for j in range(x.shape[2]):
+            dxj = grad_x[:, :, j]
+            g = grads[j]
+            if g is None:
+                dxj.zero_()
+                continue
+            g = g.transpose(1, 2)  # [B, N, H, Dh]
+            if j >= groups:
+                dxj.copy_(g)
+                continue
+            xj, r, out = x[:, :, j], rstd[:, :, j], outs[j]
+            gr = g * r  # [B, N, H, Dh]
+            if tables is None:
+                gy = gr
+            else:  # gy = RoPE^T(gr): the rotation by -angle
+                c, s = tables
+                gy = torch.empty_like(gr)
+                g1, g2, y1, y2 = gr[..., :half], gr[..., half:], gy[..., :half], gy[..., half:]
+                torch.mul(g1, c, out=y1).addcmul_(g2, s)
+                torch.mul(g2, c, out=y2).addcmul_(g1, s, value=-1)
+            if ctx.needs_input_grad[1]:
+                grad_w[j] = (gy * xj).sum(dim=(0, 1, 2), dtype=grad_w.dtype)
+            dot = (g * out).sum(-1, keepdim=True)  # [B, N, H, 1]
+            torch.mul(gy, w[j], out=dxj).addcmul_(xj, dot.mul_(r.square()).div_(dh), value=-1)
+        grad_weight = grad_w.to(weight.dtype) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_weight, None, None, None
+
+
+def qk_norm_rope(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    cos: torch.Tensor | None = None,
+    sin: torch.Tensor | None = None,
+    eps: float = 1e-6,
+) -> tuple[torch.Tensor, ...]:
+    """RMS-normalise (scale `weight`) and rotate the first G head groups of a projection output.
+
+    Args:
+        x: [B, N, S, H, Dh], e.g. a fused qkv Linear's output viewed as (3, heads, head_dim).
+        weight: [G, Dh] per-group RMS-norm scales, G <= S (q and k: the q_norm and k_norm weights).
+        cos, sin: from `rope_cos_sin`, [N, Dh] or [B, N, Dh]; None: no rotation.
+    Returns:
+        S tensors [B, H, N, Dh]: G normalised (and rotated), then the S - G others as they are.
+    """
+    if x.ndim != 5 or weight.ndim != 2 or weight.shape[0] > x.shape[2] or weight.shape[1] != x.shape[-1]:
+        raise ValueError(
+            f"qk_norm_rope: x must be [B, N, S, H, Dh] and weight [G <= S, Dh], "
+            f"got {tuple(x.shape)} and {tuple(weight.shape)}"
+        )
+    if (cos is None) != (sin is None):
+        raise ValueError("qk_norm_rope: give both cos and sin, or neither")
+    return _QKNormRope.apply(x, weight, cos, sin, eps)
