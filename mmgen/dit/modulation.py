@@ -10,9 +10,11 @@ and save only what backward cannot recompute cheaply:
     gated_residual   y = x + gate[row] * h                        saves h, the rows
 
 Backward gathers the rows again (a transient [B, N, D]) and scatter-adds the row gradients
-(the adjoint of the gather). The forward values are bit-identical to the unfused ops (same
-`native_layer_norm`, same addcmul); gradients agree to float rounding (the row sums run in
-another order). `row` is [N] (one layout for the batch) or [B, N] (per-example token subsets).
+(the adjoint of the gather). Each direction allocates one [B, N, D] temporary and works in
+place on it (gather into it, multiply, add): a fresh [B, N, D] buffer per elementwise op costs
+page faults on CPU. The values equal the unfused ops (gather, `native_layer_norm`, addcmul) to
+float rounding (a multiply then an add instead of addcmul; the row sums run in another order).
+`row` is [N] (one layout for the batch) or [B, N] (per-example token subsets).
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from typing import Any
 import torch
 
 
-def gather_rows(rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """rows [B, R, F] and index [N] or [B, N] -> [B, N, F] (token i takes row index[i])."""
+def gather_rows(rows: torch.Tensor, index: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """rows [B, R, F] and index [N] or [B, N] -> [B, N, F] (token i takes row index[i]), into `out` if given."""
     if index.ndim == 1:
-        return rows.index_select(1, index)
-    return torch.gather(rows, 1, index[..., None].expand(-1, -1, rows.shape[-1]))
+        return torch.index_select(rows, 1, index, out=out) if out is not None else rows.index_select(1, index)
+    index = index[..., None].expand(-1, -1, rows.shape[-1])
+    return torch.gather(rows, 1, index, out=out) if out is not None else torch.gather(rows, 1, index)
 
 
 def scatter_rows(values: torch.Tensor, index: torch.Tensor, num_rows: int) -> torch.Tensor:
@@ -43,8 +46,9 @@ class _NormModulate(torch.autograd.Function):
         ctx: Any, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, row: torch.Tensor, eps: float
     ) -> torch.Tensor:
         d = x.shape[-1]
-        normed, mean, rstd = torch.native_layer_norm(x, [d], None, None, eps)  # [B, N, D], [B, N, 1] x 2
-        out = torch.addcmul(gather_rows(shift, row), normed, gather_rows(scale, row))
+        out, mean, rstd = torch.native_layer_norm(x, [d], None, None, eps)  # [B, N, D], [B, N, 1] x 2
+        rows = gather_rows(scale, row)  # [B, N, D], the one temporary: scale, then shift
+        out.mul_(rows).add_(gather_rows(shift, row, out=rows))
         ctx.save_for_backward(x, mean, rstd, scale, row)
         ctx.num_rows = shift.shape[1]
         return out
@@ -56,12 +60,12 @@ class _NormModulate(torch.autograd.Function):
         grad_x = grad_shift = grad_scale = None
         if ctx.needs_input_grad[1]:
             grad_shift = scatter_rows(grad, row, ctx.num_rows)
+        buf = None
         if ctx.needs_input_grad[2]:
-            normed = (x - mean) * rstd  # [B, N, D], recomputed
-            grad_scale = scatter_rows(grad * normed, row, ctx.num_rows)
-            del normed
+            buf = (x - mean).mul_(rstd).mul_(grad)  # [B, N, D]: normalised x (recomputed) * grad
+            grad_scale = scatter_rows(buf, row, ctx.num_rows)
         if ctx.needs_input_grad[0]:
-            grad_normed = grad * gather_rows(scale, row)
+            grad_normed = gather_rows(scale, row, out=buf).mul_(grad)  # reuses the buffer
             grad_x = torch.ops.aten.native_layer_norm_backward(
                 grad_normed, x, [x.shape[-1]], mean, rstd, None, None, [True, False, False]
             )[0]
@@ -75,16 +79,24 @@ class _GatedResidual(torch.autograd.Function):
     ) -> torch.Tensor:
         ctx.save_for_backward(gate, h, row)  # h in its own dtype (bf16 under autocast)
         ctx.x_dtype = x.dtype
-        return torch.addcmul(x, gather_rows(gate, row), h)
+        if x.dtype == gate.dtype == h.dtype:  # one buffer: gate[row], then * h, then + x
+            return gather_rows(gate, row).mul_(h).add_(x)
+        return torch.addcmul(x, gather_rows(gate, row), h)  # mixed dtypes (autocast): promote as addcmul does
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         gate, h, row = ctx.saved_tensors
         grad_gate = grad_h = None
+        same = grad.dtype == gate.dtype == h.dtype
+        buf = None
         if ctx.needs_input_grad[1]:
-            grad_gate = scatter_rows(grad * h, row, gate.shape[1]).to(gate.dtype)
+            buf = grad * h  # [B, N, D]
+            grad_gate = scatter_rows(buf, row, gate.shape[1]).to(gate.dtype)
         if ctx.needs_input_grad[2]:
-            grad_h = (grad * gather_rows(gate, row)).to(h.dtype)
+            if same:  # reuse the buffer
+                grad_h = gather_rows(gate, row, out=buf).mul_(grad)
+            else:
+                grad_h = (grad * gather_rows(gate, row)).to(h.dtype)
         return grad.to(ctx.x_dtype), grad_gate, grad_h, None
 
 
