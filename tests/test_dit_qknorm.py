@@ -94,3 +94,19 @@ def test_bad_shapes_raise():
         qk_norm_rope(torch.zeros(1, 2, 1, 2, 4), torch.ones(2, 4))
     with pytest.raises(ValueError, match="cos and sin"):
         qk_norm_rope(torch.zeros(1, 2, 1, 2, 4), torch.ones(1, 4), torch.ones(2, 4), None)
+
+
+def test_bf16_autocast_runs_and_matches_float32():
+    """Under CPU bf16 autocast the projection output is bf16: the fused path stays bf16 (float32
+    norm), its gradients reach the float32 weights, and it stays near the float32 result."""
+    torch.manual_seed(0)
+    attn = SelfAttention(32, 2)
+    x = torch.randn(2, 11, 32, requires_grad=True)
+    cos, sin = (t.float() for t in tables(11, 16))
+    want = attn(x, cos, sin)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = attn(x, cos, sin)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want, rtol=0.05, atol=0.05)
+    got.float().sum().backward()
+    assert attn.q_norm.weight.grad is not None and attn.q_norm.weight.grad.dtype == torch.float32

@@ -288,7 +288,7 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
                 per_frame = h.shape[1] // t_m  # video: gh * gw patches per latent frame
                 h = (h.unflatten(1, (t_m, per_frame)) + add[:, :, None]).flatten(1, 2)  # [B, N_m, D]
             parts.append(h)
-        return torch.cat(parts, dim=1)  # [B, N, D]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # [B, N, D] (one part: no copy)
 
     def _embed_levels(
         self, t: dict[str, torch.Tensor], layout: TokenLayout, batch: int, cond: Cond | None = None

@@ -96,7 +96,9 @@ class _QKNormRope(torch.autograd.Function):
                 dxj.copy_(g)
                 continue
             xj, r, out = x[:, :, j], rstd[:, :, j], outs[j]
-            gr = g * r  # [B, N, H, Dh]
+            buf = g * out  # [B, N, H, Dh], reused below
+            dot = buf.sum(-1, keepdim=True)  # [B, N, H, 1]
+            gr = torch.mul(g, r, out=buf)
             if tables is None:
                 gy = gr
             else:  # gy = RoPE^T(gr): the rotation by -angle
@@ -105,10 +107,10 @@ class _QKNormRope(torch.autograd.Function):
                 g1, g2, y1, y2 = gr[..., :half], gr[..., half:], gy[..., :half], gy[..., half:]
                 torch.mul(g1, c, out=y1).addcmul_(g2, s)
                 torch.mul(g2, c, out=y2).addcmul_(g1, s, value=-1)
-            if ctx.needs_input_grad[1]:
-                grad_w[j] = (gy * xj).sum(dim=(0, 1, 2), dtype=grad_w.dtype)
-            dot = (g * out).sum(-1, keepdim=True)  # [B, N, H, 1]
             torch.mul(gy, w[j], out=dxj).addcmul_(xj, dot.mul_(r.square()).div_(dh), value=-1)
+            if ctx.needs_input_grad[1]:
+                prod = torch.mul(gy, xj, out=buf) if tables is not None else gy.mul_(xj)
+                grad_w[j] = prod.sum(dim=(0, 1, 2), dtype=grad_w.dtype)
         grad_weight = grad_w.to(weight.dtype) if ctx.needs_input_grad[1] else None
         return grad_x, grad_weight, None, None, None
 
