@@ -33,7 +33,10 @@ def reference(x: torch.Tensor, weight: torch.Tensor, cos, sin, eps: float) -> li
 
 @pytest.mark.parametrize("rope", ["shared", "per_example", None])
 @pytest.mark.parametrize("groups", [1, 2])
-def test_values_and_gradients_equal_the_unfused_path(rope, groups):
+@pytest.mark.parametrize("compiling", [False, True])
+def test_values_and_gradients_equal_the_unfused_path(rope, groups, compiling, monkeypatch):
+    """Both code paths: eager (in-place, `out=`) and the out-of-place one torch.compile traces."""
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
     g = torch.Generator().manual_seed(0)
     b, n, s, h, dh = 2, 7, 3, 2, 8
     x = torch.randn(b, n, s, h, dh, generator=g, dtype=torch.float64, requires_grad=True)

@@ -40,6 +40,24 @@ def _rope_tables(
     return cos[..., None, :half].to(dtype), sin[..., None, half:].to(dtype)
 
 
+def _mix(
+    x: torch.Tensor, a1: torch.Tensor, b1: torch.Tensor, a2: torch.Tensor, b2: torch.Tensor, eager: bool
+) -> torch.Tensor:
+    """[x1 a1 - x2 b1, x2 a2 + x1 b2] over the halves of the last dimension (a rotation with scales).
+
+    Eager: written into one new buffer by halves (four multiply-adds, no temporaries). Under
+    torch.compile: out-of-place ops and a cat (dynamo does not trace `out=` into strided views;
+    inductor fuses them anyway)."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    if not eager:
+        return torch.cat([x1 * a1 - x2 * b1, x2 * a2 + x1 * b2], dim=-1)
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    torch.mul(x1, a1, out=out[..., :half]).addcmul_(x2, b1, value=-1)
+    torch.mul(x2, a2, out=out[..., half:]).addcmul_(x1, b2)
+    return out
+
+
 class _QKNormRope(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
@@ -50,68 +68,69 @@ class _QKNormRope(torch.autograd.Function):
         sin: torch.Tensor | None,
         eps: float,
     ) -> tuple[torch.Tensor, ...]:
+        eager = not torch.compiler.is_compiling()
         groups, dh = weight.shape[0], x.shape[-1]
         w = weight.to(x.dtype)
         acc = torch.promote_types(x.dtype, torch.float32)  # bf16 / fp16 inputs: the norm in float32
         rstd = torch.linalg.vector_norm(x[:, :, :groups], dim=-1, keepdim=True, dtype=acc)
-        rstd = rstd.square_().div_(dh).add_(eps).rsqrt_().to(x.dtype)  # [B, N, G, H, 1]
+        rstd = (rstd.square() / dh + eps).rsqrt().to(x.dtype)  # [B, N, G, H, 1]
         tables = None if cos is None else _rope_tables(cos, sin, x.dtype)  # type: ignore[arg-type]
         outs = []
         for j in range(groups):
             xj, r = x[:, :, j], rstd[:, :, j]  # [B, N, H, Dh], [B, N, H, 1]
-            out = torch.empty(xj.shape, dtype=x.dtype, device=x.device)  # [B, N, H, Dh]
             if tables is None:
-                torch.mul(xj, w[j], out=out)
-            else:
+                out = xj * w[j]
+            else:  # RoPE(x * w) = [x1 (w1 c) - x2 (w2 s), x2 (w2 c) + x1 (w1 s)]
                 c, s = tables
-                half = dh // 2
-                x1, x2, o1, o2 = xj[..., :half], xj[..., half:], out[..., :half], out[..., half:]
-                w1, w2 = w[j, :half], w[j, half:]
-                torch.mul(x1, w1 * c, out=o1).addcmul_(x2, w2 * s, value=-1)
-                torch.mul(x2, w2 * c, out=o2).addcmul_(x1, w1 * s)
-            outs.append(out.mul_(r))
+                w1, w2 = w[j, : dh // 2], w[j, dh // 2 :]
+                out = _mix(xj, w1 * c, w2 * s, w2 * c, w1 * s, eager)
+            outs.append(out.mul_(r) if eager else out * r)  # [B, N, H, Dh]
         ctx.save_for_backward(x, weight, rstd, *outs, *(() if cos is None else (cos, sin)))
-        ctx.groups, ctx.eps, ctx.rope = groups, eps, cos is not None
+        ctx.groups, ctx.rope = groups, cos is not None
         passthrough = [x[:, :, j] for j in range(groups, x.shape[2])]
         return tuple(o.transpose(1, 2) for o in outs + passthrough)  # [B, H, N, Dh] each
 
     @staticmethod
     def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        eager = not torch.compiler.is_compiling()
         x, weight, rstd, *rest = ctx.saved_tensors
         groups = ctx.groups
         outs = rest[:groups]
         tables = _rope_tables(rest[groups], rest[groups + 1], x.dtype) if ctx.rope else None
-        dh, half = x.shape[-1], x.shape[-1] // 2
+        dh = x.shape[-1]
         w = weight.to(x.dtype)
-        grad_x = torch.empty(x.shape, dtype=x.dtype, device=x.device)  # [B, N, S, H, Dh]
-        grad_w = torch.zeros(weight.shape, dtype=torch.promote_types(x.dtype, torch.float32), device=x.device)
+        acc = torch.promote_types(x.dtype, torch.float32)
+        grad_w = torch.zeros(weight.shape, dtype=acc, device=x.device)
+        # eager: every group's gradient is written into one [B, N, S, H, Dh] buffer (the projection's
+        # output gradient as it is); under torch.compile: out-of-place per group, then a stack
+        grad_x = torch.empty(x.shape, dtype=x.dtype, device=x.device) if eager else None
+        parts = []
         for j in range(x.shape[2]):
-            dxj = grad_x[:, :, j]
             g = grads[j]
-            if g is None:
-                dxj.zero_()
-                continue
-            g = g.transpose(1, 2)  # [B, N, H, Dh]
-            if j >= groups:
-                dxj.copy_(g)
+            g = torch.zeros_like(x[:, :, j]) if g is None else g.transpose(1, 2)  # [B, N, H, Dh]
+            if j >= groups:  # passed through
+                if grad_x is not None:
+                    grad_x[:, :, j].copy_(g)
+                else:
+                    parts.append(g)
                 continue
             xj, r, out = x[:, :, j], rstd[:, :, j], outs[j]
-            buf = g * out  # [B, N, H, Dh], reused below
+            buf = g * out  # [B, N, H, Dh], reused below in eager mode
             dot = buf.sum(-1, keepdim=True)  # [B, N, H, 1]
-            gr = torch.mul(g, r, out=buf)
-            if tables is None:
-                gy = gr
-            else:  # gy = RoPE^T(gr): the rotation by -angle
-                c, s = tables
-                gy = torch.empty_like(gr)
-                g1, g2, y1, y2 = gr[..., :half], gr[..., half:], gy[..., :half], gy[..., half:]
-                torch.mul(g1, c, out=y1).addcmul_(g2, s)
-                torch.mul(g2, c, out=y2).addcmul_(g1, s, value=-1)
-            torch.mul(gy, w[j], out=dxj).addcmul_(xj, dot.mul_(r.square()).div_(dh), value=-1)
+            coef = dot * r.square() / dh  # from d rstd / dx
+            gr = torch.mul(g, r, out=buf) if eager else g * r
+            # gy = RoPE^T(gr), the rotation by -angle: dL/d(x * w)
+            gy = gr if tables is None else _mix(gr, tables[0], -tables[1], tables[0], -tables[1], eager)
+            if eager:
+                torch.mul(gy, w[j], out=grad_x[:, :, j]).addcmul_(xj, coef, value=-1)  # type: ignore[index]
+            else:
+                parts.append(torch.addcmul(gy * w[j], xj, coef, value=-1))
             if ctx.needs_input_grad[1]:
-                prod = torch.mul(gy, xj, out=buf) if tables is not None else gy.mul_(xj)
-                grad_w[j] = prod.sum(dim=(0, 1, 2), dtype=grad_w.dtype)
+                prod = gy * xj if not eager else gy.mul_(xj) if tables is None else torch.mul(gy, xj, out=buf)
+                grad_w[j] = prod.sum(dim=(0, 1, 2), dtype=acc)
         grad_weight = grad_w.to(weight.dtype) if ctx.needs_input_grad[1] else None
+        if grad_x is None:
+            grad_x = torch.stack(parts, dim=2)  # [B, N, S, H, Dh]
         return grad_x, grad_weight, None, None, None
 
 
