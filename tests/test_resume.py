@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
@@ -18,6 +19,7 @@ from mmgen.data.toydance.io import make_dataset
 from mmgen.modalities.audio_mel import MelVAE
 from mmgen.modalities.media import AudioModality, MotionModality
 from mmgen.modalities.motion import MotionVAE
+from mmgen.train import cli as train_cli
 from mmgen.train.cli import _flatten, load_checkpoint
 from mmgen.train.resume import ResumableLoader
 
@@ -136,6 +138,28 @@ def test_sigkill_at_three_steps_then_resume_equals_an_uninterrupted_run(cache, s
     assert a["loops"]["fit_loop"] == b["loops"]["fit_loop"], f"{what}: the loop counters differ"
     for name in ("model.safetensors", "config.yaml"):  # so are the exported sampling weights
         assert (run / "export" / name).read_bytes() == (straight / "export" / name).read_bytes(), what
+
+
+@pytest.mark.parametrize("lagging", [False, True], ids=["this-version", "lagging-counters"])
+def test_runs_that_stop_on_epoch_ends_resume_to_the_uninterrupted_runs_state(cache, straight, tmp_path, lagging):
+    """Stops on the last batches of epochs 0 and 1 (steps 3 and 6), each resumed: the end equals the
+    uninterrupted run's, loop counters too. `lagging`: the step-6 checkpoint is written as a run
+    without `EpochBoundaryResume` wrote it (epoch counters one behind); resuming it repairs them."""
+    run = tmp_path / "run"
+    common = ("--model.init_args.total_steps=12", "--model.init_args.overwrite_export=true")
+    assert main(fit_args(cache, run, 3, *common)) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        if lagging:
+            mp.setattr(train_cli, "EpochBoundaryResume", L.Callback)
+        assert main(fit_args(cache, run, 6, *common, "--ckpt_path=last")) == 0
+    written = load_checkpoint(run / "ckpt" / "step=6.ckpt")["loops"]["fit_loop"]["epoch_progress"]["current"]
+    assert written["ready"] == (1 if lagging else 2)  # the uninterrupted run has 2 (epoch 1 started)
+    assert main(fit_args(cache, run, STEPS, *common, "--ckpt_path=last")) == 0
+    a = load_checkpoint(straight / "ckpt" / "last.ckpt")
+    b = load_checkpoint(run / "ckpt" / "last.ckpt")
+    assert_same_state(a, b, f"lagging={lagging}")
+    assert a["loops"]["fit_loop"] == b["loops"]["fit_loop"]
+    assert (run / "export" / "model.safetensors").read_bytes() == (straight / "export" / "model.safetensors").read_bytes()
 
 
 def test_a_loader_resumed_into_another_epoch_than_the_trainers_says_so(caplog):

@@ -177,13 +177,18 @@ class EpochBoundaryResume(L.Callback):
 
     In `on_train_start` (after `FitLoop.reset`, before the first epoch starts) the mid-epoch
     restart of an epoch already counted as finished is turned into a plain epoch start, which
-    is exactly what an uninterrupted run does after that batch. Every other restart is left alone.
+    is exactly what an uninterrupted run does after that batch. A checkpoint written at an epoch
+    end by a run that resumed without this callback (counters ready = started = processed one
+    below completed after the reset, a state Lightning never reaches on its own) gets its
+    counters set to the finished epoch's. Every other restart is left alone.
     """
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         fit_loop = trainer.fit_loop
-        if not fit_loop.restarted_mid_epoch:
-            return
-        epoch = fit_loop.epoch_progress.current
-        if epoch.processed == epoch.started:  # the restored epoch is finished: the next one starts anew
-            fit_loop.reset_restart_stage()
+        progress = fit_loop.epoch_progress
+        epoch = progress.current
+        if fit_loop.restarted_mid_epoch and epoch.processed == epoch.started:
+            fit_loop.reset_restart_stage()  # the restored epoch is finished: the next one starts anew
+        elif fit_loop.restarting and epoch.ready == epoch.started == epoch.processed == epoch.completed - 1:
+            for counts in (progress.current, progress.total):  # the lag of a checkpoint written before
+                counts.ready = counts.started = counts.processed = counts.completed
