@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmgen.conditioning.video_frames import conform_sync_frames, resampled_positions
+from mmgen.conditioning.video_frames import conform_sync_chunks, conform_sync_frames, resampled_positions
 from mmgen.conditioning.video_sync import (
     VideoSyncConditioner,
     VideoSyncEncoder,
@@ -53,6 +53,20 @@ def test_time_resampling_blends_the_two_source_frames_around_each_output_time():
     assert out.shape == (30, 4, 4)  # floor(48 * 15 / 24)
     np.testing.assert_allclose(out[:, 0, 0].numpy() * 255, np.arange(30) * 24 / 15, atol=1e-3)
     assert np.array_equal(resampled_positions(240, 30.0, 15.0), np.arange(120) * 2.0)
+
+
+def test_a_long_clip_is_conformed_and_encoded_in_chunks_with_the_same_values(encoder):
+    # 24 fps -> 15 Hz blends frames; 520 frames -> 325 outputs: seams after 128, 256 (and 256)
+    frames = np.random.default_rng(1).integers(0, 256, (520, 48, 40, 3), dtype=np.uint8)
+    whole = conform_sync_frames(frames, fps=24.0, rate=15.0, size=64)  # [325, 64, 64]
+    for chunk in (128, 256):
+        pieces = list(conform_sync_chunks(frames, 24.0, 15.0, 64, chunk=chunk))
+        assert [len(x) for x in pieces] == [chunk] * (325 // chunk) + [325 % chunk]
+        assert torch.equal(torch.cat(pieces), whole)
+    front = encoder.front(whole[None])[0]
+    assert torch.allclose(encoder.clip_front(frames, 24.0), front, atol=1e-6)  # a seam is one difference
+    got = encoder.encode_clips([frames], [24.0]).values[0]
+    assert torch.allclose(got, encoder.stream(whole[None])[0], atol=1e-5)
 
 
 def test_shifting_the_video_shifts_the_features_exactly(clip, encoder):

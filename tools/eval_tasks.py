@@ -194,6 +194,11 @@ def main() -> int:
             **{
                 k: (float(np.mean(v)) if v else None) for k, v in zip(("generated", "truth", "baseline"), acc)
             },
+            # one mean per (validation set, sampling seed): their spread is the sampling noise
+            "generated_groups": acc[0],
+            "generated_sem": float(np.std(acc[0], ddof=1) / np.sqrt(len(acc[0])))
+            if len(acc[0]) > 1
+            else None,
         }
         for (t, m), acc in sums.items()
     ]
@@ -201,9 +206,12 @@ def main() -> int:
         f"{args.pipeline}: {2 * args.clips} clips x seeds {seeds}, {steps} steps, {sampling or 'default sampler'}, "
         f"{task_kwargs or 'pipeline task defaults'}"
     )
-    print("| task | metric | generated | ground truth | shuffled / baseline |\n|---|---|---|---|---|")
+    print("| task | metric | generated (± s.e. over set x seed) | ground truth | shuffled / baseline |")
+    print("|---|---|---|---|---|")
     for row in table:
         cells = [f"{row[k]:.3f}" if row[k] is not None else "" for k in ("generated", "truth", "baseline")]
+        if row["generated_sem"] is not None:
+            cells[0] += f" ± {row['generated_sem']:.3f}"
         print(f"| {row['task']} | {row['metric']} | " + " | ".join(cells) + " |")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ clip costs a quarter of its frames.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 LUMA = (0.299, 0.587, 0.114)
-_CHUNK = 256  # frames converted at once (bounds memory for long, large clips)
+_CHUNK = 256  # output frames converted at once (bounds memory for long, large clips)
 
 
 def as_frames(frames: Any, what: str) -> torch.Tensor:
@@ -67,10 +68,20 @@ def _gray_resized(frames: torch.Tensor, size: int, device: torch.device) -> torc
     return gray
 
 
-def conform_sync_frames(
-    frames: Any, fps: float, rate: float, size: int, device: torch.device | str = "cpu", what: str = "video"
-) -> torch.Tensor:
-    """One clip's frames at `fps` -> grayscale [T', size, size] float32 at `rate` Hz (see module doc)."""
+def conform_sync_chunks(
+    frames: Any,
+    fps: float,
+    rate: float,
+    size: int,
+    device: torch.device | str = "cpu",
+    what: str = "video",
+    chunk: int = _CHUNK,
+) -> Iterator[torch.Tensor]:
+    """`conform_sync_frames` in pieces of at most `chunk` output frames, in order.
+
+    Each piece converts only the source frames it needs, so memory stays bounded however long
+    the clip is; concatenated, the pieces equal `conform_sync_frames` exactly.
+    """
     frames = as_frames(frames, what)
     fps = float(fps)
     if frames.is_floating_point():
@@ -86,21 +97,26 @@ def conform_sync_frames(
             "the sync encoder needs at least 2 (one frame difference)"
         )
     last = frames.shape[0] - 1
-    j0 = np.minimum(np.floor(pos + 1e-9).astype(np.int64), last)
-    w = np.clip(pos - j0, 0.0, 1.0)
-    w[np.abs(w) < 1e-9] = 0.0
-    j1 = np.where(w > 0, np.minimum(j0 + 1, last), j0)
-    needed = np.unique(np.concatenate([j0, j1]))  # sorted source frames the output uses
     device = torch.device(device)
-    gray = torch.cat(
-        [_gray_resized(frames[torch.from_numpy(needed[i : i + _CHUNK])], size, device) for i in range(0, len(needed), _CHUNK)]
-    )  # [len(needed), size, size]
-    where = {int(j): k for k, j in enumerate(needed)}
-    i0 = torch.tensor([where[int(j)] for j in j0], device=device)
-    i1 = torch.tensor([where[int(j)] for j in j1], device=device)
-    wt = torch.from_numpy(w).to(device=device, dtype=torch.float32)[:, None, None]
-    out = gray[i0]
-    blend = wt.reshape(-1) > 0
-    if bool(blend.any()):
-        out = torch.where(blend[:, None, None], (1 - wt) * gray[i0] + wt * gray[i1], out)
-    return out  # [T', size, size]
+    for start in range(0, pos.size, chunk):
+        p = pos[start : start + chunk]
+        j0 = np.minimum(np.floor(p + 1e-9).astype(np.int64), last)
+        w = np.clip(p - j0, 0.0, 1.0)
+        w[np.abs(w) < 1e-9] = 0.0
+        j1 = np.where(w > 0, np.minimum(j0 + 1, last), j0)
+        needed = np.unique(np.concatenate([j0, j1]))  # sorted source frames this piece uses
+        gray = _gray_resized(frames[torch.from_numpy(needed)], size, device)  # [len(needed), size, size]
+        i0 = torch.from_numpy(np.searchsorted(needed, j0)).to(device)
+        i1 = torch.from_numpy(np.searchsorted(needed, j1)).to(device)
+        out = gray[i0]
+        if bool((w > 0).any()):
+            wt = torch.from_numpy(w).to(device=device, dtype=torch.float32)[:, None, None]
+            out = torch.where(wt > 0, (1 - wt) * out + wt * gray[i1], out)
+        yield out  # [len(p), size, size]
+
+
+def conform_sync_frames(
+    frames: Any, fps: float, rate: float, size: int, device: torch.device | str = "cpu", what: str = "video"
+) -> torch.Tensor:
+    """One clip's frames at `fps` -> grayscale [T', size, size] float32 at `rate` Hz (see module doc)."""
+    return torch.cat(list(conform_sync_chunks(frames, fps, rate, size, device, what)))  # [T', size, size]

@@ -34,7 +34,7 @@ import yaml
 from torch import nn
 
 from mmgen.conditioning.base import Conditioner, Features, FrozenSlot, get_values
-from mmgen.conditioning.video_frames import conform_sync_frames
+from mmgen.conditioning.video_frames import conform_sync_chunks, conform_sync_frames
 from mmgen.core.errors import MmgenError
 from mmgen.core.pretrained import CONFIG_NAME, PretrainedMixin, from_yaml_value, resolve_config_path
 
@@ -176,7 +176,10 @@ class VideoSyncEncoder(PretrainedMixin, nn.Module):
     def stream(self, gray: torch.Tensor) -> torch.Tensor:
         """The conditioning stream: gray [B, T, S, S] -> [B, T, stream_dim] (learned features,
         then the standardised front end when `stream_front_end`)."""
-        front = self.front(gray)
+        return self.stream_of_front(self.front(gray))
+
+    def stream_of_front(self, front: torch.Tensor) -> torch.Tensor:
+        """The conditioning stream from front-end features [B, T, front_channels]."""
         learned = self.net(front)
         if not self.stream_front_end:
             return learned
@@ -185,6 +188,19 @@ class VideoSyncEncoder(PretrainedMixin, nn.Module):
     def conform(self, frames: Any, fps: float, what: str = "video") -> torch.Tensor:
         """One clip's frames at `fps` -> gray [T', S, S] at rate_hz on this encoder's device."""
         return conform_sync_frames(frames, fps, self.rate_hz, self.frame_size, self.inp.weight.device, what)
+
+    def clip_front(self, frames: Any, fps: float, what: str = "video") -> torch.Tensor:
+        """One clip's front-end features [T', front_channels], equal to `front(conform(...))`
+        but computed a chunk of frames at a time: a 10-minute clip never holds its gray frames
+        (147 MB at 15 Hz) or their differences at once."""
+        diffs, prev = [], None
+        chunks = conform_sync_chunks(frames, fps, self.rate_hz, self.frame_size, self.inp.weight.device, what)
+        for gray in chunks:  # [n, S, S]
+            both = gray if prev is None else torch.cat([prev, gray])  # the difference across the seam
+            if both.shape[0] >= 2:
+                diffs.append(pooled_differences(both[None], self.grid)[0])  # [n', C]
+            prev = gray[-1:]
+        return front_features(torch.cat(diffs)[None], self.eps)[0]  # [T', 2C]
 
     @torch.no_grad()
     def encode_clips(self, clips: Sequence[Any], fps: Sequence[float], what: str = "video") -> Features:
@@ -197,14 +213,14 @@ class VideoSyncEncoder(PretrainedMixin, nn.Module):
             raise ValueError(f"{what}: no clips given")
         if len(fps) != len(clips):
             raise ValueError(f"{what}: {len(clips)} clips but {len(fps)} frame rates")
-        gray = [self.conform(c, r, f"{what}[{i}]") for i, (c, r) in enumerate(zip(clips, fps, strict=True))]
-        lengths = [g.shape[0] for g in gray]
-        device = gray[0].device
-        values = torch.zeros(len(gray), max(lengths), self.stream_dim, device=device)
-        mask = torch.zeros(len(gray), max(lengths), dtype=torch.bool, device=device)
+        front = [self.clip_front(c, r, f"{what}[{i}]") for i, (c, r) in enumerate(zip(clips, fps, strict=True))]
+        lengths = [f.shape[0] for f in front]
+        device = front[0].device
+        values = torch.zeros(len(front), max(lengths), self.stream_dim, device=device)
+        mask = torch.zeros(len(front), max(lengths), dtype=torch.bool, device=device)
         for n in sorted(set(lengths)):
             idx = [i for i, m in enumerate(lengths) if m == n]
-            values[idx, :n] = self.stream(torch.stack([gray[i] for i in idx]))  # [b, n, stream_dim]
+            values[idx, :n] = self.stream_of_front(torch.stack([front[i] for i in idx]))  # [b, n, stream_dim]
             mask[idx, :n] = True
         return Features(values, mask)
 
