@@ -88,3 +88,17 @@ def test_chunked_audio_stays_close_to_the_whole_clip(shipped):
 
 
 AUDIO_REL = 0.05  # measured 0.018 on this clip (docs/long_form.md)
+
+
+def test_the_raw_mask_of_long_audio_is_built_in_steps_and_follows_the_floor_rule(monkeypatch):
+    from types import SimpleNamespace
+
+    from mmgen.pipeline import media
+
+    mod = SimpleNamespace(spec=SimpleNamespace(rate_hz=7.5), raw_rate=22050.0)  # 2940 samples per frame
+    per_latent = torch.tensor([True, False, False, True, False])
+    n = 5 * 2940 - 100  # the last frame is cut short
+    monkeypatch.setattr(media, "_SPREAD_CHUNK", 1000)  # 15 steps with seams inside frames
+    got = media.spread_to_raw(mod, per_latent, n)
+    want = per_latent.repeat_interleave(2940)[:n]  # sample i belongs to frame floor(i / 2940)
+    assert got.dtype == torch.bool and torch.equal(got, want)

@@ -1,5 +1,7 @@
 """Residual VQ: round-trip error falls with more codebooks, dead codes come back, usage stats."""
 
+import itertools
+
 import pytest
 import torch
 
@@ -32,7 +34,7 @@ def test_round_trip_error_decreases_with_codebooks():
     rvq = ResidualVQ(dim=8, num_codebooks=4, codebook_size=32, dropout=0.5)
     _fit(rvq, x)
     errors = rvq.round_trip(_data(seed=5))  # held-out draws of the same distribution
-    assert all(a > b for a, b in zip(errors, errors[1:])), errors
+    assert all(a > b for a, b in itertools.pairwise(errors)), errors
     assert errors[0] < 0.25 and errors[-1] < 0.5 * errors[0], errors
     codes = rvq.encode(x[:2])
     assert codes.shape == (2, 4, 32) and codes.dtype == torch.long
@@ -88,3 +90,19 @@ def test_save_load_and_errors(tmp_path):
         rvq.decode(torch.full((1, 1, 4), 16))
     with pytest.raises(ValueError, match="decay"):
         ResidualVQ(dim=8, decay=1.5)
+
+
+def test_rvq_training_stops_at_max_steps_and_exports(tmp_path):
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from mmgen.train.lm_module import RVQModule
+
+    torch.manual_seed(0)
+    items = [{"latents": {"audio": torch.randn(16, 4)}} for _ in range(4)]
+    module = RVQModule(ResidualVQ(dim=4, num_codebooks=2, codebook_size=8, rate_hz=7.5), export_dir=str(tmp_path / "rvq"))
+    trainer = L.Trainer(max_steps=3, max_epochs=-1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)  # fmt: skip
+    trainer.fit(module, DataLoader(items, batch_size=2))  # 2 batches an epoch: without the count it never ends
+    assert module.fit_steps == 3  # the third batch stops it, in the second epoch
+    assert ResidualVQ.from_pretrained(tmp_path / "rvq").num_codebooks == 2

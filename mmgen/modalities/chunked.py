@@ -75,35 +75,38 @@ def run_chunked(
     n = -(-n_in // in_per_frame)
     if fade > margin * out_per_frame:
         raise ValueError(f"fade {fade} is longer than the margin ({margin} x {out_per_frame})")
-    pieces: list[torch.Tensor] = []
+    out: torch.Tensor | None = None  # filled in place: one output-sized buffer plus one chunk
+    end = prev = 0  # outputs written so far; how many of them the previous piece wrote
     for a, b, ea, eb in _bounds(n, chunk, margin):
         y = fn(x.narrow(in_dim, ea * in_per_frame, min(n_in, eb * in_per_frame) - ea * in_per_frame))
         lo = (a - ea) * out_per_frame - (fade // 2 if a > 0 else 0)
         hi = min(y.shape[out_dim], (b - ea) * out_per_frame + (fade - fade // 2 if b < n else 0))
-        pieces.append(y.narrow(out_dim, lo, hi - lo))
-    if fade == 0 or len(pieces) == 1:
-        return torch.cat(pieces, dim=out_dim)
-    return _crossfade(pieces, fade, out_dim)
+        piece = y.narrow(out_dim, lo, hi - lo)
+        if out is None:
+            shape = list(y.shape)
+            shape[out_dim] = n * out_per_frame + fade  # an upper bound; trimmed to `end` at the end
+            out = y.new_empty(shape)
+        f = min(fade, piece.shape[out_dim], prev) if a > 0 else 0
+        if f:  # ramp linearly from the previous piece's tail to this piece's head
+            ramp = _ramp(f, fade, y.ndim, out_dim, y.device)
+            seam = out.narrow(out_dim, end - f, f)
+            seam.copy_(seam * (1 - ramp) + piece.narrow(out_dim, 0, f) * ramp)
+        rest = piece.narrow(out_dim, f, piece.shape[out_dim] - f)
+        out.narrow(out_dim, end, rest.shape[out_dim]).copy_(rest)
+        end, prev = end + rest.shape[out_dim], rest.shape[out_dim]
+    assert out is not None
+    return out.narrow(out_dim, 0, end)
 
 
-def _crossfade(pieces: list[torch.Tensor], fade: int, dim: int) -> torch.Tensor:
-    """Join pieces that overlap by `fade` samples along `dim`, ramping linearly from one to the next.
+def _ramp(f: int, fade: int, ndim: int, dim: int, device: torch.device) -> torch.Tensor:
+    """The first `f` weights of a linear 0 -> 1 ramp over `fade` samples, shaped to broadcast along `dim`.
 
     A last piece shorter than `fade` (a clip ending just past a chunk boundary) overlaps its
     predecessor by its own length only: both were cut at the clip's end, so the ramp stops there.
     """
-    shape = [1] * pieces[0].ndim
-    out = [pieces[0]]
-    for nxt in pieces[1:]:
-        prev = out.pop()
-        f = min(fade, nxt.shape[dim], prev.shape[dim])
-        shape[dim] = f
-        ramp = ((torch.arange(f, dtype=torch.float32) + 0.5) / fade).reshape(shape).to(prev.device)  # 0 -> 1
-        p_len = prev.shape[dim]
-        head, tail = prev.narrow(dim, 0, p_len - f), prev.narrow(dim, p_len - f, f)
-        mixed = tail * (1 - ramp) + nxt.narrow(dim, 0, f) * ramp
-        out += [head, mixed, nxt.narrow(dim, f, nxt.shape[dim] - f)]
-    return torch.cat(out, dim=dim)
+    shape = [1] * ndim
+    shape[dim] = f
+    return ((torch.arange(f, dtype=torch.float32) + 0.5) / fade).reshape(shape).to(device)  # 0 -> 1
 
 
 def _per_latent(mod: MediaModality) -> int:
@@ -179,7 +182,9 @@ def decode_long(
             lambda m: mod.codec.decode(m, m.shape[-1] * hop, generator=generator).cpu(),
             mel, per, per * hop, chunk=chunk, margin=margin, fade=margin * per * hop, in_dim=2, out_dim=1,
         )  # [B, S]
-        return torch.nn.functional.pad(wave, (0, max(0, num - wave.shape[1])))[:, :num].clamp(-1.0, 1.0)
+        if wave.shape[1] < num:
+            wave = torch.nn.functional.pad(wave, (0, num - wave.shape[1]))
+        return wave[:, :num].clamp_(-1.0, 1.0)  # in place: the buffer is this function's own
     if isinstance(mod, WaveAudioModality):
         per = _per_latent(mod)  # samples per latent frame (the hop)
         wave = run_chunked(lambda q: mod.decode(q, q.shape[1] * per).cpu(), z, 1, per, chunk=chunk,

@@ -85,17 +85,34 @@ def common_batch(raw: Mapping[str, torch.Tensor], batch_size: int | None) -> int
     return batch
 
 
-def latent_frame_of(mod: MediaModality, n: int, frames: int) -> torch.Tensor:
-    """Index [n] of the latent frame covering each of n raw samples / frames (floored, see above)."""
-    pos = torch.arange(n, dtype=torch.float64) * (mod.spec.rate_hz / mod.raw_rate)
+_SPREAD_CHUNK = 1 << 20  # raw samples per step of `spread_to_raw` (8 MB of float64 indices)
+
+
+def latent_frame_of(mod: MediaModality, start: int, stop: int, frames: int) -> torch.Tensor:
+    """Index of the latent frame covering each raw sample / frame in [start, stop) (floored, see above)."""
+    pos = torch.arange(start, stop, dtype=torch.float64) * (mod.spec.rate_hz / mod.raw_rate)
     return torch.floor(pos + 1e-6).long().clamp(max=frames - 1)
+
+
+def spread_to_raw(mod: MediaModality, per_latent: torch.Tensor, n: int) -> torch.Tensor:
+    """A bool per latent frame [T_m] -> a bool per raw sample / frame [n] (that of its latent frame).
+
+    Built in steps of 2^20 samples: the index of 10 min of 22-kHz audio at once would be 13 M
+    int64s plus their float64 positions (~0.3 GB); the result is one byte per sample.
+    """
+    per_latent = per_latent.cpu()
+    out = torch.empty(n, dtype=torch.bool)
+    for a in range(0, n, _SPREAD_CHUNK):
+        b = min(n, a + _SPREAD_CHUNK)
+        out[a:b] = per_latent[latent_frame_of(mod, a, b, len(per_latent))]
+    return out
 
 
 def blank_generated(mod: MediaModality, covered: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
     """The input [B, N, ...] with the raw frames of fully generated latent frames (start level 1)
     replaced by the straight line between the frames around them (`mmgen.core.blend`), so that what
     the caller put there cannot reach the GIVEN latents through the encoder's receptive field."""
-    generated = (start >= 1).cpu()[latent_frame_of(mod, covered.shape[1], len(start))]
+    generated = spread_to_raw(mod, start >= 1, covered.shape[1])
     if not bool(generated.any()) or bool(generated.all()):
         return covered
     return blend_runs(covered, generated, dim=1)
@@ -127,7 +144,7 @@ def decode_raw(
     full = round(z.shape[1] / mod.spec.rate_hz * mod.raw_rate)
     out = fit_length(decode_long(mod, z, min(n, full), state=state, generator=generator), n, pad)
     if raw is not None and bool(given.any()):
-        keep = given[latent_frame_of(mod, n, len(given))]  # [N] its latent frame is GIVEN
+        keep = spread_to_raw(mod, given, n)  # [N] its latent frame is GIVEN
         raw = fit_length(raw, n, pad).to(out.dtype)
         if mod.kind == "motion":
             out = anchor_to_given(out, raw, keep, mod.root)
@@ -153,7 +170,7 @@ def to_generation(
     for name, x in out.items():
         mod = modalities[name]
         s = start[name].cpu()
-        res.generated[name] = (s != 0)[latent_frame_of(mod, x.shape[1], len(s))].numpy()
+        res.generated[name] = spread_to_raw(mod, s != 0, x.shape[1]).numpy()
         if mod.kind == "motion":
             res.joints, res.fps = x.float().numpy(), float(mod.raw_rate)
         elif mod.kind == "video":

@@ -27,7 +27,7 @@ import yaml
 from lightning.pytorch.cli import LightningCLI
 
 from mmgen.core.errors import MmgenError
-from mmgen.train.resume import RNGState
+from mmgen.train.resume import EpochBoundaryResume, RNGState
 
 log = logging.getLogger(__name__)
 LIGHTNING_CKPT_ALIASES = ("last", "best", "hpc", "registry")
@@ -122,6 +122,7 @@ class MmgenCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         trainer = super().instantiate_trainer(**kwargs)
         trainer.callbacks.insert(0, RNGState())  # every random stream goes into the checkpoints
+        trainer.callbacks.insert(1, EpochBoundaryResume())  # Lightning's epoch counters after an epoch-end resume
         if self.resume_differences:  # said once the checkpoint has loaded (a refusal is the only line)
             message = (f"resuming {self.resume_path} with the command line's settings, not the checkpoint's: "
                        + "; ".join(self.resume_differences))

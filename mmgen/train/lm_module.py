@@ -46,7 +46,12 @@ def batch_conditions(batch: Mapping[str, Any], names: tuple[str, ...], audio: st
 
 
 class RVQModule(L.LightningModule):
-    """Fits `quantizer` on the cache's `audio` latents; `export_dir` gets it after fit."""
+    """Fits `quantizer` on the cache's `audio` latents; `export_dir` gets it after fit.
+
+    The quantizer has no optimizer (k-means init, EMA codebooks), so Lightning's global step, which
+    counts optimizer steps, stays 0 and `--trainer.max_steps` would never end the run: the module
+    counts its batches (`fit_steps`, saved in checkpoints) and stops the trainer at max_steps.
+    """
 
     def __init__(self, quantizer: ResidualVQ, audio: str = "audio", export_dir: str | None = None,
                  overwrite_export: bool = False, seed: int = 0) -> None:  # fmt: skip
@@ -55,11 +60,24 @@ class RVQModule(L.LightningModule):
         self.quantizer = quantizer
         self.automatic_optimization = False
         self.generator = torch.Generator().manual_seed(seed)
+        self.fit_steps = 0
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         x = audio_frames(batch["latents"][self.hparams.audio])
         stats = self.quantizer.fit_step(x, generator=self.generator)
         self.log_dict({f"train/{k}": v for k, v in stats.items()}, prog_bar=True, batch_size=x.shape[0])
+        self.fit_steps += 1
+        if 0 < self.trainer.max_steps <= self.fit_steps:
+            self.trainer.should_stop = True
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rvq_fit_steps"] = self.fit_steps
+        checkpoint["rvq_generator"] = self.generator.get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.fit_steps = int(checkpoint.get("rvq_fit_steps", 0))
+        if "rvq_generator" in checkpoint:
+            self.generator.set_state(checkpoint["rvq_generator"])
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         x = audio_frames(batch["latents"][self.hparams.audio])

@@ -12,6 +12,10 @@ add it:
                       from: python `random`, numpy, torch CPU and CUDA (MoNL levels, diffusion
                       noise, dropout, random windows). Restored in `on_train_start`, before the
                       first batch of the resumed run is fetched.
+    EpochBoundaryResume
+                      a Callback that repairs Lightning's epoch counters when a run resumes from
+                      a checkpoint written at the end of an epoch's last batch (see its docstring):
+                      without it the next resume replays an earlier epoch's batch order.
 
 Loaders get a private `generator`, so creating an iterator never draws from the global stream
 (a resumed run creates one more than an uninterrupted one). Bit-for-bit on CPU with
@@ -21,6 +25,7 @@ Loaders get a private `generator`, so creating an iterator never draws from the 
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +35,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
+
+log = logging.getLogger(__name__)
 
 
 class ResumableSampler(DistributedSampler):
@@ -44,6 +51,9 @@ class ResumableSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[int]:
         indices = list(super().__iter__())
+        if self.skip_epoch >= 0 and self.epoch != self.skip_epoch:
+            log.warning("resume: the checkpoint's data position is in epoch %d, but the trainer starts epoch %d; "
+                        "the batch order differs from an uninterrupted run", self.skip_epoch, self.epoch)
         skip = self.skip if self.epoch == self.skip_epoch else 0
         self.skip, self.skip_epoch = 0, -1  # only the epoch the checkpoint was in starts late
         return iter(indices[skip:])
@@ -150,3 +160,35 @@ class RNGState(L.Callback):
         if self._pending is not None:
             state, self._pending = self._pending, None
             set_rng_state(state)
+
+
+class EpochBoundaryResume(L.Callback):
+    """Counts the epoch after a checkpoint written at the end of an epoch's last batch as a new epoch.
+
+    A checkpoint saved in `on_train_batch_end` of an epoch's last batch (`every_n_train_steps`
+    landing on an epoch end) is resumed by Lightning (2.6) as "restarted mid-epoch": its
+    `FitLoop.reset` counts that epoch as processed and completed, but `on_advance_start` still
+    takes the mid-epoch path for the next epoch, so that epoch is never counted as ready and
+    started and its `on_train_epoch_start` hooks do not run. The run trains on correctly, but
+    every checkpoint it writes holds epoch counters one behind; resuming one written at an epoch
+    end then sets `trainer.current_epoch` from `completed` but the samplers' epoch from
+    `processed`, one lower: that run's epochs replay the previous epochs' batch orders (seen as
+    other weights after kills at the ends of steps 4 and 7 with 3 batches an epoch).
+
+    In `on_train_start` (after `FitLoop.reset`, before the first epoch starts) the mid-epoch
+    restart of an epoch already counted as finished is turned into a plain epoch start, which
+    is exactly what an uninterrupted run does after that batch. A checkpoint written at an epoch
+    end by a run that resumed without this callback (counters ready = started = processed one
+    below completed after the reset, a state Lightning never reaches on its own) gets its
+    counters set to the finished epoch's. Every other restart is left alone.
+    """
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        fit_loop = trainer.fit_loop
+        progress = fit_loop.epoch_progress
+        epoch = progress.current
+        if fit_loop.restarted_mid_epoch and epoch.processed == epoch.started:
+            fit_loop.reset_restart_stage()  # the restored epoch is finished: the next one starts anew
+        elif fit_loop.restarting and epoch.ready == epoch.started == epoch.processed == epoch.completed - 1:
+            for counts in (progress.current, progress.total):  # the lag of a checkpoint written before
+                counts.ready = counts.started = counts.processed = counts.completed
