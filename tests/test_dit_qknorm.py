@@ -80,7 +80,9 @@ def test_attention_modules_equal_their_unfused_forward():
     q, k, v = attn.qkv(x).chunk(3, dim=-1)
     q, k = apply_rope(attn.q_norm(heads_of(q)), cos, sin), apply_rope(attn.k_norm(heads_of(k)), cos, sin)
     out = torch.nn.functional.scaled_dot_product_attention(q, k, heads_of(v))
-    torch.testing.assert_close(attn(x, cos, sin), attn.proj(out.transpose(1, 2).flatten(2)), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        attn(x, cos, sin), attn.proj(out.transpose(1, 2).flatten(2)), rtol=1e-12, atol=1e-12
+    )
 
     ck, cv = cross.kv(ctx).chunk(2, dim=-1)
     q, k = cross.q_norm(heads_of(cross.q(x))), cross.k_norm(heads_of(ck))
@@ -113,3 +115,15 @@ def test_bf16_autocast_runs_and_matches_float32():
     torch.testing.assert_close(got.float(), want, rtol=0.05, atol=0.05)
     got.float().sum().backward()
     assert attn.q_norm.weight.grad is not None and attn.q_norm.weight.grad.dtype == torch.float32
+
+
+def test_heads_major_groups_are_contiguous_and_equal():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 6, 3, 2, 8, generator=g)
+    w = torch.rand(2, 8, generator=g) + 0.5
+    cos, sin = (t.float() for t in tables(6, 8))
+    plain = qk_norm_rope(x, w, cos, sin)
+    q, k, v = qk_norm_rope(x, w, cos, sin, heads_major=(1,))
+    assert k.is_contiguous() and not q.is_contiguous()  # q keeps [B, N, H, Dh] memory
+    for a, b in zip((q, k, v), plain):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

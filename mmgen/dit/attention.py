@@ -47,7 +47,9 @@ class SelfAttention(nn.Module):
         qkv = self.qkv(x).view(b, n, 3, self.num_heads, d // self.num_heads)  # [B, N, 3, H, Dh]
         if isinstance(self.q_norm, HeadRMSNorm):
             weight = torch.stack([self.q_norm.weight, self.k_norm.weight])  # [2, Dh]
-            q, k, v = qk_norm_rope(qkv, weight, cos, sin, self.q_norm.eps)  # [B, H, N, Dh] each
+            q, k, v = qk_norm_rope(
+                qkv, weight, cos, sin, self.q_norm.eps, heads_major=(1,)
+            )  # [B, H, N, Dh] each
         else:
             q, k, v = qkv.permute(2, 0, 3, 1, 4)  # [B, H, N, Dh] each
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
@@ -77,7 +79,9 @@ class CrossAttention(nn.Module):
         """
         b, n, d = x.shape
         q = self.q(x).view(b, n, 1, self.num_heads, d // self.num_heads)  # [B, N, 1, H, Dh]
-        kv = self.kv(context).view(context.shape[0], context.shape[1], 2, self.num_heads, d // self.num_heads)  # [B, L, 2, H, Dh]
+        kv = self.kv(context).view(
+            context.shape[0], context.shape[1], 2, self.num_heads, d // self.num_heads
+        )  # [B, L, 2, H, Dh]
         if isinstance(self.q_norm, HeadRMSNorm):
             (q,) = qk_norm_rope(q, self.q_norm.weight[None], eps=self.q_norm.eps)  # [B, H, N, Dh]
             k, v = qk_norm_rope(kv, self.k_norm.weight[None], eps=self.k_norm.eps)  # [B, H, L, Dh] each

@@ -21,8 +21,8 @@ view of it, which attention keeps anyway), the outputs (attention saves them too
 
 Groups: x is [B, N, S, H, Dh] (S = 3 for a fused qkv projection, 2 for a kv projection, 1 for
 a lone q); the first G groups are normalised (and rotated when cos / sin are given), the others
-pass through unchanged. Every output is [B, H, N, Dh] (rotated q and k contiguous, the others
-transposed views).
+pass through unchanged. Every output is [B, H, N, Dh] (`heads_major` groups contiguous, the
+others transposed views).
 Values equal the unfused path to float rounding (the reduction runs as a norm, w is folded).
 """
 
@@ -53,8 +53,7 @@ def _mix(
     """[x1 a1 - x2 b1, x2 a2 + x1 b2] over the halves of the last dimension (a rotation with scales).
 
     Eager: written into one new buffer by halves (four multiply-adds, no temporaries), laid out as
-    x is, or, with `heads_major`, [B, N, H, Dh] over [B, H, N, Dh] memory: contiguous q and k,
-    on which the CPU flash-attention kernel runs ~1.5 % faster than on strided ones. Under
+    x is, or, with `heads_major`, [B, N, H, Dh] over [B, H, N, Dh] memory. Under
     torch.compile: out-of-place ops and a cat (dynamo does not trace `out=` into strided views;
     inductor fuses them anyway)."""
     half = x.shape[-1] // 2
@@ -80,6 +79,7 @@ class _QKNormRope(torch.autograd.Function):
         cos: torch.Tensor | None,
         sin: torch.Tensor | None,
         eps: float,
+        heads_major: tuple[int, ...],
     ) -> tuple[torch.Tensor, ...]:
         eager = not torch.compiler.is_compiling()
         groups, dh = weight.shape[0], x.shape[-1]
@@ -96,7 +96,7 @@ class _QKNormRope(torch.autograd.Function):
             else:  # RoPE(x * w) = [x1 (w1 c) - x2 (w2 s), x2 (w2 c) + x1 (w1 s)]
                 c, s = tables
                 w1, w2 = w[j, : dh // 2], w[j, dh // 2 :]
-                out = _mix(xj, w1 * c, w2 * s, w2 * c, w1 * s, eager, heads_major=True)
+                out = _mix(xj, w1 * c, w2 * s, w2 * c, w1 * s, eager, heads_major=j in heads_major)
             outs.append(out.mul_(r) if eager else out * r)  # [B, N, H, Dh]
         ctx.save_for_backward(x, weight, rstd, *outs, *(() if cos is None else (cos, sin)))
         ctx.groups, ctx.rope = groups, cos is not None
@@ -144,7 +144,7 @@ class _QKNormRope(torch.autograd.Function):
         grad_weight = grad_w.to(weight.dtype) if ctx.needs_input_grad[1] else None
         if grad_x is None:
             grad_x = torch.stack(parts, dim=2)  # [B, N, S, H, Dh]
-        return grad_x, grad_weight, None, None, None
+        return grad_x, grad_weight, None, None, None, None
 
 
 def qk_norm_rope(
@@ -153,6 +153,7 @@ def qk_norm_rope(
     cos: torch.Tensor | None = None,
     sin: torch.Tensor | None = None,
     eps: float = 1e-6,
+    heads_major: tuple[int, ...] = (),
 ) -> tuple[torch.Tensor, ...]:
     """RMS-normalise (scale `weight`) and rotate the first G head groups of a projection output.
 
@@ -160,6 +161,10 @@ def qk_norm_rope(
         x: [B, N, S, H, Dh], e.g. a fused qkv Linear's output viewed as (3, heads, head_dim).
         weight: [G, Dh] per-group RMS-norm scales, G <= S (q and k: the q_norm and k_norm weights).
         cos, sin: from `rope_cos_sin`, [N, Dh] or [B, N, Dh]; None: no rotation.
+        heads_major: rotated groups to write as contiguous [B, H, N, Dh] (the keys: the CPU
+            flash-attention kernel runs ~2 % faster on them); the others are [B, N, H, Dh] in
+            memory, so with q there the attention output is too and reaches the output
+            projection without a copy (a copy the projection would also save for backward).
     Returns:
         S tensors [B, H, N, Dh]: G normalised (and rotated), then the S - G others as they are.
     """
@@ -170,4 +175,4 @@ def qk_norm_rope(
         )
     if (cos is None) != (sin is None):
         raise ValueError("qk_norm_rope: give both cos and sin, or neither")
-    return _QKNormRope.apply(x, weight, cos, sin, eps)
+    return _QKNormRope.apply(x, weight, cos, sin, eps, tuple(heads_major))
