@@ -16,7 +16,10 @@ from mmgen.dit.rope import apply_rope
 
 
 class HeadRMSNorm(nn.Module):
-    """RMS norm over the head dimension with a learned scale (qk-norm)."""
+    """RMS norm over the head dimension with a learned scale (qk-norm).
+
+    The attention modules hold their q/k scales here (so checkpoints keep their keys) but apply
+    them through `mmgen.dit.qknorm.qk_norm_rope`, fused with RoPE; this forward is the reference."""
 
     def __init__(self, head_dim: int, eps: float = 1e-6) -> None:
         super().__init__()

@@ -14,8 +14,9 @@ Backward (g = dL/dout, gy = RoPE^T(g * rstd)):
     dL/dw = sum_{B,N,H} gy * x
     dL/dx = gy * w - x * rstd^2 * sum_d(g * out) / Dh
 
-and writes dL/dx of q, k and v into one [B, N, S, H, Dh] buffer, which is the projection's
-output gradient as it is (no stack / copy). Saved for backward: the projection output (v is a
+and writes dL/dx of q and k (and v's gradient, copied) into one [B, N, S, H, Dh] buffer, which
+is the projection's output gradient as it is (no stack; under torch.compile the groups are
+computed out of place and stacked, see `_mix`). Saved for backward: the projection output (v is a
 view of it, which attention keeps anyway), the outputs (attention saves them too) and rstd
 ([B, N, G, H, 1]): nothing of size [B, N, D] beyond what attention already holds.
 
