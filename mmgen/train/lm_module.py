@@ -12,6 +12,7 @@ Two systems, both fed by `LatentCacheDataModule` (batches {"latents": {m: [B, T_
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,8 @@ from mmgen.lm.model import CodebookLM, condition_frames
 from mmgen.lm.quantizer import ResidualVQ
 from mmgen.train.guards import LossWatch, check_export
 from mmgen.train.schedule import warmup_cosine_scheduler
+
+log = logging.getLogger(__name__)
 
 
 def audio_frames(latents: torch.Tensor) -> torch.Tensor:
@@ -107,6 +110,9 @@ class LMModule(L.LightningModule):
         cond_drop_all: probability that an example loses every condition at once.
         lr, weight_decay, warmup_steps, total_steps, min_lr_ratio: AdamW + warmup-cosine.
         export_dir: where the LM goes after fit (`save_pretrained`).
+        export_best: export the weights of the validation with the lowest `val/loss` instead of the
+            last ones (a small data set is memorised within a few hundred steps: ToyDance's 240
+            clips drove held-out CE from 4.7 at step 250 to 8.4 at step 750).
     """
 
     def __init__(
@@ -123,6 +129,7 @@ class LMModule(L.LightningModule):
         min_lr_ratio: float = 0.1,
         export_dir: str | None = None,
         overwrite_export: bool = False,
+        export_best: bool = True,
         nan_check_every: int = 50,
     ) -> None:
         super().__init__()
@@ -138,6 +145,7 @@ class LMModule(L.LightningModule):
                 f"has {self.quantizer.num_codebooks} of {self.quantizer.codebook_size}"
             )
         self.loss_watch = LossWatch(nan_check_every)
+        self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # (val/loss, step, CPU weights)
 
     def _drops(self, conds: Mapping[str, Any], B: int) -> dict[str, torch.Tensor]:
         every = torch.rand(B, device=self.device) < self.hparams.cond_drop_all
@@ -165,6 +173,14 @@ class LMModule(L.LightningModule):
         self.log("val/loss", loss, prog_bar=True, batch_size=B)
         self.log_dict({f"val/ce_{k}": v for k, v in enumerate(per_book)}, batch_size=B)
 
+    def on_validation_epoch_end(self) -> None:
+        loss = self.trainer.callback_metrics.get("val/loss")
+        if not self.hparams.export_best or loss is None or self.trainer.sanity_checking:
+            return
+        if self.best is None or float(loss) < self.best[0]:
+            weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            self.best = (float(loss), self.global_step, weights)
+
     def configure_optimizers(self) -> dict[str, Any]:
         decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2 and "embed" not in n]
         no_decay = [p for n, p in self.model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
@@ -186,8 +202,18 @@ class LMModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.loss_watch.check()
+        if self.best is not None:  # a resumed run still exports the best validation of the whole run
+            checkpoint["lm_best"] = {"loss": self.best[0], "step": self.best[1], "weights": self.best[2]}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        best = checkpoint.get("lm_best")
+        if best is not None:
+            self.best = (float(best["loss"]), int(best["step"]), best["weights"])
 
     def on_fit_end(self) -> None:
         self.loss_watch.check()
         if self.hparams.export_dir and self.trainer.is_global_zero:
+            if self.best is not None:  # the best validation's weights; the run's last stay in its checkpoints
+                log.info("LMModule: exporting step %d (val/loss %.4f)", self.best[1], self.best[0])
+                self.model.load_state_dict(self.best[2])
             self.model.save_pretrained(self.hparams.export_dir, overwrite=self.hparams.overwrite_export)
