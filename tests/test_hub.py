@@ -22,7 +22,7 @@ def test_toydance_is_package_data_first_then_the_checkouts_folder(monkeypatch, t
     monkeypatch.setattr(hub, "_PACKAGE", site)
     # no package data: the checkout layout <repo>/checkpoints/toydance (returned even if missing)
     assert hub.toydance_dir() == tmp_path / "site-packages" / "checkpoints" / "toydance"
-    with pytest.raises(FileNotFoundError, match="ToyDance checkpoint is not there"):
+    with pytest.raises(FileNotFoundError, match="toydance checkpoint is not there"):
         hub.locate("toydance")
     packaged = site / "checkpoints" / "toydance"
     packaged.mkdir(parents=True)
@@ -77,7 +77,8 @@ def test_built_package_carries_the_checkpoint_and_finds_it_from_another_folder(t
     for name in ("setup.py", "pyproject.toml", "README.md", "MANIFEST.in"):
         shutil.copy(REPO / name, src / name)
     shutil.copytree(REPO / "mmgen", src / "mmgen", ignore=shutil.ignore_patterns("__pycache__", "checkpoints"))
-    shutil.copytree(REPO / "checkpoints" / "toydance", src / "checkpoints" / "toydance")
+    for name in ("toydance", "toydance_lm"):
+        shutil.copytree(REPO / "checkpoints" / name, src / "checkpoints" / name)
     lib = tmp_path / "lib"
     subprocess.run([sys.executable, "setup.py", "-q", "build_py", "-d", str(lib)], cwd=src, check=True,
                    capture_output=True)
@@ -91,3 +92,7 @@ def test_built_package_carries_the_checkpoint_and_finds_it_from_another_folder(t
     out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env={"PYTHONPATH": str(lib), "HF_HUB_OFFLINE": "1"},
                          check=True, capture_output=True, text=True)
     assert Path(out.stdout.strip()) == packaged
+    code = "from mmgen.pipeline import Pipeline; print(type(Pipeline.from_pretrained('toydance_lm')).__name__)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env={"PYTHONPATH": str(lib), "HF_HUB_OFFLINE": "1"},
+                         check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "LMPipeline"  # its base ../toydance resolves inside the package too

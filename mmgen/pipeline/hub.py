@@ -1,7 +1,7 @@
 """Where a pipeline folder is: a local folder, the shipped ToyDance checkpoint, or a Hugging Face Hub id.
 
     locate("runs/my_pipe")       a local folder (always wins when it exists)
-    locate("toydance")           the shipped checkpoint (`toydance_dir`)
+    locate("toydance")           the shipped checkpoint (`toydance_dir`); "toydance_lm": its LM baseline
     locate("user/mmgen-dance")   huggingface_hub.snapshot_download: the local cache first; with
                                  HF_HUB_OFFLINE=1 only the cache (no network at all)
 
@@ -17,18 +17,24 @@ import re
 from pathlib import Path
 
 TOYDANCE = "toydance"
+SHIPPED = (TOYDANCE, "toydance_lm")  # the DiT pipeline and the codebook-LM baseline on it
 _PACKAGE = Path(__file__).resolve().parents[1]  # .../mmgen
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")
 
 
-def toydance_dir() -> Path:
-    """The shipped ToyDance pipeline: package data (installed wheel), else the checkout's folder.
+def shipped_dir(name: str) -> Path:
+    """A shipped pipeline (`SHIPPED`): package data (installed wheel), else the checkout's folder.
 
     Returns the checkout path even when it is missing, so that errors name where it was looked for."""
-    packaged = _PACKAGE / "checkpoints" / TOYDANCE
+    packaged = _PACKAGE / "checkpoints" / name
     if (packaged / "pipeline.yaml").is_file():
         return packaged
-    return _PACKAGE.parent / "checkpoints" / TOYDANCE
+    return _PACKAGE.parent / "checkpoints" / name
+
+
+def toydance_dir() -> Path:
+    """The shipped ToyDance pipeline (`shipped_dir("toydance")`)."""
+    return shipped_dir(TOYDANCE)
 
 
 def hub_offline() -> bool:
@@ -55,10 +61,10 @@ def locate(
     if path.is_dir():
         return path
     text = str(name_or_path)
-    if text == TOYDANCE:
-        found = toydance_dir()
+    if text in SHIPPED:
+        found = shipped_dir(text)
         if not (found / "pipeline.yaml").is_file():
-            raise FileNotFoundError(f"{found}: the ToyDance checkpoint is not there (neither installed nor checked out)")
+            raise FileNotFoundError(f"{found}: the {text} checkpoint is not there (neither installed nor checked out)")
         return found
     if not _HUB_ID.match(text) or path.exists():
         return path
