@@ -88,12 +88,11 @@ def dance_npz(path: Path) -> Path:
 
 
 def upload(page, elem_id: str, path: Path, attempts: int = 3) -> None:
-    """Put `path` into the file box `elem_id` once the box is shown, and wait until it lists the file.
+    """Put `path` into the file box `elem_id` and wait until it lists the file.
 
-    The box appears after a server round trip (the input source radio); Gradio may mount its file
-    input more than once while it settles, and a file set on an input it then replaces is dropped
-    (seen once in CI on a loaded machine). So: wait for the box, upload, and upload again if the
-    file does not show up.
+    The boxes are mounted with the page (when they appeared only after the source radio's round
+    trip, CI twice saw a box whose file input never came); the re-upload is a second chance for
+    an upload the page drops, with the box's text in the failure.
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 

@@ -108,9 +108,10 @@ def build_app(
             gr.update(visible=shown[a], value=defaults.get(a)) for a in SPAN_ARGS
         ]
 
-    def on_source(source: str) -> list[Any]:
-        example = source == SOURCES[0]
-        return [gr.update(visible=example)] + [gr.update(visible=not example)] * 3
+    def on_source(source: str) -> Any:
+        # the upload boxes stay mounted: one that appears only after this round trip can drop a
+        # file given to it while it mounts (seen in CI); they are read only with "my files"
+        return gr.update(visible=source == SOURCES[0])
 
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(600, 3600)) as blocks:
         gr.Markdown(f"## {title}\n`{pipe!r}`")
@@ -127,19 +128,17 @@ def build_app(
                     elem_id="example_seed",
                 )
                 motion = gr.File(
-                    label="motion (.npz)", file_types=[".npz"], visible=False, elem_id="motion", height=120
+                    label="motion (.npz)", file_types=[".npz"], elem_id="motion", height=120
                 )
                 audio_in = gr.File(
                     label="audio (wav, flac, ogg)",
                     file_types=[".wav", ".flac", ".ogg"],
-                    visible=False,
                     elem_id="audio_in",
                     height=120,
                 )
                 video_in = gr.File(
                     label="video (mp4, ...)",
                     file_types=[".mp4", ".mov", ".avi", ".webm", ".mkv"],
-                    visible=False,
                     elem_id="video_in",
                     height=120,
                 )
@@ -197,7 +196,7 @@ def build_app(
                     label="download", file_count="multiple", interactive=False, elem_id="files_out"
                 )
         task.change(on_task, task, [task_help, *span_boxes])
-        source.change(on_source, source, [example_seed, motion, audio_in, video_in])
+        source.change(on_source, source, example_seed)
         run.click(
             generate,
             [
