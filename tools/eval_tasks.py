@@ -29,15 +29,10 @@ import numpy as np
 from mmgen.data.toydance import generate_clip
 from mmgen.demo.tasks import (
     Row,
-    dance_for_music,
-    interpolation_rows,
+    conditional_rows,
     joint_sync,
-    music_for_dance,
     run_generation,
     shuffled_pairs,
-    vae_round_trip,
-    video_for_music,
-    video_round_trip,
 )
 from mmgen.diffusion.guidance import CrossGuidance
 from mmgen.pipeline import Pipeline
@@ -87,29 +82,13 @@ def score_set(
             kw["guidance"] = {g: v for g, v in sampling["guidance"].items() if g in given}
         if task == "joint":
             kw["batch_size"] = len(clips)
-            crossed = run_generation(pipe, task, given, seconds, steps, seed, cross_guidance=cross, **kw)
-            plain = run_generation(pipe, task, given, seconds, steps, seed, cross_guidance=False, **kw)
-            rows.append(
-                Row(
-                    task,
-                    "BAS between generated dance and generated music (cross-guided)",
-                    joint_sync(task, crossed),
-                    None,
-                    joint_sync(task, plain),
-                    "> without cross-guidance",
-                    joint_sync(task, crossed) > joint_sync(task, plain),
-                )
-            )
+            crossed = joint_sync(task, run_generation(pipe, task, given, seconds, steps, seed, cross_guidance=cross, **kw))
+            plain = joint_sync(task, run_generation(pipe, task, given, seconds, steps, seed, cross_guidance=False, **kw))
+            rows.append(Row(task, "BAS between generated dance and generated music (cross-guided)", crossed, None, plain,
+                            "> without cross-guidance", crossed > plain))  # fmt: skip
             continue
         gen = run_generation(pipe, task, given, seconds, steps, seed, **kw)
-        if task in ("dance2music", "video2audio"):
-            rows += music_for_dance(task, gen, clips, perm, min_f=0.8 if task == "dance2music" else 0.75)
-        elif task == "music2dance":
-            rows += dance_for_music(task, gen, clips, perm, vae_round_trip(pipe, stack["motion"]))
-        elif task == "audio2video":
-            rows += video_for_music(task, gen, clips, perm, video_round_trip(pipe, stack["video"]))
-        else:
-            rows += interpolation_rows(task, gen, clips)
+        rows += conditional_rows(pipe, task, gen, clips, perm, stack)
     return rows
 
 

@@ -26,16 +26,11 @@ from mmgen.core.fileio import atomic_dir, atomic_path
 from mmgen.data.toydance import generate_clip
 from mmgen.demo.tasks import (
     Row,
-    dance_for_music,
-    interpolation_rows,
+    conditional_rows,
     joint_sync,
     long_form_rows,
-    music_for_dance,
     run_generation,
     shuffled_pairs,
-    vae_round_trip,
-    video_for_music,
-    video_round_trip,
 )
 from mmgen.pipeline import Pipeline
 from mmgen.pipeline.hub import locate, toydance_dir
@@ -122,16 +117,16 @@ def _run_demo(pipeline: Pipeline, out: Path, settings: DemoSettings) -> list[Row
         start = time.perf_counter()
         if task == "dance2music":
             gen = run_generation(pipeline, task, {"motion": motion}, s.seconds, s.steps, s.seed)
-            rows += music_for_dance(task, gen, clips, perm, min_f=0.8)
+            rows += conditional_rows(pipeline, task, gen, clips, perm, {"motion": motion})
         elif task == "music2dance":
             gen = run_generation(pipeline, task, {"audio": audio}, s.seconds, s.steps, s.seed)
-            rows += dance_for_music(task, gen, clips, perm, vae_round_trip(pipeline, motion))
+            rows += conditional_rows(pipeline, task, gen, clips, perm, {"motion": motion})
         elif task == "video2audio":
             gen = run_generation(pipeline, task, {"video": short["video"]}, s.video_seconds, s.steps, s.seed)
-            rows += music_for_dance(task, gen, video_clips, perm, min_f=0.7)
+            rows += conditional_rows(pipeline, task, gen, video_clips, perm, short)
         elif task == "audio2video":
             gen = run_generation(pipeline, task, {"audio": short["audio"]}, s.video_seconds, s.steps, s.seed)
-            rows += video_for_music(task, gen, video_clips, perm, video_round_trip(pipeline, short["video"]))
+            rows += conditional_rows(pipeline, task, gen, video_clips, perm, short)
         elif task == "joint":
             kw = {"task_kwargs": {"modalities": ("audio", "motion")}, "batch_size": s.clips}
             plain = run_generation(pipeline, task, {}, s.video_seconds, s.steps, s.seed, cross_guidance=False, **kw)
@@ -144,7 +139,7 @@ def _run_demo(pipeline: Pipeline, out: Path, settings: DemoSettings) -> list[Row
             head = tail = 1.0
             gen = run_generation(pipeline, task, short, s.video_seconds, s.steps, s.seed,
                                  task_kwargs={"head": head, "tail": tail})
-            rows += interpolation_rows(task, gen, video_clips)
+            rows += conditional_rows(pipeline, task, gen, video_clips, perm, short)
         else:
             long_clip = generate_clip(s.first_seed + 999, seconds=s.long_seconds, render_video=False)
             window = pipeline.defaults.window_seconds or s.video_seconds

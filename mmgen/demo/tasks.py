@@ -208,3 +208,24 @@ def long_form_rows(task: str, gen: Generation, clip: ToyDanceClip, window: float
 def run_generation(pipe: Pipeline, task: str, given: dict, seconds: float, steps: int, seed: int, **kwargs) -> Generation:
     log.info("demo: %s (%.0f s, %d steps)", task, seconds, steps)
     return pipe.generate(task, given, seconds=seconds, steps=steps, seed=seed, progress=False, **kwargs)
+
+
+#: beat F a music-generating task must reach in the demo's table (its "pass" column)
+MIN_BEAT_F = {"dance2music": 0.8, "video2audio": 0.7}
+
+
+def conditional_rows(
+    pipe: Pipeline, task: str, gen: Generation, clips: Sequence[ToyDanceClip], perm: list[int], truth: dict
+) -> list[Row]:
+    """The rows of one conditional task's generation: `truth` holds the clips' stacked "motion"
+    joints and "video" frames (for the VAE round-trip references). The demo and tools/eval_tasks.py
+    both score through here."""
+    if task in MIN_BEAT_F:
+        return music_for_dance(task, gen, clips, perm, min_f=MIN_BEAT_F[task])
+    if task == "music2dance":
+        return dance_for_music(task, gen, clips, perm, vae_round_trip(pipe, truth["motion"]))
+    if task == "audio2video":
+        return video_for_music(task, gen, clips, perm, video_round_trip(pipe, truth["video"]))
+    if task == "interpolate":
+        return interpolation_rows(task, gen, clips)
+    raise ValueError(f"conditional_rows: no rows for task {task!r}")
