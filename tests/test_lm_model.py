@@ -10,10 +10,11 @@ from mmgen.lm.patterns import PATTERNS
 from mmgen.lm.sampling import SamplingConfig, generate_codes
 
 
-def _lm(pattern: str = "delay", K: int = 2, card: int = 6, **kw) -> CodebookLM:
+def _lm(pattern: str = "delay", K: int = 2, card: int = 6, aligned: bool = False, **kw) -> CodebookLM:
     torch.manual_seed(0)
     return CodebookLM(K, card, pattern, rate_hz=4.0, d_model=32, depth=2, num_heads=2,
-                      conditions={"motion": {"dim": 3, "rate_hz": 4.0}, "text": {"dim": 5, "rate_hz": None}}, **kw).eval()  # fmt: skip
+                      conditions={"motion": {"dim": 3, "rate_hz": 4.0, "aligned": aligned},
+                                  "text": {"dim": 5, "rate_hz": None}}, **kw).eval()  # fmt: skip
 
 
 def _cond(B: int, T: int, seed: int = 0):
@@ -22,17 +23,18 @@ def _cond(B: int, T: int, seed: int = 0):
             "text": (torch.randn(B, 2, 5, generator=g), torch.tensor([[True, True], [True, False]][:B]))}  # fmt: skip
 
 
+@pytest.mark.parametrize("aligned", [False, True])
 @pytest.mark.parametrize("pattern", PATTERNS)
-def test_kv_cache_steps_equal_teacher_forcing(pattern):
-    model, T = _lm(pattern), 5
+def test_kv_cache_steps_equal_teacher_forcing(pattern, aligned):
+    model, T = _lm(pattern, aligned=aligned), 5
     codes = torch.randint(0, 6, (2, 2, T), generator=torch.Generator().manual_seed(1))
     p = model.pattern(T)
     seq = p.build(codes)
-    memory, mask, rope = model.memory(_cond(2, T))
-    full = model.forward_steps(seq, 0, p, memory, mask, rope)  # [B, K, S, V]
+    memory = model.memory(_cond(2, T))
+    full = model.forward_steps(seq, 0, p, memory)  # [B, K, S, V]
     cache = KVCache.empty(model.depth)
-    first = model.forward_steps(seq[:, :, :3], 0, p, memory, mask, rope, cache)  # a prefix in one call
-    rest = [model.forward_steps(seq[:, :, s:s + 1], s, p, memory, mask, rope, cache) for s in range(3, p.steps)]
+    first = model.forward_steps(seq[:, :, :3], 0, p, memory, cache)  # a prefix in one call
+    rest = [model.forward_steps(seq[:, :, s:s + 1], s, p, memory, cache) for s in range(3, p.steps)]
     stepped = torch.cat([first, *rest], dim=2)
     assert torch.allclose(stepped, full, atol=1e-5)
     assert torch.allclose(model(codes, _cond(2, T)), p.revert_logits(full), atol=1e-6)
@@ -80,6 +82,31 @@ def test_bad_conditions_raise():
         model.memory({"motion": (torch.zeros(1, 2, 4), torch.ones(1, 2, dtype=torch.bool))})
     with pytest.raises(ValueError, match="unknown pattern"):
         CodebookLM(2, 6, "zigzag")
+    with pytest.raises(ValueError, match="'text' is aligned but has no rate_hz"):
+        CodebookLM(2, 6, conditions={"text": {"dim": 5, "rate_hz": None, "aligned": True}})
+
+
+def test_aligned_stream_reads_the_predicted_frame():
+    """The stream added at step s is the condition frame whose seconds match the frame step s
+    predicts: moving the dance k frames later moves the stream k steps later; dropping it gives
+    the learned null vector on every step."""
+    model, T, k = _lm("delay", aligned=True), 12, 3
+    g = torch.Generator().manual_seed(5)
+    motion = torch.randn(1, T, 3, generator=g)
+    shifted = torch.cat([motion[:, :1].expand(1, k, 3), motion[:, :-k]], 1)  # frame t -> t + k
+    ones = torch.ones(1, T, dtype=torch.bool)
+    seconds, _ = model._step_tables(model.pattern(T))
+    a = model.memory({"motion": (motion, ones)}).at_seconds(seconds)  # [1, S, D]
+    b = model.memory({"motion": (shifted, ones)}).at_seconds(seconds)
+    frames = (seconds * 4.0).round().long()
+    later = [s for s in range(len(seconds)) if frames[s] >= k + 2 and frames[s] + 2 < T - k]  # away from the padded ends
+    assert later
+    for s in later:
+        s0 = int((frames == frames[s] - k).nonzero()[0])
+        assert torch.allclose(b[0, s], a[0, s0], atol=1e-6)
+    assert not torch.allclose(a[0, later[0]], a[0, later[-1]])
+    dropped = model.memory({"motion": (motion, ones)}, {"motion": torch.tensor([True])}).at_seconds(seconds)
+    assert torch.equal(dropped, model.aligned_null["motion"].expand_as(dropped))
 
 
 def _toy_batch(B: int, T: int, g: torch.Generator):
@@ -93,10 +120,10 @@ def _toy_batch(B: int, T: int, g: torch.Generator):
 STEPS = 60
 
 
-def _train_toy(shuffle: bool) -> float:
+def _train_toy(shuffle: bool, aligned: bool = False) -> float:
     torch.manual_seed(0)
     model = CodebookLM(2, 4, "delay", rate_hz=4.0, d_model=16, depth=1, num_heads=2,
-                       conditions={"dance": {"dim": 4, "rate_hz": 4.0}})  # fmt: skip
+                       conditions={"dance": {"dim": 4, "rate_hz": 4.0, "aligned": aligned}})  # fmt: skip
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(0)
     for _ in range(STEPS):
@@ -115,5 +142,11 @@ def _train_toy(shuffle: bool) -> float:
 def test_lm_learns_a_conditional_task_from_the_condition():
     true, shuffled = _train_toy(False), _train_toy(True)
     # the shuffled-condition model can only learn codebook 1 from codebook 0: CE ~ log(4) / 2 = 0.69
+    assert shuffled > 0.5
+    assert true < 0.25 and true < 0.3 * shuffled, (true, shuffled)
+
+
+def test_aligned_stream_learns_a_conditional_task():
+    true, shuffled = _train_toy(False, aligned=True), _train_toy(True, aligned=True)
     assert shuffled > 0.5
     assert true < 0.25 and true < 0.3 * shuffled, (true, shuffled)

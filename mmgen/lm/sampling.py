@@ -104,9 +104,9 @@ def generate_codes(
         names = list(cond)
         doubled = {n: (torch.cat([v, v]), torch.cat([m, m])) for n, (v, m) in cond.items()}
         drop = {n: torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)]) for n in names}
-        memory, mask, key_rope = model.memory(doubled, drop)
+        memory = model.memory(doubled, drop)
     else:
-        memory, mask, key_rope = model.memory(cond, batch_size=B)
+        memory = model.memory(cond, batch_size=B)
     cache = KVCache.empty(model.depth)
     first = 0  # steps fully known from the start are run in one call
     while first + 1 < S and bool(known[:, :, first + 1].all()):
@@ -115,7 +115,7 @@ def generate_codes(
     while s < S - 1:
         n = first + 1 if s == 0 else 1  # steps [s, s + n) go in; the last one's output predicts step s + n
         chunk = seq[:, :, s:s + n]
-        logits = model.forward_steps(torch.cat([chunk, chunk]) if guided else chunk, s, pattern, memory, mask, key_rope, cache)
+        logits = model.forward_steps(torch.cat([chunk, chunk]) if guided else chunk, s, pattern, memory, cache)
         logits = logits[:, :, -1]  # [B or 2B, K, card]
         if guided:
             logits = cfg_combine(logits[:B], logits[B:], config.cfg_scale)
