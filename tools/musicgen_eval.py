@@ -50,8 +50,9 @@ def _write(folder: Path, ids: list[str], audio: np.ndarray, sr: int) -> None:
         save_wav(folder / f"{i}.wav", a, sr)
 
 
-def generate(kind: str, pipe_dir: Path, work: Path, ids: list[str], batch: int) -> dict[str, Any]:
-    """dance2music for every clip; returns timing. LM: the pipeline's defaults; DiT: its defaults."""
+def generate(kind: str, pipe_dir: Path, work: Path, ids: list[str], batch: int, seed: int = 0) -> dict[str, Any]:
+    """dance2music for every clip; returns timing. LM: the pipeline's defaults; DiT: its defaults.
+    Batch i samples with seed `seed + i * batch` (another `seed` = another sampling draw)."""
     from mmgen.pipeline import Pipeline
 
     pipe = Pipeline.from_pretrained(pipe_dir)
@@ -65,9 +66,9 @@ def generate(kind: str, pipe_dir: Path, work: Path, ids: list[str], batch: int) 
         motion = _motions(work, chunk, pipe.modalities["motion"])
         t0 = time.perf_counter()
         if kind == "lm":
-            res = pipe.generate("dance2music", {"motion": motion}, seconds=seconds, seed=start)
+            res = pipe.generate("dance2music", {"motion": motion}, seconds=seconds, seed=seed + start)
         else:
-            res = pipe.generate("dance2music", {"motion": motion}, seconds=seconds, seed=start, progress=False)
+            res = pipe.generate("dance2music", {"motion": motion}, seconds=seconds, seed=seed + start, progress=False)
         wall += time.perf_counter() - t0
         _write(out, chunk, res.audio, res.sample_rate)
         log.info("%s: %d / %d clips, %.1f s", kind, start + len(chunk), len(ids), wall)
@@ -110,7 +111,7 @@ def score(work: Path, kind: str, ids: list[str]) -> dict[str, Any]:
 
 
 def evaluate(work: Path, lm_dir: Path, dit_dir: Path, n_clips: int, batch: int,
-             kinds: tuple[str, ...] = ("lm", "dit")) -> dict[str, Any]:  # fmt: skip
+             kinds: tuple[str, ...] = ("lm", "dit"), seed: int = 0) -> dict[str, Any]:  # fmt: skip
     """Both models on the first `n_clips` held-out clips; a kind left out of `kinds` keeps its row
     from an earlier results.json on the same clips (the DiT's does not change when the LM is retrained)."""
     logging.basicConfig(level=logging.INFO)
@@ -120,7 +121,7 @@ def evaluate(work: Path, lm_dir: Path, dit_dir: Path, n_clips: int, batch: int,
     earlier = json.loads((work / "results.json").read_text()) if (work / "results.json").is_file() else {}
     for kind, folder in (("lm", lm_dir), ("dit", dit_dir)):
         if kind in kinds:
-            result[kind] = {**generate(kind, folder, work, ids, batch), **score(work, kind, ids)}
+            result[kind] = {**generate(kind, folder, work, ids, batch, seed), **score(work, kind, ids), "seed": seed}
         elif earlier.get("clips") == len(ids) and kind in earlier:
             result[kind] = earlier[kind]
         else:

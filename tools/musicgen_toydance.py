@@ -74,7 +74,7 @@ def run_stage(stage: str, args: argparse.Namespace, record: dict) -> None:
         from musicgen_eval import evaluate  # tools/musicgen_eval.py
 
         kinds = tuple(k for k in args.eval_kinds.split(",") if k)
-        record["evaluation"] = evaluate(work, OUT, DIT, args.eval_clips, args.batch, kinds)
+        record["evaluation"] = evaluate(work, OUT, DIT, args.eval_clips, args.batch, kinds, args.eval_seed)
     else:
         raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
 
@@ -89,6 +89,7 @@ def main() -> int:
     parser.add_argument("--eval-clips", type=int, default=72, help="held-out clips to evaluate (default all 72)")
     parser.add_argument("--eval-kinds", default="lm,dit", help="models to (re)evaluate; the others keep their earlier rows")
     parser.add_argument("--batch", type=int, default=24, help="clips generated per batch")
+    parser.add_argument("--eval-seed", type=int, default=0, help="sampling seed offset of the evaluation (another draw)")
     args = parser.parse_args()
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     if any(s not in STAGES for s in stages):
