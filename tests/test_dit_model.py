@@ -59,8 +59,8 @@ def test_every_block_is_the_identity_and_the_output_is_zero_at_init():
             context=cond.context, prefix=cond.prefix, pooled=torch.zeros(2, 4), aligned=torch.zeros(2, 20, 2)
         )
         assert torch.equal(
-            model._embed_tokens(x, cond.prefix, layout, cond),
-            model._embed_tokens(x, cond.prefix, layout, plain),
+            model._embed_tokens(x, t, cond.prefix, layout, cond),
+            model._embed_tokens(x, t, cond.prefix, layout, plain),
         )
         assert torch.equal(
             model._embed_levels(t, layout, 2, cond)[0], model._embed_levels(t, layout, 2, plain)[0]

@@ -92,7 +92,8 @@ def token_embeddings(model: MultimodalDiT, cond: Cond, frames: dict[str, int]) -
     x = {n: torch.zeros(1, *model.specs[n].latent_shape(t)) for n, t in frames.items()}
     layout, _, _ = model.layout(frames, 0, torch.device("cpu"))
     with torch.no_grad():
-        h = model._embed_tokens(x, None, layout, cond)
+        t = {n: torch.zeros(1, f) for n, f in frames.items()}
+        h = model._embed_tokens(x, t, None, layout, cond)
     return {n: v.unflatten(1, (frames[n], -1)) for n, v in layout.split(h).items()}
 
 

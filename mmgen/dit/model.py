@@ -3,6 +3,7 @@
     x[m] [B, T_m, C_m] or [B, T_m, h, w, C_m]  --in_proj[m] (video: patchify p x p)--> tokens [B, N_m, D]
     + modality embedding; prefix tokens (Cond.prefix) prepended; all modalities concatenated -> [B, N, D]
     + Cond.aligned [B, S, A] resampled to m's latent frames, projected (streams.py), for its target modalities
+    + given partner latents x[p] at the same seconds, projected (partners.py), for m with partners
     t[m] [B, T_m] -> one level per (modality, segment) row -> c_rows [B, R, D] (level MLP + modality
             embedding + Linear(Cond.pooled), the global condition)
     blocks: self-attn with RoPE on time in seconds (+ y/x for video), optional cross-attn to Cond.context,
@@ -17,7 +18,7 @@ range in one host sync, set `model.check_levels = False` for sync-free training 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,7 @@ from mmgen.dit.blocks import DiTBlock, FinalLayer
 from mmgen.dit.checks import check_config, check_inputs, check_level_values
 from mmgen.dit.embeddings import LevelEmbedder
 from mmgen.dit.masking import kept_token_index, restore_tokens, take_tokens
+from mmgen.dit.partners import PartnerStreams
 from mmgen.dit.rope import rope_angles, rope_cos_sin, rope_frequencies
 from mmgen.dit.streams import AlignedStream
 from mmgen.dit.tokens import TokenLayout, patchify, unpatchify
@@ -53,6 +55,8 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         aligned_dim: width of Cond.aligned; enables the time-aligned stream (see streams.py).
         aligned_rate_hz: frames per second of Cond.aligned (needed with aligned_dim).
         aligned_targets: modalities whose tokens receive the stream (None: every modality).
+        partners: {target: [source, ...]}: a source's given latents are added to the target's tokens
+            at the same seconds (partners.py), e.g. {"video": ["audio", "motion"]}.
         adaln: "block" (a modulation Linear per block, DiT) or "sola" (one shared Linear plus a
             rank-`sola_rank` adapter per block, EzAudio's AdaLN-SOLA).
         long_skip: U-ViT long skips: block i's output is concatenated to the input of block
@@ -80,6 +84,7 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         aligned_dim: int | None = None,
         aligned_rate_hz: float | None = None,
         aligned_targets: list[str] | tuple[str, ...] | None = None,
+        partners: Mapping[str, Sequence[str]] | None = None,
         adaln: str = "block",
         sola_rank: int = 32,
         long_skip: bool = False,
@@ -136,6 +141,7 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             if aligned_dim is not None
             else None
         )
+        self.partners = PartnerStreams(partners, specs, d_model) if partners else None
         self.shared_ada = nn.Linear(d_model, 6 * d_model) if adaln == "sola" else None
         self.blocks = nn.ModuleList(
             DiTBlock(d_model, num_heads, mlp_ratio, context_dim is not None, adaln, sola_rank, qk_norm)
@@ -183,6 +189,8 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             nn.init.zeros_(self.pooled_proj.bias)
         if self.aligned is not None:
             self.aligned.reset_parameters()
+        if self.partners is not None:
+            self.partners.reset_parameters()
         if self.shared_ada is not None:
             nn.init.zeros_(self.shared_ada.weight)
             nn.init.zeros_(self.shared_ada.bias)
@@ -227,7 +235,7 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         )
         if self.check_levels:
             check_level_values(t, layout)
-        h = self._embed_tokens(x, prefix, layout, cond)  # [B, N, D]
+        h = self._embed_tokens(x, t, prefix, layout, cond)  # [B, N, D]
         c_rows, row = self._embed_levels(t, layout, batch, cond)  # [B, R, D], [N]
         context = context_mask = None
         if self.context_proj is not None:
@@ -270,7 +278,12 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         }
 
     def _embed_tokens(
-        self, x: dict[str, torch.Tensor], prefix: torch.Tensor | None, layout: TokenLayout, cond: Cond | None
+        self,
+        x: dict[str, torch.Tensor],
+        t: dict[str, torch.Tensor],
+        prefix: torch.Tensor | None,
+        layout: TokenLayout,
+        cond: Cond | None,
     ) -> torch.Tensor:
         parts = [] if prefix is None else [self.prefix_proj(prefix)]  # type: ignore[misc]
         for name in layout.names:
@@ -279,12 +292,13 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
                 patchify(z, self.patch_size) if self.specs[name].spatial is not None else z
             )  # [B, N_m, C_tok]
             h = self.in_proj[name](tokens) + self.modality_embed[self.modality_ids[name]]
+            t_m = layout.num_frames[name]
+            add = self.partners(name, t_m, x, t) if self.partners is not None else None  # [B, T, D]
             if self.aligned is not None and name in self.aligned.targets:
                 assert cond is not None and cond.aligned is not None
-                t_m = layout.num_frames[name]
-                add = self.aligned(
-                    cond.aligned, cond.aligned_mask, name, self.specs[name].rate_hz, t_m
-                )  # [B, T, D]
+                stream = self.aligned(cond.aligned, cond.aligned_mask, name, self.specs[name].rate_hz, t_m)
+                add = stream if add is None else add + stream  # [B, T, D]
+            if add is not None:
                 per_frame = h.shape[1] // t_m  # video: gh * gw patches per latent frame
                 h = (h.unflatten(1, (t_m, per_frame)) + add[:, :, None]).flatten(1, 2)  # [B, N_m, D]
             parts.append(h)
