@@ -8,6 +8,7 @@ from mmgen.modalities.video_train import (
     VideoLossWeights,
     gradient_loss,
     hinge_discriminator_loss,
+    temporal_loss,
     video_training_step,
     video_vae_losses,
 )
@@ -110,6 +111,12 @@ def test_gradient_and_hinge_losses_by_hand():
     pred = target.clone()
     pred[0, 0, 1, 1, 0] = 1.0  # one bright sub-pixel: 2 of 12*3 x-differences and 2 of 12*3 y-differences are +-1
     assert gradient_loss(pred, target).item() == pytest.approx(0.5 * (2 / 36 + 2 / 36))
+    still = torch.zeros(1, 3, 2, 2, 1)
+    assert temporal_loss(still + 0.4, still) == 0  # a constant offset does not move
+    moving = still.clone()
+    moving[0, 1, 0, 0, 0] = 1.0  # one pixel lit in the middle frame: two differences of +-1 of 2*4 values
+    assert temporal_loss(moving, still).item() == pytest.approx(2 / 8)
+    assert temporal_loss(moving[:, :1], still[:, :1]) == 0  # one frame has no differences
     real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-3.0, 0.0])
     # relu(1 - real) = [0, 0.5], relu(1 + fake) = [0, 1]
     assert hinge_discriminator_loss(real, fake).item() == pytest.approx(0.5 * (0.25 + 0.5))
@@ -120,10 +127,12 @@ def test_losses_are_named_weighted_and_the_adversarial_step_trains_only_its_own_
     vae = VideoVAE.tiny(channels=(12, 24, 48), latent_channels=2, num_res_blocks=0)
     disc = PatchDiscriminator(channels=8, num_layers=2)
     frames = (torch.rand(2, 4, 64, 64, 3) * 255).to(torch.uint8)
-    w = VideoLossWeights(l1=1.0, gradient=0.5, kl=0.1, adversarial=0.2)
+    w = VideoLossWeights(l1=1.0, gradient=0.5, kl=0.1, adversarial=0.2, temporal=0.3)
     losses, recon = video_vae_losses(vae, frames, w, disc, sample=False)
-    assert set(losses) == {"l1", "l2", "gradient", "kl", "adversarial", "loss"} and recon.shape == (2, 4, 64, 64, 3)
-    total = losses["l1"] + 0.5 * losses["gradient"] + 0.1 * losses["kl"] + 0.2 * losses["adversarial"]
+    assert set(losses) == {"l1", "l2", "gradient", "temporal", "kl", "adversarial", "loss"}
+    assert recon.shape == (2, 4, 64, 64, 3)
+    total = (losses["l1"] + 0.5 * losses["gradient"] + 0.1 * losses["kl"] + 0.2 * losses["adversarial"]
+             + 0.3 * losses["temporal"])  # fmt: skip
     torch.testing.assert_close(losses["loss"], total)
     x = frames.float() / 127.5 - 1
     torch.testing.assert_close(losses["l1"], (recon - x).abs().mean())
@@ -132,7 +141,7 @@ def test_losses_are_named_weighted_and_the_adversarial_step_trains_only_its_own_
     opt = torch.optim.SGD(vae.parameters(), lr=0.01)
     d_opt = torch.optim.SGD(disc.parameters(), lr=0.1)
     out = video_training_step(vae, opt, frames, w, disc, d_opt)
-    assert set(out) == {"l1", "l2", "gradient", "kl", "adversarial", "loss", "discriminator"}
+    assert set(out) == {"l1", "l2", "gradient", "temporal", "kl", "adversarial", "loss", "discriminator"}
     assert any(not torch.equal(a, b) for a, b in zip(d_before, disc.parameters()))
     assert all(p.requires_grad for p in disc.parameters())  # frozen only during the VAE step
     with pytest.raises(ValueError, match="both discriminator and disc_optimizer"):

@@ -10,6 +10,10 @@
                  window smears a 1-px line; the gradient term puts its whole weight on the line
                  edges, is 0 on a clean background (so it also punishes blotches there) and is
                  cheap. Thin-line reconstructions stay sharp instead of fading into the background.
+    temporal     L1 between the frame-to-frame differences of x_hat and x (off by default). The
+                 dance's beat lives in them (a pause is a run of near-zero differences; the
+                 frame-difference beat alignment reads exactly that), and per-pixel losses leave
+                 a decoder free to smear a pause into its neighbours, which costs them little.
     kl           KL(q || N(0, I)) per latent element
     adversarial  hinge generator loss against `PatchDiscriminator` (frame-wise 2-D PatchGAN),
                  only when a discriminator is given and `weights.adversarial > 0`
@@ -38,6 +42,7 @@ class VideoLossWeights(LossWeights):
     gradient: float = 1.0
     kl: float = 1e-4
     adversarial: float = 0.0
+    temporal: float = 0.0
 
 
 def gradient_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -47,6 +52,15 @@ def gradient_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     dx = (pred[..., :, 1:, :] - pred[..., :, :-1, :]) - (target[..., :, 1:, :] - target[..., :, :-1, :])
     dy = (pred[..., 1:, :, :] - pred[..., :-1, :, :]) - (target[..., 1:, :, :] - target[..., :-1, :, :])
     return 0.5 * (dx.abs().mean() + dy.abs().mean())
+
+
+def temporal_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance of consecutive-frame differences; frames [B, T, H, W, C] (0 when T < 2)."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    if pred.shape[1] < 2:
+        return pred.new_zeros(())
+    return ((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])).abs().mean()
 
 
 class PatchDiscriminator(PretrainedMixin, nn.Module):
@@ -94,6 +108,7 @@ def video_vae_losses(
         "l1": (recon - x).abs().mean(),
         "l2": (recon - x).pow(2).mean(),
         "gradient": gradient_loss(recon, x),
+        "temporal": temporal_loss(recon, x),
         "kl": q.kl().mean() / z[0].numel(),
     }
     if discriminator is not None and weights.adversarial > 0:
