@@ -176,3 +176,41 @@ def test_folders_saved_with_the_old_module_paths_still_load(tmp_path):
     with pytest.raises(ValueError, match="unknown class_path"):
         config.write_text(text.replace("mmgen.core.timeline.ModalitySpec", "mmgen.nowhere.ModalitySpec"))
         MultimodalDiT.from_pretrained(tmp_path / "dit")
+
+
+def test_dit_module_rebuilds_video_projections_and_starts_from_a_trained_condition(tmp_path):
+    """A patch-size change rebuilds the video in/out projections whose shape changed (named in
+    init_new; in_proj's bias keeps its shape and its trained value); the condition encoder's
+    projections come from condition_init_weights, not from their init."""
+    from mmgen.conditioning import ConditionEncoder, MelodyConditioner
+    from mmgen.dit.model import MultimodalDiT
+    from mmgen.train.dit_module import DiTModule
+
+    def dit(patch: int) -> MultimodalDiT:
+        torch.manual_seed(patch)
+        specs = {"audio": {"channels": 4, "rate_hz": 7.5}, "video": {"channels": 3, "rate_hz": 7.5, "spatial": [4, 4]}}
+        return MultimodalDiT(modalities=specs, d_model=32, depth=1, num_heads=2, patch_size=patch, segment_seconds=0.5)
+
+    def condition() -> ConditionEncoder:
+        return ConditionEncoder({"melody": MelodyConditioner(8, target="aligned")}, aligned_dim=8, aligned_rate_hz=15.0)
+
+    trained, trained_condition = dit(4), condition()
+    with torch.no_grad():
+        for p in [*trained.parameters(), *trained_condition.parameters()]:
+            p.add_(1.0)
+    trained.save_pretrained(tmp_path / "dit")
+    trained_condition.save_pretrained(tmp_path / "condition")
+    with pytest.raises(ValueError, match="shapes differ"):
+        DiTModule(dit(2), init_weights=str(tmp_path / "dit"))
+    fresh = dit(2)
+    module = DiTModule(dit(2), condition=condition(), init_weights=str(tmp_path / "dit"),
+                       init_new=["in_proj.video.", "out_proj.video."], condition_init_weights=str(tmp_path / "condition"))  # fmt: skip
+    rebuilt = {"in_proj.video.weight", "out_proj.video.weight", "out_proj.video.bias"}
+    assert all(fresh.state_dict()[k].shape != trained.state_dict()[k].shape for k in rebuilt)
+    for name, value in module.model.state_dict().items():
+        want = fresh.state_dict()[name] if name in rebuilt else trained.state_dict()[name]
+        assert torch.equal(value, want), name
+    for (name, a), b in zip(trained_condition.state_dict().items(), module.condition.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="no condition encoder"):
+        DiTModule(dit(2), condition_init_weights=str(tmp_path / "condition"))

@@ -266,8 +266,9 @@ def load_weights(
 
     Tensors are cast to the module's own dtypes (float16-stored checkpoints load into float32
     modules). With `strict`, a missing or unexpected name or a changed shape is an error naming the file.
-    `new` names parameter prefixes the file may lack (parts added to a trained model, e.g.
-    `aligned.` for a new time-aligned stream); they keep their initial values.
+    `new` names parameter prefixes the file may lack or hold in another shape (parts added to or
+    rebuilt in a trained model, e.g. `aligned.` for a new time-aligned stream, `in_proj.video.`
+    when the video patch size changes); they keep their initial values.
     """
     path = Path(path)
     weights_file = path / WEIGHTS_NAME if path.is_dir() else path
@@ -275,6 +276,9 @@ def load_weights(
         raise FileNotFoundError(f"{weights_file}: missing (a pretrained directory holds {CONFIG_NAME} and {WEIGHTS_NAME})")
     state = load_file(str(weights_file), device=str(device))
     own = module.state_dict()
+    rebuilt = [k for k, v in state.items() if k in own and v.shape != own[k].shape and any(k.startswith(p) for p in new)]
+    for k in rebuilt:
+        del state[k]
     changed = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if k in own and v.shape != own[k].shape]
     if changed:
         raise ValueError(f"{weights_file}: shapes differ from the module's: {', '.join(changed[:5])}")

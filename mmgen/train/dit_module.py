@@ -53,9 +53,13 @@ class DiTModule(L.LightningModule):
             this run: fine-tuning, e.g. after a modality's VAE changed its latent rate (RoPE
             positions are in seconds, so a rate change needs no new parameters). Resuming a
             Lightning checkpoint overrides it.
-        init_new: parameter-name prefixes that `init_weights` may lack: parts this run adds to
-            the pretrained DiT (e.g. `aligned.` when a time-aligned stream joins; its projections
-            start at zero, so the run starts from exactly the pretrained model).
+        init_new: parameter-name prefixes that `init_weights` may lack or hold in another shape:
+            parts this run adds to or rebuilds in the pretrained DiT (e.g. `aligned.` when a
+            time-aligned stream joins; its projections start at zero, so the run starts from
+            exactly the pretrained model; `in_proj.video.` when the video patch size changes).
+        condition_init_weights: a trained condition encoder's folder (a `condition_export_dir`)
+            whose projections start this run; without it they start from their initialisation
+            even when `init_weights` brings a DiT trained with them.
         overwrite_export: let the exports replace folders an earlier export wrote (checked
             before the first step; a folder mmgen did not write is never replaced).
         nan_check_every: steps between checks that the loss stayed finite (also checked before
@@ -85,6 +89,7 @@ class DiTModule(L.LightningModule):
         condition_export_dir: str | None = None,
         init_weights: str | None = None,
         init_new: Sequence[str] = (),
+        condition_init_weights: str | None = None,
         overwrite_export: bool = False,
         nan_check_every: int = 50,
         group_drop: Mapping[str, float] | None = None,
@@ -104,6 +109,10 @@ class DiTModule(L.LightningModule):
         if token_mask_ratio and model.mask_decoder_depth is None:
             raise ValueError("token_mask_ratio > 0 needs a MultimodalDiT built with mask_decoder_depth")
         self.condition = condition
+        if condition_init_weights is not None:
+            if condition is None:
+                raise ValueError("condition_init_weights given but the DiTModule has no condition encoder")
+            load_weights(condition, condition_init_weights)
         bad = {g: p for g, p in (group_drop or {}).items() if not 0.0 <= float(p) <= 1.0}
         if bad:
             raise ValueError(f"group_drop probabilities must be in [0, 1], got {bad}")
