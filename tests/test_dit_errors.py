@@ -114,3 +114,15 @@ def test_bad_config_raises(kwargs, match):
     args = {"modalities": SPECS, "d_model": 16, "depth": 1, "num_heads": 2, **kwargs}
     with pytest.raises(ValueError, match=match):
         MultimodalDiT(**args)
+
+
+def test_tokens_wider_than_the_model_warn():
+    """192 numbers per video token through a 128-wide model: the output cannot reach 64 of them."""
+    video = {"video": ModalitySpec(12, 7.5, spatial=(8, 8))}
+    with pytest.warns(UserWarning, match="holds 192 numbers but d_model is 128: sampling cannot remove noise in 64"):
+        MultimodalDiT(video, d_model=128, depth=1, num_heads=4, patch_size=4)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MultimodalDiT(video, d_model=128, depth=1, num_heads=4, patch_size=2)  # 48 numbers: no warning
