@@ -20,7 +20,9 @@ SPECS = {
 
 def _dit(partners=None, seed: int = 0) -> MultimodalDiT:
     torch.manual_seed(seed)
-    return MultimodalDiT(SPECS, d_model=32, depth=2, num_heads=2, segment_seconds=0.5, patch_size=2, partners=partners)
+    return MultimodalDiT(
+        SPECS, d_model=32, depth=2, num_heads=2, segment_seconds=0.5, patch_size=2, partners=partners
+    )
 
 
 def _inputs(seconds: float = 2.0, seed: int = 0):
@@ -54,9 +56,13 @@ def test_the_addition_reads_the_source_frame_at_the_same_seconds_only_where_it_i
     # by hand: audio frame i (7.5 Hz) -> video frame i; motion (3.75 Hz, 7 frames) is interpolated:
     # video frame 2j <- motion j, 2j + 1 <- the mean of j and j + 1, 13 <- 6 (held), 14: none (null)
     audio_given = t["audio"] == 0
-    want_audio = torch.where(audio_given[..., None], streams.proj["audio_to_video"](x["audio"]), streams.null["audio_to_video"])
+    want_audio = torch.where(
+        audio_given[..., None], streams.proj["audio_to_video"](x["audio"]), streams.null["audio_to_video"]
+    )
     m = x["motion"]
-    frames = [m[:, i // 2] if i % 2 == 0 else (m[:, i // 2] + m[:, i // 2 + 1]) / 2 for i in range(13)] + [m[:, 6]]
+    frames = [m[:, i // 2] if i % 2 == 0 else (m[:, i // 2] + m[:, i // 2 + 1]) / 2 for i in range(13)] + [
+        m[:, 6]
+    ]
     motion = torch.cat([streams.proj["motion_to_video"](torch.stack(frames, 1)),
                         streams.null["motion_to_video"].expand(2, 1, -1)], 1)  # fmt: skip
     torch.testing.assert_close(add, want_audio + motion)
@@ -95,7 +101,13 @@ def test_the_stream_reaches_the_dit_output_and_follows_the_given_audio():
 
 @pytest.mark.parametrize(
     "partners",
-    [{"video": ["video"]}, {"video": ["sound"]}, {"screen": ["audio"]}, {"video": ["audio", "audio"]}, {"video": []}],
+    [
+        {"video": ["video"]},
+        {"video": ["sound"]},
+        {"screen": ["audio"]},
+        {"video": ["audio", "audio"]},
+        {"video": []},
+    ],
 )
 def test_bad_partners_raise(partners):
     with pytest.raises(ValueError, match="partners must map"):

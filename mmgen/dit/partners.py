@@ -36,7 +36,9 @@ def _key(source: str, target: str) -> str:
 class PartnerStreams(nn.Module):
     """`partners` {target: [source, ...]}: each source's given latents feed the target's tokens."""
 
-    def __init__(self, partners: Mapping[str, Sequence[str]], specs: Mapping[str, ModalitySpec], d_model: int) -> None:
+    def __init__(
+        self, partners: Mapping[str, Sequence[str]], specs: Mapping[str, ModalitySpec], d_model: int
+    ) -> None:
         super().__init__()
         self.partners = {str(t): tuple(str(s) for s in sources) for t, sources in partners.items()}
         for target, sources in self.partners.items():

@@ -192,7 +192,7 @@ class CodebookLM(PretrainedMixin, nn.Module):
     def forward_steps(self, seq: torch.Tensor, start: int, pattern: Pattern, memory: ConditionMemory,
                       cache: KVCache | None = None) -> torch.Tensor:  # fmt: skip
         """Steps [start, start + N) of a sequence seq [B, K, N] -> logits [B, K, N, card]."""
-        B, K, N = seq.shape
+        _, K, N = seq.shape
         if K != self.num_codebooks:
             raise ValueError(f"CodebookLM: sequence of {K} codebooks, the model has {self.num_codebooks}")
         seconds, nxt = self._step_tables(pattern)
