@@ -116,13 +116,19 @@ def test_bad_config_raises(kwargs, match):
         MultimodalDiT(**args)
 
 
-def test_tokens_wider_than_the_model_warn():
-    """192 numbers per video token through a 128-wide model: the output cannot reach 64 of them."""
-    video = {"video": ModalitySpec(12, 7.5, spatial=(8, 8))}
-    with pytest.warns(UserWarning, match="holds 192 numbers but d_model is 128: sampling cannot remove noise in 64"):
-        MultimodalDiT(video, d_model=128, depth=1, num_heads=4, patch_size=4)
+def test_training_tokens_wider_than_the_model_warns():
+    """192 numbers per video token through a 128-wide model: the output cannot reach 64 of them.
+    Training warns (the setting can still change); loading a trained model stays quiet."""
     import warnings
 
+    from mmgen.train.dit_module import DiTModule
+
+    video = {"video": ModalitySpec(12, 7.5, spatial=(8, 8))}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        MultimodalDiT(video, d_model=128, depth=1, num_heads=4, patch_size=2)  # 48 numbers: no warning
+        wide = MultimodalDiT(video, d_model=128, depth=1, num_heads=4, patch_size=4)
+    with pytest.warns(UserWarning, match="holds 192 numbers but d_model is 128: sampling cannot remove noise in 64"):
+        DiTModule(wide)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        DiTModule(MultimodalDiT(video, d_model=128, depth=1, num_heads=4, patch_size=2))  # 48 numbers

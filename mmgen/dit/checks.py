@@ -7,6 +7,7 @@ values and cost one host sync; they run only when the model's `check_levels` is 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 
 import torch
 
@@ -176,22 +177,22 @@ def check_config(
         raise ValueError(
             f"MultimodalDiT: mask_decoder_depth must be None or in [0, depth={depth}], got {mask_decoder_depth}"
         )
-    _warn_narrow_tokens(specs, d_model, patch_size)
     return _check_conditions(specs, pooled_dim, aligned_dim, aligned_rate_hz, aligned_targets)
 
 
-def _warn_narrow_tokens(specs: dict[str, ModalitySpec], d_model: int, patch_size: int) -> None:
+def warn_narrow_tokens(specs: Mapping[str, ModalitySpec], d_model: int, patch_size: int) -> None:
     """Warn when a token holds more numbers than the model is wide. The output projection then
     spans only d_model of them, and in the rest the sampler carries the starting noise to the
     end (with v or eps prediction those directions are never predicted): the ToyDance DiT with
-    patch 4 (192 numbers per video token, d_model 128) made video that flickered frame to frame."""
+    patch 4 (192 numbers per video token, d_model 128) makes video that flickers frame to frame.
+    Called when training starts (DiTModule), where the setting can still be changed."""
     for name, spec in specs.items():
         numbers = spec.channels * (patch_size**2 if spec.spatial is not None else 1)
         if numbers > d_model:
             warnings.warn(
                 f"MultimodalDiT: a {name!r} token holds {numbers} numbers but d_model is {d_model}: sampling "
                 f"cannot remove noise in {numbers - d_model} of them; use a smaller patch_size or d_model >= {numbers}",
-                stacklevel=3,
+                stacklevel=2,
             )
 
 

@@ -23,6 +23,7 @@ from mmgen.data.cached_features import as_features, feature_fingerprint
 from mmgen.diffusion.loss import denoising_loss
 from mmgen.diffusion.noise_levels import MoNLConfig, NoiseLevels, sample_levels
 from mmgen.diffusion.process import Process, VPCosine
+from mmgen.dit.checks import warn_narrow_tokens
 from mmgen.dit.masking import random_token_mask
 from mmgen.dit.model import MultimodalDiT
 from mmgen.dit.streams import stream_given_mask
@@ -100,6 +101,7 @@ class DiTModule(L.LightningModule):
         if init_weights is not None:
             load_weights(model, init_weights, new=tuple(init_new))
         self.model = model
+        warn_narrow_tokens(model.specs, model.d_model, model.patch_size)
         self.process = process or VPCosine(prediction="v")
         self.monl = monl or MoNLConfig(segment_seconds=model.segment_seconds)
         if abs(self.monl.segment_seconds - model.segment_seconds) > 1e-9:
