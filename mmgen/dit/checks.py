@@ -180,6 +180,11 @@ def check_config(
     return _check_conditions(specs, pooled_dim, aligned_dim, aligned_rate_hz, aligned_targets)
 
 
+def token_dim(spec: ModalitySpec, patch_size: int) -> int:
+    """Numbers in one token of a modality: its channels, times p x p for a video patch."""
+    return spec.channels * (patch_size**2 if spec.spatial is not None else 1)
+
+
 def warn_narrow_tokens(specs: Mapping[str, ModalitySpec], d_model: int, patch_size: int) -> None:
     """Warn when a token holds more numbers than the model is wide. The output projection then
     spans only d_model of them, and in the rest the sampler carries the starting noise to the
@@ -187,7 +192,7 @@ def warn_narrow_tokens(specs: Mapping[str, ModalitySpec], d_model: int, patch_si
     patch 4 (192 numbers per video token, d_model 128) makes video that flickers frame to frame.
     Called when training starts (DiTModule), where the setting can still be changed."""
     for name, spec in specs.items():
-        numbers = spec.channels * (patch_size**2 if spec.spatial is not None else 1)
+        numbers = token_dim(spec, patch_size)
         if numbers > d_model:
             warnings.warn(
                 f"MultimodalDiT: a {name!r} token holds {numbers} numbers but d_model is {d_model}: sampling "

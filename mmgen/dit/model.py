@@ -29,7 +29,7 @@ from mmgen.core.cond import Cond
 from mmgen.core.pretrained import PretrainedMixin
 from mmgen.core.timeline import ModalitySpec
 from mmgen.dit.blocks import DiTBlock, FinalLayer
-from mmgen.dit.checks import check_config, check_inputs, check_level_values
+from mmgen.dit.checks import check_config, check_inputs, check_level_values, token_dim
 from mmgen.dit.embeddings import LevelEmbedder
 from mmgen.dit.masking import kept_token_index, restore_tokens, take_tokens
 from mmgen.dit.partners import PartnerStreams
@@ -124,11 +124,8 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         self.mask_decoder_depth = mask_decoder_depth
         self.gradient_checkpointing, self.check_levels = gradient_checkpointing, check_levels
 
-        def token_dim(spec: ModalitySpec) -> int:
-            return spec.channels * (patch_size**2 if spec.spatial is not None else 1)
-
-        self.in_proj = nn.ModuleDict({n: nn.Linear(token_dim(s), d_model) for n, s in specs.items()})
-        self.out_proj = nn.ModuleDict({n: nn.Linear(d_model, token_dim(s)) for n, s in specs.items()})
+        self.in_proj = nn.ModuleDict({n: nn.Linear(token_dim(s, patch_size), d_model) for n, s in specs.items()})
+        self.out_proj = nn.ModuleDict({n: nn.Linear(d_model, token_dim(s, patch_size)) for n, s in specs.items()})
         self.modality_embed = nn.Parameter(torch.zeros(len(specs), d_model))  # added to tokens
         self.level_modality_embed = nn.Parameter(torch.zeros(len(specs), d_model))  # added to level rows
         self.level_embed = LevelEmbedder(d_model)
