@@ -91,19 +91,23 @@ def upload(page, elem_id: str, path: Path, attempts: int = 3) -> None:
     """Put `path` into the file box `elem_id` and wait until it lists the file.
 
     The boxes are mounted with the page (when they appeared only after the source radio's round
-    trip, CI twice saw a box whose file input never came); the re-upload is a second chance for
-    an upload the page drops, with the box's text in the failure.
+    trip, CI saw a box whose file input never came). A box holding a file has no file input any
+    more, so a slow upload (the machine busy with the other test worker) must be waited for, not
+    repeated: the input is set again only while the box is still empty. Gradio shows the name as
+    two elements ("dance", ".npz"), so the box's whole text is matched, not one element's.
     """
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
 
     box = page.locator(f"#{elem_id}")
     box.wait_for(state="visible")
-    for _ in range(attempts):
-        box.locator("input[type=file]").set_input_files(str(path))
+    file_input = box.locator("input[type=file]")
+    for attempt in range(attempts):
+        if attempt == 0 or file_input.count():  # the first call waits for the input to attach
+            file_input.set_input_files(str(path))
         try:
-            box.get_by_text(path.name).wait_for(timeout=30_000)
+            expect(box).to_contain_text(path.name, timeout=60_000)
             return
-        except PlaywrightTimeout:
+        except AssertionError:
             pass
     raise AssertionError(f"#{elem_id} never listed {path.name}; the box shows: {box.inner_text()!r}")
 
@@ -121,6 +125,7 @@ def test_dance2music_in_the_browser_plays_a_wav_as_long_as_the_dance(app_url, pa
     page.on("request", lambda r: None if r.url.startswith(local) else outside.append(r.url))
     page.goto(app_url)
     page.get_by_label("my files").check()
+    expect(page.locator("#example_seed")).to_be_hidden()  # the source radio's round trip is over
     upload(page, "motion", dance_npz(tmp_path / "dance.npz"))
 
     # each task shows the span boxes it takes, and only those
