@@ -1,11 +1,11 @@
 """Partner streams: a given modality's latents added to another modality's tokens at the same seconds.
 
 The DiT sees every modality in one sequence, so a target's tokens can always *attend* to a given
-partner. Attention has to find the partner frame of the same seconds among all of them, and on
-ToyDance it did not for audio -> video: the generated video ignored the music's beats (frame-
-difference beat alignment 0.18, the same as with unrelated music) although the video VAE can show
-them (0.75). A partner stream hands the matching frame over directly, the per-token form of
-"channel-concat" conditioning between two modalities of the same sequence:
+partner; attention has to find the partner frame of the same seconds among all of them. A partner
+stream hands the matching frame over directly, the per-token form of "channel-concat"
+conditioning between two modalities of the same sequence. (On ToyDance it did not by itself make
+generated video follow the music: that failure came from video tokens wider than the DiT,
+docs/experiments.md.)
 
     x[source] [B, T_s, C_s] (video sources [B, T_s, h, w, C_s] are averaged over h, w)
         frames with level 0 (given) kept ──resample_stream to the target's latent frames──►
