@@ -12,6 +12,7 @@ Set MMGEN_APP_SCREENSHOT=path.png to keep a screenshot of the page after the run
 
 import io
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -94,18 +95,20 @@ def upload(page, elem_id: str, path: Path, attempts: int = 3) -> None:
     trip, CI saw a box whose file input never came). A box holding a file has no file input any
     more, so a slow upload (the machine busy with the other test worker) must be waited for, not
     repeated: the input is set again only while the box is still empty. Gradio shows the name as
-    two elements ("dance", ".npz"), so the box's whole text is matched, not one element's.
+    two elements ("dance", ".npz") that the page may or may not separate by a line break, so the
+    box's whole text is matched with any white space between stem and suffix.
     """
     from playwright.sync_api import expect
 
     box = page.locator(f"#{elem_id}")
     box.wait_for(state="visible")
     file_input = box.locator("input[type=file]")
+    listed = re.compile(re.escape(path.stem) + r"\s*" + re.escape(path.suffix))
     for attempt in range(attempts):
         if attempt == 0 or file_input.count():  # the first call waits for the input to attach
             file_input.set_input_files(str(path))
         try:
-            expect(box).to_contain_text(path.name, timeout=60_000)
+            expect(box).to_contain_text(listed, timeout=60_000)
             return
         except AssertionError:
             pass
