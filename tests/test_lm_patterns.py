@@ -47,6 +47,17 @@ def test_delay_puts_code_k_t_at_step_t_plus_k():
 
 
 @pytest.mark.parametrize("name", PATTERNS)
+def test_first_frame_is_the_earliest_frame_each_step_holds(name):
+    pattern = make_pattern(name, 3, 4, S_)
+    first = [min((t for t, _ in coords), default=4) for coords in pattern.layout]
+    assert pattern.first_frame.tolist() == first
+    # on the known example: the delay pattern's step 3 holds (0, 2), (1, 1), (2, 0) -> frame 0
+    expected = {"parallel": [4, 0, 1, 2, 3], "delay": [4, 0, 0, 0, 1, 2, 3], "flattening": [4] + [t for t in range(4) for _ in range(3)],
+                "coarse_first": [4, 0, 1, 2, 3, 0, 1, 2, 3]}  # fmt: skip
+    assert first == expected[name]
+
+
+@pytest.mark.parametrize("name", PATTERNS)
 @pytest.mark.parametrize("K,T", [(1, 1), (1, 7), (4, 1), (4, 13), (8, 5)])
 def test_build_revert_identity(name, K, T):
     g = torch.Generator().manual_seed(K * 100 + T)

@@ -182,12 +182,8 @@ class CodebookLM(PretrainedMixin, nn.Module):
         S, T = pattern.steps, pattern.frames
         nxt = torch.zeros(S, self.num_codebooks)
         nxt[:-1] = pattern.mask[:, 1:].T.float()
-        frame = torch.full((S,), float(T - 1))
-        for s in range(S - 1):
-            coords = pattern.layout[s + 1]
-            if coords:
-                frame[s] = min(t for t, _ in coords)
-        return frame / self.rate_hz, nxt
+        frame = torch.cat([pattern.first_frame[1:], pattern.first_frame.new_tensor([T])]).clamp(max=T - 1)
+        return frame.float() / self.rate_hz, nxt
 
     def forward_steps(self, seq: torch.Tensor, start: int, pattern: Pattern, memory: ConditionMemory,
                       cache: KVCache | None = None) -> torch.Tensor:  # fmt: skip

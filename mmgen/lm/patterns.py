@@ -101,6 +101,12 @@ class Pattern:
         return self.index < self.num_codebooks * self.frames
 
     @cached_property
+    def first_frame(self) -> torch.Tensor:
+        """[S] long: the earliest frame whose code step s holds, `frames` where it holds none."""
+        frame = torch.where(self.mask, self.index % self.frames, self.frames)
+        return frame.min(dim=0).values
+
+    @cached_property
     def step_of(self) -> torch.Tensor:
         """[K, T] long: the step that holds code (k, t)."""
         K, T = self.num_codebooks, self.frames
@@ -134,8 +140,7 @@ class Pattern:
     def revert_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """Model outputs [B, K, S, V] (output s predicts step s + 1) -> [B, K, T, V] aligned with codes."""
         self._check(logits, self.steps, "logits")
-        B, K, S, V = logits.shape
-        k = torch.arange(K, device=logits.device)[:, None]
+        k = torch.arange(logits.shape[1], device=logits.device)[:, None]
         src = self.step_of.to(logits.device) - 1  # [K, T]: every code sits at a step >= 1
         return logits[:, k, src]  # [B, K, T, V]
 
