@@ -132,3 +132,4 @@ def test_training_tokens_wider_than_the_model_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         DiTModule(MultimodalDiT(video, d_model=128, depth=1, num_heads=4, patch_size=2))  # 48 numbers
+        DiTModule(MultimodalDiT(video, d_model=128, depth=1, num_heads=4, patch_size=4, wide_heads=True))

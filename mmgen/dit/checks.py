@@ -7,7 +7,7 @@ values and cost one host sync; they run only when the model's `check_levels` is 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import torch
 
@@ -185,18 +185,22 @@ def token_dim(spec: ModalitySpec, patch_size: int) -> int:
     return spec.channels * (patch_size**2 if spec.spatial is not None else 1)
 
 
-def warn_narrow_tokens(specs: Mapping[str, ModalitySpec], d_model: int, patch_size: int) -> None:
-    """Warn when a token holds more numbers than the model is wide. The output projection then
-    spans only d_model of them, and in the rest the sampler carries the starting noise to the
-    end (with v or eps prediction those directions are never predicted): the ToyDance DiT with
-    patch 4 (192 numbers per video token, d_model 128) makes video that flickers frame to frame.
-    Called when training starts (DiTModule), where the setting can still be changed."""
+def warn_narrow_tokens(
+    specs: Mapping[str, ModalitySpec], d_model: int, patch_size: int, wide_heads: Collection[str] = ()
+) -> None:
+    """Warn when a token holds more numbers than the model is wide and has no wide head. A linear
+    output projection then spans only d_model of them, and in the rest the sampler carries the
+    starting noise to the end (with v or eps prediction those directions are never predicted):
+    the ToyDance DiT with patch 4 (192 numbers per video token, d_model 128) makes video that
+    flickers frame to frame. Called when training starts (DiTModule), where the setting can
+    still be changed."""
     for name, spec in specs.items():
         numbers = token_dim(spec, patch_size)
-        if numbers > d_model:
+        if numbers > d_model and name not in wide_heads:
             warnings.warn(
                 f"MultimodalDiT: a {name!r} token holds {numbers} numbers but d_model is {d_model}: sampling "
-                f"cannot remove noise in {numbers - d_model} of them; use a smaller patch_size or d_model >= {numbers}",
+                f"cannot remove noise in {numbers - d_model} of them; use a smaller patch_size, d_model >= "
+                f"{numbers} or wide_heads=True",
                 stacklevel=2,
             )
 

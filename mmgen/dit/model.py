@@ -4,11 +4,13 @@
     + modality embedding; prefix tokens (Cond.prefix) prepended; all modalities concatenated -> [B, N, D]
     + Cond.aligned [B, S, A] resampled to m's latent frames, projected (streams.py), for its target modalities
     + given partner latents x[p] at the same seconds, projected (partners.py), for m with partners
+      (with partner_positions: one projection per video patch position)
     t[m] [B, T_m] -> one level per (modality, segment) row -> c_rows [B, R, D] (level MLP + modality
             embedding + Linear(Cond.pooled), the global condition)
     blocks: self-attn with RoPE on time in seconds (+ y/x for video), optional cross-attn to Cond.context,
             MLP; AdaLN-Zero shift/scale/gate per token, gathered from the R rows (see blocks.py)
-    final layer (per-token AdaLN) -> out_proj[m] -> same shapes as x
+    final layer (per-token AdaLN) -> out_proj[m] (+ wide_heads[m] over [h ; noisy token] for tokens
+            wider than D, wide_heads.py) -> same shapes as x
 
 Assumption: noise levels are constant within each (modality, segment) (segments of
 `segment_seconds` on the shared time axis, `mmgen.core.timeline.segment_ids`). Every MoNL draw and
@@ -36,6 +38,7 @@ from mmgen.dit.partners import PartnerStreams
 from mmgen.dit.rope import rope_angles, rope_cos_sin, rope_frequencies
 from mmgen.dit.streams import AlignedStream
 from mmgen.dit.tokens import TokenLayout, patchify, unpatchify
+from mmgen.dit.wide_heads import WideTokenHead
 
 _MAX_CACHED_LAYOUTS = 64
 
@@ -57,6 +60,11 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         aligned_targets: modalities whose tokens receive the stream (None: every modality).
         partners: {target: [source, ...]}: a source's given latents are added to the target's tokens
             at the same seconds (partners.py), e.g. {"video": ["audio", "motion"]}.
+        partner_positions: a video target gets one partner projection per patch position (a pose
+            guider's spatial map) instead of one vector broadcast over the frame (partners.py).
+        wide_heads: give every modality whose tokens hold more numbers than d_model a residual MLP
+            read-out over [hidden state ; noisy token] (wide_heads.py), so none of its directions
+            is left unpredicted.
         adaln: "block" (a modulation Linear per block, DiT) or "sola" (one shared Linear plus a
             rank-`sola_rank` adapter per block, EzAudio's AdaLN-SOLA).
         long_skip: U-ViT long skips: block i's output is concatenated to the input of block
@@ -85,6 +93,8 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         aligned_rate_hz: float | None = None,
         aligned_targets: list[str] | tuple[str, ...] | None = None,
         partners: Mapping[str, Sequence[str]] | None = None,
+        partner_positions: bool = False,
+        wide_heads: bool = False,
         adaln: str = "block",
         sola_rank: int = 32,
         long_skip: bool = False,
@@ -138,7 +148,15 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             if aligned_dim is not None
             else None
         )
-        self.partners = PartnerStreams(partners, specs, d_model) if partners else None
+        self.partners = (
+            PartnerStreams(partners, specs, d_model, patch_size if partner_positions else None) if partners else None
+        )
+        wide = {n: token_dim(s, patch_size) for n, s in specs.items() if token_dim(s, patch_size) > d_model}
+        self.wide_heads = (
+            nn.ModuleDict({n: WideTokenHead(d_model, dim, 2 * dim) for n, dim in wide.items()})
+            if wide_heads
+            else None
+        )
         self.shared_ada = nn.Linear(d_model, 6 * d_model) if adaln == "sola" else None
         self.blocks = nn.ModuleList(
             DiTBlock(d_model, num_heads, mlp_ratio, context_dim is not None, adaln, sola_rank, qk_norm)
@@ -188,6 +206,8 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             self.aligned.reset_parameters()
         if self.partners is not None:
             self.partners.reset_parameters()
+        for head in (self.wide_heads or {}).values():
+            head.reset_parameters()
         if self.shared_ada is not None:
             nn.init.zeros_(self.shared_ada.weight)
             nn.init.zeros_(self.shared_ada.bias)
@@ -290,14 +310,14 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             )  # [B, N_m, C_tok]
             h = self.in_proj[name](tokens) + self.modality_embed[self.modality_ids[name]]
             t_m = layout.num_frames[name]
-            add = self.partners(name, t_m, x, t) if self.partners is not None else None  # [B, T, D]
+            add = self.partners(name, t_m, x, t) if self.partners is not None else None  # [B, T, P, D]
             if self.aligned is not None and name in self.aligned.targets:
                 assert cond is not None and cond.aligned is not None
                 stream = self.aligned(cond.aligned, cond.aligned_mask, name, self.specs[name].rate_hz, t_m)
-                add = stream if add is None else add + stream  # [B, T, D]
-            if add is not None:
+                add = stream[:, :, None] if add is None else add + stream[:, :, None]  # [B, T, P, D]
+            if add is not None:  # P = 1 (broadcast over a frame's patches) or the patches per frame
                 per_frame = h.shape[1] // t_m  # video: gh * gw patches per latent frame
-                h = (h.unflatten(1, (t_m, per_frame)) + add[:, :, None]).flatten(1, 2)  # [B, N_m, D]
+                h = (h.unflatten(1, (t_m, per_frame)) + add).flatten(1, 2)  # [B, N_m, D]
             parts.append(h)
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # [B, N, D] (one part: no copy)
 
@@ -378,6 +398,9 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         for name, tokens in layout.split(h).items():
             pred = self.out_proj[name](tokens)  # [B, N_m, C_tok]
             spec = self.specs[name]
+            if self.wide_heads is not None and name in self.wide_heads:
+                noisy = patchify(x[name], self.patch_size) if spec.spatial is not None else x[name]
+                pred = pred + self.wide_heads[name](tokens, noisy)
             if spec.spatial is not None:
                 pred = unpatchify(
                     pred, layout.num_frames[name], spec.spatial, self.patch_size

@@ -101,7 +101,7 @@ class DiTModule(L.LightningModule):
         if init_weights is not None:
             load_weights(model, init_weights, new=tuple(init_new))
         self.model = model
-        warn_narrow_tokens(model.specs, model.d_model, model.patch_size)
+        warn_narrow_tokens(model.specs, model.d_model, model.patch_size, tuple(model.wide_heads or ()))
         self.process = process or VPCosine(prediction="v")
         self.monl = monl or MoNLConfig(segment_seconds=model.segment_seconds)
         if abs(self.monl.segment_seconds - model.segment_seconds) > 1e-9:
