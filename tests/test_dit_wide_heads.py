@@ -9,7 +9,10 @@ from mmgen.core.timeline import ModalitySpec
 from mmgen.dit import MultimodalDiT
 
 # a video token holds 2 x 2 x 4 = 16 numbers; the model is 8 wide
-SPECS = {"audio": ModalitySpec(channels=4, rate_hz=7.5), "video": ModalitySpec(channels=4, rate_hz=7.5, spatial=(4, 4))}
+SPECS = {
+    "audio": ModalitySpec(channels=4, rate_hz=7.5),
+    "video": ModalitySpec(channels=4, rate_hz=7.5, spatial=(4, 4)),
+}
 
 
 def _dit(wide_heads: bool, seed: int = 0) -> MultimodalDiT:
@@ -19,7 +22,10 @@ def _dit(wide_heads: bool, seed: int = 0) -> MultimodalDiT:
 
 def _inputs(batch: int = 2, frames: int = 15, seed: int = 0, level: float = 0.7):
     g = torch.Generator().manual_seed(seed)
-    x = {"audio": torch.randn(batch, frames, 4, generator=g), "video": torch.randn(batch, frames, 4, 4, 4, generator=g)}
+    x = {
+        "audio": torch.randn(batch, frames, 4, generator=g),
+        "video": torch.randn(batch, frames, 4, 4, 4, generator=g),
+    }
     t = {name: torch.full((batch, frames), level) for name in x}
     return x, t
 
@@ -43,7 +49,9 @@ def test_only_modalities_wider_than_the_model_get_a_head_and_it_starts_as_an_exa
 
 def test_a_linear_read_out_spans_only_d_model_directions_the_wide_head_all_of_them():
     x, t = _inputs(batch=4)
-    assert _token_rank(perturb(_dit(False))(x, t)["video"]) <= 8  # the defect: 8 of 16 directions never predicted
+    assert (
+        _token_rank(perturb(_dit(False))(x, t)["video"]) <= 8
+    )  # the defect: 8 of 16 directions never predicted
     assert _token_rank(perturb(_dit(True))(x, t)["video"]) == 16
 
 

@@ -26,9 +26,8 @@ an exact no-op at step 0 (`init_new: [partners.]`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import math
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -70,7 +69,9 @@ class PartnerStreams(nn.Module):
         self.specs, self.d_model = dict(specs), d_model
         # patches per latent frame of each target: 1 = one vector broadcast over the frame
         self.positions = {
-            t: _patches(specs[t], patch_size) if patch_size is not None and specs[t].spatial is not None else 1
+            t: _patches(specs[t], patch_size)
+            if patch_size is not None and specs[t].spatial is not None
+            else 1
             for t in self.partners
         }
         pairs = [(s, t) for t, sources in self.partners.items() for s in sources]
