@@ -2,8 +2,9 @@
 
 `tests/data/toydance_dit_golden.safetensors` holds the model's outputs on fixed inputs (and, since
 the checkpoint has a time-aligned stream, a fixed stream), written by
-`python tests/test_dit_golden.py --write` when the checkpoint was retrained on 2026-12-07. The
-previous golden file pinned the first checkpoint through the conditioning-ways change
+`python tests/test_dit_golden.py --write` when the checkpoint was retrained on 2026-12-07 and
+again when its wide video head and per-patch partner streams were trained (stage dit_wide). The
+first golden file pinned the first checkpoint through the conditioning-ways change
 (bit-identical) and the fused modulation (float rounding); the test allows rounding (1e-5 of
 the output scale).
 """

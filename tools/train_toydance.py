@@ -1,5 +1,6 @@
 """Train the shipped ToyDance checkpoint from scratch on CPU: data -> VAEs, vocoder, sync encoder ->
-latent cache (+ sync features) -> DiT -> DiT tune -> DiT task -> DiT with the sync stream.
+latent cache (+ sync features) -> DiT -> DiT tune -> DiT task -> DiT with the sync stream -> DiT
+with the wide video head.
 
 The motion and video VAEs train twice: whole (vae_motion, vae_video), then their decoders alone
 (vae_motion_decoder, vae_video_decoder), which leaves the latents as they were and rebuilds joints
@@ -7,9 +8,11 @@ and frames from them more closely. The DiT trains three
 times: on the full data (dit), resumed with one modality left out of half the batches (dit_tune),
 and as a new run from dit_tune's EMA weights on mostly conditional examples (dit_task); then a
 fourth time from dit_task's weights with the video sync stream added (dit_sync; the sync encoder
-is pre-trained on its own by contrastive audio-visual sync, stage sync).
+is pre-trained on its own by contrastive audio-visual sync, stage sync), and a fifth time from
+dit_sync's weights with a wide read-out for the video tokens and per-patch partner streams
+(dit_wide; docs/experiments.md).
 
-    python tools/train_toydance.py                       # every stage, ~2 h on an idle 2-core CPU
+    python tools/train_toydance.py                       # every stage (minutes: checkpoints/toydance/README.md)
     python tools/train_toydance.py --stages dit,assemble # resume from a stage
     python tools/train_toydance.py --scale 0.02          # a smoke run (2% of the steps)
 
@@ -48,10 +51,11 @@ FIT_STAGES = {
     "dit_tune": (("dit.yaml", "dit_tune.yaml"), 6000),  # steps beyond the dit stage's
     "dit_task": (("dit.yaml", "dit_task.yaml"), 3000),  # a new run from dit_tune's export
     "dit_sync": (("dit.yaml", "dit_task.yaml", "dit_sync.yaml"), 3000),  # from dit_task's export
+    "dit_wide": (("dit.yaml", "dit_task.yaml", "dit_sync.yaml", "dit_wide.yaml"), 3000),  # from dit_sync's export
 }
 # stage -> the stage whose newest Lightning checkpoint it resumes (same run, new settings)
 RESUMES = {"dit_tune": "dit"}
-DIT_STAGES = ("dit", "dit_tune", "dit_task", "dit_sync")  # they read the latent cache
+DIT_STAGES = ("dit", "dit_tune", "dit_task", "dit_sync", "dit_wide")  # they read the latent cache
 TRAINING_STAGES = (
     "data", "vae_audio", "vocoder", "vae_motion", "vae_motion_decoder", "vae_video", "vae_video_decoder", "sync",
     "cache",

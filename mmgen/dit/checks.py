@@ -191,9 +191,9 @@ def warn_narrow_tokens(
     """Warn when a token holds more numbers than the model is wide and has no wide head. A linear
     output projection then spans only d_model of them, and in the rest the sampler carries the
     starting noise to the end (with v or eps prediction those directions are never predicted):
-    the ToyDance DiT with patch 4 (192 numbers per video token, d_model 128) makes video that
-    flickers frame to frame. Called when training starts (DiTModule), where the setting can
-    still be changed."""
+    the ToyDance DiT with patch 4 (192 numbers per video token, d_model 128) made video that
+    flickered frame to frame until it got a wide head. Called when training starts (DiTModule),
+    where the setting can still be changed."""
     for name, spec in specs.items():
         numbers = token_dim(spec, patch_size)
         if numbers > d_model and name not in wide_heads:
