@@ -3,13 +3,13 @@
 The DiT sees every modality in one sequence, so a target's tokens can always *attend* to a given
 partner; attention has to find the partner frame of the same seconds among all of them. A partner
 stream hands the matching frame over directly, the per-token form of "channel-concat"
-conditioning between two modalities of the same sequence. (On ToyDance it did not by itself make
-generated video follow the music: that failure came from video tokens wider than the DiT,
-docs/experiments.md.)
+conditioning between two modalities of the same sequence. (On ToyDance it did not make generated
+video follow the music, broadcast or per patch: 240 clips are too few for the DiT to learn to draw
+a given dance, docs/experiments.md.)
 
     x[source] [B, T_s, C_s] (video sources [B, T_s, h, w, C_s] are averaged over h, w)
         frames with level 0 (given) kept ──resample_stream to the target's latent frames──►
-        [B, T_t, C_s], present [B, T_t] ──Linear (zero at init)──► [B, T_t, D]; absent frames and an
+        [B, T_t, C_s], present [B, T_t] ──Linear (zero at init)──► [B, T_t, 1, D]; absent frames and an
         absent or generated source: a learned null vector (zero at init) ──sum over sources──►
         added to every token of the target's frame (broadcast over video patches)
 
@@ -66,7 +66,7 @@ class PartnerStreams(nn.Module):
                     f"MultimodalDiT: partners must map a modality of {list(specs)} to other, distinct modalities "
                     f"of it, got {target!r}: {list(sources)}"
                 )
-        self.specs, self.d_model = dict(specs), d_model
+        self.specs = dict(specs)
         # patches per latent frame of each target: 1 = one vector broadcast over the frame
         self.positions = {
             t: _patches(specs[t], patch_size)
