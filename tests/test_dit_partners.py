@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from dit_helpers import perturb
+from dit_helpers import assert_new_part_is_a_no_op, perturb
 
 from mmgen.core.timeline import ModalitySpec
 from mmgen.dit import MultimodalDiT
@@ -38,14 +38,8 @@ def _inputs(seconds: float = 2.0, seed: int = 0):
 
 
 def test_a_new_partner_stream_starts_as_an_exact_no_op():
-    plain, with_partners = _dit(), _dit({"video": ["audio", "motion"]})
-    perturb(plain)
-    missing, unexpected = with_partners.load_state_dict(plain.state_dict(), strict=False)
-    assert not unexpected and missing and all(k.startswith("partners.") for k in missing)
     x, t = _inputs()
-    a, b = plain(x, t), with_partners(x, t)
-    for name in x:
-        assert torch.equal(a[name], b[name]), name
+    assert_new_part_is_a_no_op(perturb(_dit()), _dit({"video": ["audio", "motion"]}), "partners.", x, t)
 
 
 def test_the_addition_reads_the_source_frame_at_the_same_seconds_only_where_it_is_given():
@@ -121,11 +115,8 @@ def test_per_position_streams_reach_their_own_patch_tokens_and_start_as_a_no_op(
         SPECS, d_model=32, depth=2, num_heads=2, segment_seconds=0.5, patch_size=2, partners={"video": ["audio"]},
         partner_positions=True,
     )  # fmt: skip
-    perturb(plain)
-    missing, _ = placed_model.load_state_dict(plain.state_dict(), strict=False)
-    assert missing and all(k.startswith("partners.") for k in missing)
     x, t = _inputs()
-    torch.testing.assert_close(placed_model(x, t)["video"], plain(x, t)["video"], rtol=0, atol=0)
+    assert_new_part_is_a_no_op(perturb(plain), placed_model, "partners.", x, t)
     # only position 2's projection reads the audio: at embedding, only the third patch of each frame moves
     proj = placed_model.partners.proj["audio_to_video"]
     with torch.no_grad():
