@@ -185,6 +185,11 @@ def token_dim(spec: ModalitySpec, patch_size: int) -> int:
     return spec.channels * (patch_size**2 if spec.spatial is not None else 1)
 
 
+def wider_than_model(specs: Mapping[str, ModalitySpec], d_model: int, patch_size: int) -> dict[str, int]:
+    """{modality: numbers per token} of the modalities whose tokens hold more than d_model numbers."""
+    return {n: dim for n, s in specs.items() if (dim := token_dim(s, patch_size)) > d_model}
+
+
 def warn_narrow_tokens(
     specs: Mapping[str, ModalitySpec], d_model: int, patch_size: int, wide_heads: Collection[str] = ()
 ) -> None:
@@ -194,9 +199,8 @@ def warn_narrow_tokens(
     the ToyDance DiT with patch 4 (192 numbers per video token, d_model 128) made video that
     flickered frame to frame until it got a wide head. Called when training starts (DiTModule),
     where the setting can still be changed."""
-    for name, spec in specs.items():
-        numbers = token_dim(spec, patch_size)
-        if numbers > d_model and name not in wide_heads:
+    for name, numbers in wider_than_model(specs, d_model, patch_size).items():
+        if name not in wide_heads:
             warnings.warn(
                 f"MultimodalDiT: a {name!r} token holds {numbers} numbers but d_model is {d_model}: sampling "
                 f"cannot remove noise in {numbers - d_model} of them; use a smaller patch_size, d_model >= "

@@ -31,7 +31,7 @@ from mmgen.core.cond import Cond
 from mmgen.core.pretrained import PretrainedMixin
 from mmgen.core.timeline import ModalitySpec
 from mmgen.dit.blocks import DiTBlock, FinalLayer
-from mmgen.dit.checks import check_config, check_inputs, check_level_values, token_dim
+from mmgen.dit.checks import check_config, check_inputs, check_level_values, token_dim, wider_than_model
 from mmgen.dit.embeddings import LevelEmbedder
 from mmgen.dit.masking import kept_token_index, restore_tokens, take_tokens
 from mmgen.dit.partners import PartnerStreams
@@ -151,9 +151,10 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         self.partners = (
             PartnerStreams(partners, specs, d_model, patch_size if partner_positions else None) if partners else None
         )
-        wide = {n: token_dim(s, patch_size) for n, s in specs.items() if token_dim(s, patch_size) > d_model}
         self.wide_heads = (
-            nn.ModuleDict({n: WideTokenHead(d_model, dim, 2 * dim) for n, dim in wide.items()})
+            nn.ModuleDict(
+                {n: WideTokenHead(d_model, dim, 2 * dim) for n, dim in wider_than_model(specs, d_model, patch_size).items()}
+            )
             if wide_heads
             else None
         )
