@@ -185,7 +185,7 @@ def test_bad_streams_and_settings_raise_clear_errors():
     good = Cond(aligned=torch.zeros(1, 32, 3), pooled=torch.zeros(1, 2))
     model(x, t, good)
     with pytest.raises(
-        ValueError, match=r"takes a time-aligned stream \(aligned_dim=3\) but cond.aligned is missing"
+        ValueError, match=r"takes a time-aligned stream \(width 3\) but cond.aligned is missing"
     ):
         model(x, t, Cond(pooled=torch.zeros(1, 2)))
     with pytest.raises(ValueError, match="cond.aligned has width 4, the model expects 3"):

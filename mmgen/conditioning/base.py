@@ -14,6 +14,10 @@ A conditioner feeds the DiT in one of four ways, its `target`, chosen in its con
                other global conditioners into Cond.pooled (AdaLN, beside the noise level)
     "aligned"  a stream [B, S_k, dim] at the conditioner's own `rate_hz` (frame s at s / rate_hz
                seconds), resampled to the DiT's aligned_rate_hz and summed into Cond.aligned
+    "map"      a stream of pictures [B, S_k, C*H*W] (pose maps) at `rate_hz`, resampled the same
+               way into Cond.maps; the DiT reads it per video patch (mmgen.dit.map_stream). A map
+               has no null embedding of its own: absent or dropped frames have mask False and
+               the DiT puts its learned per-patch null there
 
 A class lists the ways it supports in `ways` (default: its default `target`, plus "global" for
 token conditioners, plus "aligned" when the class defines `rate_hz`, e.g. as a property). Its null embedding is, for context,
@@ -34,11 +38,12 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -46,7 +51,7 @@ from torch import nn
 from mmgen.core.fileio import atomic_path
 from mmgen.core.pretrained import PretrainedMixin
 
-TARGETS = ("context", "prefix", "global", "aligned")
+TARGETS = ("context", "prefix", "global", "aligned", "map")
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,29 @@ def get_values(batch: Mapping[str, Any], key: str, owner: str) -> Any:
     return batch[key]
 
 
+def clips_and_rates(
+    batch: Mapping[str, Any], key: str, fps_key: str, fps: float, owner: str, layout: str
+) -> tuple[list[Any], list[float]]:
+    """The clips of batch[key] (an array [B, ...] or a list of B clips) and each one's frame rate
+    (batch[fps_key]: one number or one per clip; `fps` when the batch has none). `layout` names
+    the batched shape, e.g. "[B, T, H, W, 3]"; its rank is checked."""
+    values = get_values(batch, key, owner)
+    if isinstance(values, (np.ndarray, torch.Tensor)):
+        if values.ndim != layout.count(",") + 1:
+            raise ValueError(f"{owner}: batch[{key!r}] must be {layout}, got shape {tuple(values.shape)}")
+        clips = list(values)
+    elif isinstance(values, Sequence) and not isinstance(values, str):
+        clips = list(values)
+    else:
+        raise TypeError(f"{owner}: batch[{key!r}] must be {layout} or a list of clips")
+    rates = torch.as_tensor(batch.get(fps_key, fps), dtype=torch.float64).reshape(-1).tolist()
+    if len(rates) == 1:
+        rates = rates * len(clips)
+    if len(rates) != len(clips):
+        raise ValueError(f"{owner}: batch[{fps_key!r}] has {len(rates)} rates for {len(clips)} clips")
+    return clips, rates
+
+
 def as_float_tensor(values: Any, what: str, device: torch.device) -> torch.Tensor:
     """Numbers (list / array / tensor) -> float32 tensor [B] on device; ValueError on NaN."""
     t = torch.as_tensor(values, dtype=torch.float32, device=device).reshape(-1)
@@ -146,9 +174,12 @@ class Conditioner(PretrainedMixin, nn.Module, metaclass=abc.ABCMeta):
             )
         self.target = target
         self.dim = dim
-        self.null_embedding = nn.Parameter(
-            torch.randn(num_null_tokens if target == "prefix" else 1, dim) * 0.02
-        )
+        if target == "map":  # the DiT owns a map's null (per patch); a buffer keeps `device` working
+            self.register_buffer("null_embedding", torch.zeros(1, dim), persistent=False)
+        else:
+            self.null_embedding = nn.Parameter(
+                torch.randn(num_null_tokens if target == "prefix" else 1, dim) * 0.02
+            )
 
     def absent(self, batch_size: int, frames: int) -> Features:
         """Features that say "no input here" (mask False everywhere, so `project` gives the
@@ -239,6 +270,9 @@ class Conditioner(PretrainedMixin, nn.Module, metaclass=abc.ABCMeta):
         if self.target == "aligned":
             tokens = self.null_embedding.expand(length, -1)  # [L, dim]
             mask = torch.ones(length, dtype=torch.bool, device=self.device)
+        elif self.target == "map":  # zeros, absent: the DiT's own null takes these frames
+            tokens = self.null_embedding.expand(length, -1)  # [L, dim]
+            mask = torch.zeros(length, dtype=torch.bool, device=self.device)
         else:
             tokens = torch.cat(
                 [self.null_embedding, self.null_embedding.new_zeros(length - g, self.dim)]

@@ -8,7 +8,9 @@
          prefix  = cat_G[prefix conditioners]    [B, ΣG, prefix_dim],
          pooled  = Σ[global conditioners]        [B, pooled_dim],
          aligned = Σ[aligned conditioners, each resampled from its rate_hz to aligned_rate_hz]
-                                                 [B, S, aligned_dim])
+                                                 [B, S, aligned_dim],
+         maps    = the map conditioner (at most one), resampled the same way
+                                                 [B, S, map_dim], maps_mask [B, S])
 
 Conditioners keep their insertion order. `drop` (training-time CFG dropout, or the unconditional
 branch at sampling time) swaps an example's tokens for the learned null embedding, per
@@ -41,6 +43,7 @@ _WIDTH_OF = {
     "prefix": "prefix_dim",
     "global": "pooled_dim",
     "aligned": "aligned_dim",
+    "map": "map_dim",
 }
 
 
@@ -75,9 +78,10 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
         conditioners: {name: Conditioner}; each one's `dim` must equal the DiT width of its target.
         context_dim, prefix_dim, pooled_dim, aligned_dim: the DiT's widths of Cond.context,
             .prefix, .pooled and .aligned (checked against the conditioners).
-        aligned_rate_hz: the DiT's aligned_rate_hz (needed with aligned conditioners).
+        aligned_rate_hz: the DiT's aligned_rate_hz (needed with aligned and map conditioners).
         groups: {conditioner name: guidance group}, overriding the conditioners' class default
             (e.g. {"sync": "video"}: dropping "video" in guidance also nulls the sync stream).
+        map_dim: the width of Cond.maps (the DiT's map_channels x map_size^2) for a map conditioner.
 
     Save / load with `save_pretrained` / `from_pretrained`: config.yaml records each
     conditioner's own config (frozen encoders by name), model.safetensors what trains.
@@ -92,11 +96,17 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
         aligned_dim: int | None = None,
         aligned_rate_hz: float | None = None,
         groups: Mapping[str, str] | None = None,
+        map_dim: int | None = None,
     ) -> None:
         super().__init__()
         if not conditioners:
             raise ValueError("ConditionEncoder: give at least one conditioner")
-        widths = {"context": context_dim, "prefix": prefix_dim, "global": pooled_dim, "aligned": aligned_dim}
+        widths = {
+            "context": context_dim, "prefix": prefix_dim, "global": pooled_dim, "aligned": aligned_dim, "map": map_dim
+        }
+        maps = [n for n, c in conditioners.items() if isinstance(c, Conditioner) and c.target == "map"]
+        if len(maps) > 1:
+            raise ValueError(f"ConditionEncoder: at most one map conditioner, got {maps}")
         for name, c in conditioners.items():
             if not isinstance(c, Conditioner):
                 raise TypeError(f"ConditionEncoder: {name!r} is a {type(c).__name__}, not a Conditioner")
@@ -109,14 +119,14 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
                 raise ValueError(
                     f"ConditionEncoder: {name!r} has dim {c.dim}, the {c.target} width is {want} ({_WIDTH_OF[c.target]})"
                 )
-            if c.target == "aligned":
+            if c.target in ("aligned", "map"):
                 if not (isinstance(c.rate_hz, (int, float)) and c.rate_hz > 0):
                     raise ValueError(
-                        f"ConditionEncoder: aligned conditioner {name!r} has no positive rate_hz"
+                        f"ConditionEncoder: {c.target} conditioner {name!r} has no positive rate_hz"
                     )
                 if not (isinstance(aligned_rate_hz, (int, float)) and aligned_rate_hz > 0):
                     raise ValueError(
-                        f"ConditionEncoder: {name!r} is aligned; give aligned_rate_hz (the DiT's), got {aligned_rate_hz!r}"
+                        f"ConditionEncoder: {name!r} is {c.target}; give aligned_rate_hz (the DiT's), got {aligned_rate_hz!r}"
                     )
         unknown = sorted(set(groups or {}) - set(conditioners))
         if unknown:
@@ -124,6 +134,7 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
         self.conditioners = nn.ModuleDict(dict(conditioners))
         self.context_dim, self.prefix_dim = context_dim, prefix_dim
         self.pooled_dim, self.aligned_dim, self.aligned_rate_hz = pooled_dim, aligned_dim, aligned_rate_hz
+        self.map_dim = map_dim
         self.group_of = {n: str((groups or {}).get(n, c.group)) for n, c in conditioners.items()}
 
     def _by_target(self, target: str) -> list[str]:
@@ -131,7 +142,7 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        return next(iter(self.conditioners.values())).device  # a map conditioner holds no parameters
 
     @property
     def groups(self) -> frozenset[str]:
@@ -256,13 +267,32 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
             tokens, present = parts[n]  # [B, 1, dim], [B, 1]
             v = self.conditioners[n].fill_missing(tokens, present)[:, 0]  # [B, dim]
             pooled = v if pooled is None else pooled + v
+        maps = maps_mask = None
+        for n in self._by_target("map"):  # at most one
+            c = self.conditioners[n]
+            frames = self._stream_length(parts, aligned_frames)
+            maps, maps_mask = resample_stream(*parts[n], c.rate_hz, float(self.aligned_rate_hz), frames)  # type: ignore[arg-type]
         return Cond(
             context=context,
             context_mask=mask,
             prefix=prefix,
             pooled=pooled,
             aligned=self._aligned(parts, aligned_frames),
+            maps=maps,
+            maps_mask=maps_mask,
         )
+
+    def _stream_length(self, parts: Parts, frames: int | None) -> int:
+        """S of Cond.aligned / Cond.maps: `frames`, or enough to cover the longest stream."""
+        if frames is None:
+            rate = float(self.aligned_rate_hz)  # type: ignore[arg-type]
+            frames = max(
+                stream_frames(parts[n][0].shape[1] / self.conditioners[n].rate_hz, rate)  # type: ignore[operator]
+                for n in (*self._by_target("aligned"), *self._by_target("map"))
+            )
+        if frames < 1:
+            raise ValueError(f"ConditionEncoder: aligned_frames must be >= 1, got {frames}")
+        return frames
 
     def _aligned(self, parts: Parts, frames: int | None) -> torch.Tensor | None:
         """Σ over aligned conditioners of their streams at aligned_rate_hz: [B, S, aligned_dim]."""
@@ -270,13 +300,7 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
         if not names:
             return None
         rate = float(self.aligned_rate_hz)  # type: ignore[arg-type]
-        if frames is None:
-            frames = max(
-                stream_frames(parts[n][0].shape[1] / self.conditioners[n].rate_hz, rate)  # type: ignore[operator]
-                for n in names
-            )
-        if frames < 1:
-            raise ValueError(f"ConditionEncoder: aligned_frames must be >= 1, got {frames}")
+        frames = self._stream_length(parts, frames)
         total = None
         for n in names:
             c = self.conditioners[n]
@@ -295,7 +319,7 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
         (padding is masked, so it does not change the attention result); `aligned_frames` is the
         length S of the null stream (needed when there are aligned conditioners).
         """
-        if self._by_target("aligned") and aligned_frames is None:
+        if (self._by_target("aligned") or self._by_target("map")) and aligned_frames is None:
             raise ValueError(
                 "ConditionEncoder.null_cond: give aligned_frames (the stream length S) for the null stream"
             )
@@ -319,6 +343,7 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
                 "pooled_dim": self.pooled_dim,
                 "aligned_dim": self.aligned_dim,
                 "aligned_rate_hz": self.aligned_rate_hz,
+                **({"map_dim": self.map_dim} if self.map_dim is not None else {}),
                 "groups": dict(self.config.get("groups") or {}) or None,
             },
         }

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from mmgen.conditioning.base import Conditioner, Features, FrozenSlot, get_values
+from mmgen.conditioning.base import Conditioner, Features, FrozenSlot, clips_and_rates
 from mmgen.conditioning.video_frames import conform_sync_chunks, conform_sync_frames
 from mmgen.core.errors import MmgenError
 from mmgen.core.pretrained import CONFIG_NAME, PretrainedMixin, from_yaml_value, resolve_config_path
@@ -298,29 +298,10 @@ class VideoSyncConditioner(Conditioner):
         """Fingerprint of what `encode` computes (the frozen encoder), for latent caches."""
         return self.sync_encoder().fingerprint()
 
-    def _clips_and_rates(self, batch: Mapping[str, Any]) -> tuple[list[Any], list[float]]:
-        owner = type(self).__name__
-        frames = get_values(batch, self.key, owner)
-        if isinstance(frames, (np.ndarray, torch.Tensor)):
-            if frames.ndim != 5:
-                raise ValueError(f"{owner}: batch[{self.key!r}] must be [B, T, H, W, 3], got shape {tuple(frames.shape)}")
-            clips = list(frames)
-        elif isinstance(frames, Sequence) and not isinstance(frames, str):
-            clips = list(frames)
-        else:
-            raise TypeError(f"{owner}: batch[{self.key!r}] must be frames [B, T, H, W, 3] or a list of clips")
-        rates = batch.get(self.fps_key, self.fps)
-        rates = torch.as_tensor(rates, dtype=torch.float64).reshape(-1).tolist()
-        if len(rates) == 1:
-            rates = rates * len(clips)
-        if len(rates) != len(clips):
-            raise ValueError(f"{owner}: batch[{self.fps_key!r}] has {len(rates)} rates for {len(clips)} clips")
-        return clips, rates
-
     @torch.no_grad()
     def encode(self, batch: Mapping[str, Any], device: torch.device | None = None) -> Features:
         device = device or self.device
-        clips, rates = self._clips_and_rates(batch)
+        clips, rates = clips_and_rates(batch, self.key, self.fps_key, self.fps, type(self).__name__, "[B, T, H, W, 3]")
         return self.sync_encoder(device).encode_clips(clips, rates, what=f"batch[{self.key!r}]")
 
     def project(self, features: Features) -> tuple[torch.Tensor, torch.Tensor]:

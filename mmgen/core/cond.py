@@ -8,6 +8,9 @@
     aligned       [B, S, aligned_dim]  a time-aligned stream at the DiT's aligned_rate_hz (frame s
                                        at s / rate seconds), added to the tokens at the same time
     aligned_mask  [B, S] bool          True where a stream frame is present
+    maps          [B, S, C*H*W]        a time-aligned stream of pictures (pose maps) at the same rate
+                                       as `aligned`, read per video patch (mmgen.dit.map_stream)
+    maps_mask     [B, S] bool          True where a map frame is present
 
 The samplers batch conditional and unconditional branches with `Cond.cat`; the condition
 encoders (`mmgen.conditioning`) produce it; `dit` consumes it. `GroupedCond` holds the Cond of
@@ -22,8 +25,13 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-_RANKS = {"context": 3, "context_mask": 2, "prefix": 3, "pooled": 2, "aligned": 3, "aligned_mask": 2}
-_LAYOUTS = {"context": "[B, L, D]", "prefix": "[B, G, D]", "pooled": "[B, D]", "aligned": "[B, S, D]"}
+_RANKS = {
+    "context": 3, "context_mask": 2, "prefix": 3, "pooled": 2, "aligned": 3, "aligned_mask": 2, "maps": 3, "maps_mask": 2
+}
+_LAYOUTS = {
+    "context": "[B, L, D]", "prefix": "[B, G, D]", "pooled": "[B, D]", "aligned": "[B, S, D]", "maps": "[B, S, C*H*W]"
+}
+_STREAMS = (("aligned", "aligned_mask"), ("maps", "maps_mask"))  # the fields on the time axis
 
 
 @dataclass(frozen=True)
@@ -34,13 +42,15 @@ class Cond:
     pooled: torch.Tensor | None = None
     aligned: torch.Tensor | None = None
     aligned_mask: torch.Tensor | None = None
+    maps: torch.Tensor | None = None
+    maps_mask: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         for name, layout in _LAYOUTS.items():
             value = getattr(self, name)
             if value is not None and value.ndim != _RANKS[name]:
                 raise ValueError(f"Cond.{name} must be {layout}, got shape {tuple(value.shape)}")
-        for mask_name, of in (("context_mask", "context"), ("aligned_mask", "aligned")):
+        for of, mask_name in (("context", "context_mask"), *_STREAMS):
             mask, value = getattr(self, mask_name), getattr(self, of)
             if mask is None:
                 continue
@@ -51,10 +61,10 @@ class Cond:
                     f"Cond.{mask_name} must be [B, {'L' if of == 'context' else 'S'}] = "
                     f"{tuple(value.shape[:2])}, got {tuple(mask.shape)}"
                 )
-        if self.aligned_mask is not None and self.aligned_mask.dtype != torch.bool:
-            raise ValueError(
-                f"Cond.aligned_mask must be bool (True = present), got {self.aligned_mask.dtype}"
-            )
+        for _, mask_name in _STREAMS:
+            mask = getattr(self, mask_name)
+            if mask is not None and mask.dtype != torch.bool:
+                raise ValueError(f"Cond.{mask_name} must be bool (True = present), got {mask.dtype}")
         sizes = {t.shape[0] for t in self._tensors()}
         if len(sizes) > 1:
             raise ValueError(f"Cond tensors disagree on the batch size: {sorted(sizes)}")
@@ -75,9 +85,10 @@ class Cond:
         )
 
     def crop_time(self, start_seconds: float, end_seconds: float, rate_hz: float) -> Cond:
-        """The aligned stream (at `rate_hz`, the DiT's aligned_rate_hz) cut to the window
-        [start_seconds, end_seconds), so its frame 0 sits at the window's start (long-form windows)."""
-        if self.aligned is None:
+        """The time-aligned streams (`aligned` and `maps`, at `rate_hz`, the DiT's aligned_rate_hz)
+        cut to the window [start_seconds, end_seconds), so their frame 0 sits at the window's start
+        (long-form windows); frames past a stream's end come back absent (mask False)."""
+        if self.aligned is None and self.maps is None:
             return self
         if not (0 <= start_seconds < end_seconds) or not rate_hz > 0:
             raise ValueError(
@@ -89,19 +100,12 @@ class Cond:
             raise ValueError(
                 f"Cond.crop_time: window start {start_seconds} s is not on the stream's {rate_hz} Hz grid"
             )
-        aligned = self.aligned[:, a:e]  # [B, S', D]
-        mask = self.aligned_mask[:, a:e] if self.aligned_mask is not None else None
-        if aligned.shape[1] < e - a:  # the window runs past the stream: pad as absent frames
-            pad = e - a - aligned.shape[1]
-            b = aligned.shape[0]
-            mask = (
-                mask
-                if mask is not None
-                else torch.ones(b, aligned.shape[1], dtype=torch.bool, device=aligned.device)
-            )
-            aligned = torch.cat([aligned, aligned.new_zeros(b, pad, aligned.shape[2])], dim=1)
-            mask = torch.cat([mask, mask.new_zeros(b, pad)], dim=1)
-        return replace(self, aligned=aligned, aligned_mask=mask)
+        cut: dict[str, torch.Tensor | None] = {}
+        for name, mask_name in _STREAMS:
+            values, mask = getattr(self, name), getattr(self, mask_name)
+            if values is not None:
+                cut[name], cut[mask_name] = _crop_stream(values, mask, a, e)
+        return replace(self, **cut)
 
     @staticmethod
     def cat(conds: list[Cond]) -> Cond:
@@ -114,6 +118,20 @@ class Cond:
             if len(shapes) > 1:
                 raise ValueError(f"cannot batch Conds whose {name} shapes differ: {sorted(shapes)}")
         return Cond(**{name: torch.cat([getattr(c, name) for c in conds]) for name in present[0]})
+
+
+def _crop_stream(
+    values: torch.Tensor, mask: torch.Tensor | None, a: int, e: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Frames [a, e) of a stream [B, S, F] and its mask; frames past S are padded as absent."""
+    values, mask = values[:, a:e], (mask[:, a:e] if mask is not None else None)
+    if values.shape[1] < e - a:
+        pad, b = e - a - values.shape[1], values.shape[0]
+        if mask is None:
+            mask = torch.ones(b, values.shape[1], dtype=torch.bool, device=values.device)
+        values = torch.cat([values, values.new_zeros(b, pad, values.shape[2])], dim=1)
+        mask = torch.cat([mask, mask.new_zeros(b, pad)], dim=1)
+    return values, mask
 
 
 class GroupedCond:

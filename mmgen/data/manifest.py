@@ -234,6 +234,7 @@ class ManifestDataset(Dataset):
             first = round(start * fps)
             joints = motion["joints"][first : first + round(length * fps)]
             item["motion"] = torch.from_numpy(np.ascontiguousarray(joints, dtype=np.float32))
+            item["motion_fps"] = fps  # what frame-rate-aware conditioners read (pose maps)
         if "video" in self.modalities:
             import decord
 
@@ -242,4 +243,5 @@ class ManifestDataset(Dataset):
             first = round(start * fps)
             count = min(round(length * fps), len(reader) - first)
             item["video"] = torch.from_numpy(reader.get_batch(list(range(first, first + count))).asnumpy())
+            item["video_fps"] = fps  # what frame-rate-aware conditioners read (sync features)
         return item

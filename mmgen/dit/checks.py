@@ -85,6 +85,7 @@ _TAKES = {
     "prefix": "takes prefix tokens",
     "pooled": "takes a global condition",
     "aligned": "takes a time-aligned stream",
+    "maps": "takes pose maps",
 }
 
 
@@ -96,13 +97,9 @@ def _check_cond(cond: Cond | None, batch: int, dims: dict[str, int | None]) -> N
     for name, takes in _TAKES.items():
         tokens, dim = (getattr(cond, name) if cond is not None else None), dims.get(name)
         if tokens is not None and dim is None:
-            raise ValueError(
-                f"MultimodalDiT: cond.{name} given but the model has no {name} input ({name}_dim=None)"
-            )
+            raise ValueError(f"MultimodalDiT: cond.{name} given but the model has no {name} input")
         if tokens is None and dim is not None:
-            raise ValueError(
-                f"MultimodalDiT: the model {takes} ({name}_dim={dim}) but cond.{name} is missing"
-            )
+            raise ValueError(f"MultimodalDiT: the model {takes} (width {dim}) but cond.{name} is missing")
         if tokens is not None and tokens.shape[-1] != dim:
             raise ValueError(
                 f"MultimodalDiT: cond.{name} has width {tokens.shape[-1]}, the model expects {dim}"
@@ -152,6 +149,8 @@ def check_config(
     aligned_dim: int | None = None,
     aligned_rate_hz: float | None = None,
     aligned_targets: list[str] | tuple[str, ...] | None = None,
+    map_channels: int | None = None,
+    map_size: int | None = None,
 ) -> tuple[str, ...]:
     """Validate the constructor settings; return the aligned target modalities in model order."""
     if not specs:
@@ -177,7 +176,25 @@ def check_config(
         raise ValueError(
             f"MultimodalDiT: mask_decoder_depth must be None or in [0, depth={depth}], got {mask_decoder_depth}"
         )
-    return _check_conditions(specs, pooled_dim, aligned_dim, aligned_rate_hz, aligned_targets)
+    if (map_channels is None) != (map_size is None) or any(
+        isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (map_channels, map_size) if v is not None
+    ):
+        raise ValueError(
+            f"MultimodalDiT: map_channels and map_size go together, positive ints, got {map_channels!r}, {map_size!r}"
+        )
+    return _check_conditions(specs, pooled_dim, aligned_dim, aligned_rate_hz, aligned_targets, map_channels is not None)
+
+
+def map_target_of(specs: Mapping[str, ModalitySpec], target: str | None) -> str:
+    """The video modality that receives the map input: `target`, or the one video modality."""
+    videos = [n for n, s in specs.items() if s.spatial is not None]
+    if target is None and len(videos) == 1:
+        return videos[0]
+    if target is None or target not in videos:
+        raise ValueError(
+            f"MultimodalDiT: map_target must name one of the video modalities {videos}, got {target!r}"
+        )
+    return target
 
 
 def token_dim(spec: ModalitySpec, patch_size: int) -> int:
@@ -215,21 +232,27 @@ def _check_conditions(
     aligned_dim: int | None,
     aligned_rate_hz: float | None,
     aligned_targets: list[str] | tuple[str, ...] | None,
+    maps: bool = False,
 ) -> tuple[str, ...]:
-    """Validate the global / aligned settings; return the aligned target modalities in model order."""
+    """Validate the global / aligned settings; return the aligned target modalities in model order.
+    The map input (`maps`) runs at aligned_rate_hz too, with or without an aligned stream."""
     for name, dim in (("pooled_dim", pooled_dim), ("aligned_dim", aligned_dim)):
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
             raise ValueError(f"MultimodalDiT: {name} must be None or a positive int, got {dim!r}")
     if aligned_dim is None:
-        if aligned_rate_hz is not None or aligned_targets is not None:
+        if aligned_targets is not None or (aligned_rate_hz is not None and not maps):
             raise ValueError("MultimodalDiT: aligned_rate_hz / aligned_targets given without aligned_dim")
-        return ()
+        if not maps:
+            return ()
     if aligned_rate_hz is None or not (
         isinstance(aligned_rate_hz, (int, float)) and 0 < aligned_rate_hz < float("inf")
     ):
         raise ValueError(
-            f"MultimodalDiT: aligned_dim needs aligned_rate_hz, a positive frame rate of the stream, got {aligned_rate_hz!r}"
+            f"MultimodalDiT: aligned_dim (and map_channels) needs aligned_rate_hz, a positive frame rate of the stream, "
+            f"got {aligned_rate_hz!r}"
         )
+    if aligned_dim is None:
+        return ()
     targets = list(specs) if aligned_targets is None else list(aligned_targets)
     unknown = sorted(set(targets) - set(specs))
     if unknown or not targets or len(set(targets)) != len(targets):

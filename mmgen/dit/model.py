@@ -5,6 +5,8 @@
     + Cond.aligned [B, S, A] resampled to m's latent frames, projected (streams.py), for its target modalities
     + given partner latents x[p] at the same seconds, projected (partners.py), for m with partners
       (with partner_positions: one projection per video patch position)
+    + Cond.maps (pose maps of the given dance) through a small conv net, per video patch (map_stream.py);
+      the same features feed a head beside the final hidden state of the video tokens
     t[m] [B, T_m] -> one level per (modality, segment) row -> c_rows [B, R, D] (level MLP + modality
             embedding + Linear(Cond.pooled), the global condition)
     blocks: self-attn with RoPE on time in seconds (+ y/x for video), optional cross-attn to Cond.context,
@@ -31,8 +33,16 @@ from mmgen.core.cond import Cond
 from mmgen.core.pretrained import PretrainedMixin
 from mmgen.core.timeline import ModalitySpec
 from mmgen.dit.blocks import DiTBlock, FinalLayer
-from mmgen.dit.checks import check_config, check_inputs, check_level_values, token_dim, wider_than_model
+from mmgen.dit.checks import (
+    check_config,
+    check_inputs,
+    check_level_values,
+    map_target_of,
+    token_dim,
+    wider_than_model,
+)
 from mmgen.dit.embeddings import LevelEmbedder
+from mmgen.dit.map_stream import MapStream
 from mmgen.dit.masking import kept_token_index, restore_tokens, take_tokens
 from mmgen.dit.partners import PartnerStreams
 from mmgen.dit.rope import rope_angles, rope_cos_sin, rope_frequencies
@@ -62,6 +72,9 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             at the same seconds (partners.py), e.g. {"video": ["audio", "motion"]}.
         partner_positions: a video target gets one partner projection per patch position (a pose
             guider's spatial map) instead of one vector broadcast over the frame (partners.py).
+        map_channels, map_size: enable the map input (map_stream.py): Cond.maps holds pictures
+            [C = map_channels, map_size, map_size] at aligned_rate_hz (pose maps of the given dance),
+            read per patch of the `map_target` video's tokens (default: the one video modality).
         wide_heads: give every modality whose tokens hold more numbers than d_model a residual MLP
             read-out over [hidden state ; noisy token] (wide_heads.py), so none of its directions
             is left unpredicted.
@@ -94,6 +107,9 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         aligned_targets: list[str] | tuple[str, ...] | None = None,
         partners: Mapping[str, Sequence[str]] | None = None,
         partner_positions: bool = False,
+        map_channels: int | None = None,
+        map_size: int | None = None,
+        map_target: str | None = None,
         wide_heads: bool = False,
         adaln: str = "block",
         sola_rank: int = 32,
@@ -123,6 +139,8 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             aligned_dim,
             aligned_rate_hz,
             aligned_targets,
+            map_channels,
+            map_size,
         )
         self.specs = specs
         self.modality_ids = {name: i for i, name in enumerate(specs)}
@@ -150,6 +168,12 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         )
         self.partners = (
             PartnerStreams(partners, specs, d_model, patch_size if partner_positions else None) if partners else None
+        )
+        target = map_target_of(specs, map_target) if map_channels is not None else None
+        self.maps = (
+            MapStream(map_channels, map_size, aligned_rate_hz, target, specs[target], patch_size, d_model)  # type: ignore[arg-type]
+            if target is not None
+            else None
         )
         self.wide_heads = (
             nn.ModuleDict(
@@ -207,6 +231,8 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             self.aligned.reset_parameters()
         if self.partners is not None:
             self.partners.reset_parameters()
+        if self.maps is not None:
+            self.maps.reset_parameters()
         for head in (self.wide_heads or {}).values():
             head.reset_parameters()
         if self.shared_ada is not None:
@@ -253,7 +279,11 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         )
         if self.check_levels:
             check_level_values(t, layout)
-        h = self._embed_tokens(x, t, prefix, layout, cond)  # [B, N, D]
+        guide = side = None
+        if self.maps is not None and self.maps.target in x:
+            assert cond is not None and cond.maps is not None
+            guide, side = self.maps(cond.maps, cond.maps_mask, layout.num_frames[self.maps.target])
+        h = self._embed_tokens(x, t, prefix, layout, cond, guide)  # [B, N, D]
         c_rows, row = self._embed_levels(t, layout, batch, cond)  # [B, R, D], [N]
         context = context_mask = None
         if self.context_proj is not None:
@@ -261,7 +291,7 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             context, context_mask = self.context_proj(cond.context), cond.context_mask  # [B, L, D], [B, L]
         h = self._backbone(h, c_rows, row, cos, sin, context, context_mask, layout, token_mask)
         h = self.final(h, c_rows, row)  # [B, N, D]
-        return self._unembed(h, layout, x)
+        return self._unembed(h, layout, x, side)
 
     def layout(
         self, num_frames: dict[str, int], num_prefix: int, device: torch.device
@@ -293,6 +323,7 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             "prefix": self.prefix_dim,
             "pooled": self.pooled_dim,
             "aligned": self.aligned_dim,
+            "maps": self.maps.channels * self.maps.size**2 if self.maps is not None else None,
         }
 
     def _embed_tokens(
@@ -302,7 +333,9 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         prefix: torch.Tensor | None,
         layout: TokenLayout,
         cond: Cond | None,
+        guide: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Token embeddings [B, N, D]; `guide` [B, T, P, D] is the map input's addition to its target."""
         parts = [] if prefix is None else [self.prefix_proj(prefix)]  # type: ignore[misc]
         for name in layout.names:
             z = x[name]
@@ -316,6 +349,8 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
                 assert cond is not None and cond.aligned is not None
                 stream = self.aligned(cond.aligned, cond.aligned_mask, name, self.specs[name].rate_hz, t_m)
                 add = stream[:, :, None] if add is None else add + stream[:, :, None]  # [B, T, P, D]
+            if guide is not None and name == self.maps.target:  # type: ignore[union-attr]
+                add = guide if add is None else add + guide  # [B, T, P, D]
             if add is not None:  # P = 1 (broadcast over a frame's patches) or the patches per frame
                 per_frame = h.shape[1] // t_m  # video: gh * gw patches per latent frame
                 h = (h.unflatten(1, (t_m, per_frame)) + add).flatten(1, 2)  # [B, N_m, D]
@@ -393,8 +428,9 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
         return restore_tokens(h, keep, fill), [restore_tokens(s, keep, fill) for s in skips]
 
     def _unembed(
-        self, h: torch.Tensor, layout: TokenLayout, x: dict[str, torch.Tensor]
+        self, h: torch.Tensor, layout: TokenLayout, x: dict[str, torch.Tensor], side: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
+        """Predictions per modality; `side` [B, N_video, F] are the map input's per-patch features."""
         out = {}
         for name, tokens in layout.split(h).items():
             pred = self.out_proj[name](tokens)  # [B, N_m, C_tok]
@@ -402,6 +438,8 @@ class MultimodalDiT(PretrainedMixin, nn.Module):
             if self.wide_heads is not None and name in self.wide_heads:
                 noisy = patchify(x[name], self.patch_size) if spec.spatial is not None else x[name]
                 pred = pred + self.wide_heads[name](tokens, noisy)
+            if side is not None and name == self.maps.target:  # type: ignore[union-attr]
+                pred = pred + self.maps.head(tokens, side)  # type: ignore[union-attr]
             if spec.spatial is not None:
                 pred = unpatchify(
                     pred, layout.num_frames[name], spec.spatial, self.patch_size

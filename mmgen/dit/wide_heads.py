@@ -23,11 +23,14 @@ from torch import nn
 
 
 class WideTokenHead(nn.Module):
-    """Residual MLP read-out of one modality: [h ; x_token] -> a correction to out_proj(h)."""
+    """Residual MLP read-out of one modality: [h ; x_token] -> a correction to out_proj(h).
 
-    def __init__(self, d_model: int, token_dim: int, hidden: int) -> None:
+    `side_dim` sets another per-token input than the noisy token (the pose-map features of
+    `mmgen.dit.map_stream`, read out the same way)."""
+
+    def __init__(self, d_model: int, token_dim: int, hidden: int, side_dim: int | None = None) -> None:
         super().__init__()
-        self.up = nn.Linear(d_model + token_dim, hidden)
+        self.up = nn.Linear(d_model + (token_dim if side_dim is None else side_dim), hidden)
         self.act = nn.GELU(approximate="tanh")
         self.down = nn.Linear(hidden, token_dim)
 
@@ -38,5 +41,6 @@ class WideTokenHead(nn.Module):
         nn.init.zeros_(self.down.bias)
 
     def forward(self, h: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """h [B, N, D], tokens (the noisy input, patchified) [B, N, C_tok] -> [B, N, C_tok]."""
+        """h [B, N, D], tokens (the noisy input, patchified, or the side input) [B, N, C_tok or side_dim]
+        -> [B, N, C_tok]."""
         return self.down(self.act(self.up(torch.cat([h, tokens.to(h.dtype)], dim=-1))))

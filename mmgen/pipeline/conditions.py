@@ -216,7 +216,7 @@ class WindowConditions:
         }
         self.features.update(stream_features(encoder, modalities, raw, start, batch, self.seconds))
         rate = encoder.aligned_rate_hz
-        has_stream = any(c.target == "aligned" for c in encoder.conditioners.values())
+        has_stream = any(c.target in ("aligned", "map") for c in encoder.conditioners.values())
         self.aligned_frames = stream_frames(self.seconds, rate) if has_stream and rate else None
 
     def window(self, start: float, end: float) -> GroupedCond:

@@ -1,7 +1,8 @@
 """Conditions a pipeline builds from its own inputs: time-aligned streams of a given modality.
 
-A conditioner of target "aligned" whose guidance group is a modality (the video sync stream,
-group "video") reads that modality's raw input (frames) and is present only where the task
+A conditioner of target "aligned" or "map" whose guidance group is a modality (the video sync
+stream, group "video"; pose maps of the dance, group "motion") reads that modality's raw input
+(frames, joints) and is present only where the task
 GIVES it, exactly as `DiTModule` trained it: elsewhere it would hand the model the answer, and
 where the video is generated or absent its frames get the learned null.
 
@@ -28,7 +29,7 @@ def modality_streams(condition: ConditionEncoder, modalities: Mapping[str, Media
     return {
         name: c.group
         for name, c in condition.conditioners.items()
-        if c.target == "aligned" and c.group in modalities
+        if c.target in ("aligned", "map") and c.group in modalities
     }
 
 

@@ -161,7 +161,7 @@ class DiTModule(L.LightningModule):
         out = dict(features)
         for name, c in self.condition.conditioners.items():
             group = getattr(c, "group", None)
-            if getattr(c, "target", None) != "aligned" or group not in self.model.specs:
+            if getattr(c, "target", None) not in ("aligned", "map") or group not in self.model.specs:
                 continue
             f = out[name] if name in out else c.encode(batch, self.device)
             f = f.to(self.device)
