@@ -130,6 +130,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--smpl-dir",
         help="SMPL model folder for --export smpl (its rest joints; default: mmgen's approximate template)",
     )
+    parser.add_argument(
+        "--one-pass",
+        action="store_true",
+        help="with a DiT that draws video from pose maps: generate the video in the same pass as the dance, "
+        "not from the dance made first (docs/pose_maps.md)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument(
         "--dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
@@ -361,6 +367,7 @@ def run(args: argparse.Namespace) -> int:
         hop=args.hop,
         overlap=args.overlap,
         dtype=args.dtype,
+        dance_first=False if args.one_pass else None,
     )
     written = result.save(
         args.out, prefix=args.name, export=export, smpl_dir=args.smpl_dir, overwrite=args.overwrite
@@ -385,6 +392,7 @@ def run_lm(args: argparse.Namespace, directory: Path) -> int:
     dit_only.update({k: f"--{k}" for k in (*SPAN_ARGS, "modalities", "conditions", "via") if k != "prefix"})
     used = [flag for key, flag in dit_only.items() if getattr(args, key) is not None]
     used += ["--dtype"] if args.dtype != "fp32" else []
+    used += ["--one-pass"] if args.one_pass else []
     if used:
         raise ValueError(f"{', '.join(used)}: not used by the codebook LM (see mmgen generate --help)")
     check_out(args)

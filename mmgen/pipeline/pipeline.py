@@ -48,6 +48,7 @@ from mmgen.modalities.media import MediaModality
 from mmgen.pipeline import steps
 from mmgen.pipeline.conditions import given_groups
 from mmgen.pipeline.config import CONFIG_NAME, FORMAT, GenerationDefaults, plain, read_config
+from mmgen.pipeline.dance_first import dance_first_stages, merge_passes, raw_outputs
 from mmgen.pipeline.generation import Generation
 from mmgen.pipeline.hub import locate
 from mmgen.pipeline.load import check_parts, load_condition, load_dit, load_modalities, load_process
@@ -215,6 +216,7 @@ class Pipeline:
         hop: float | None = None,
         overlap: float | None = None,
         dtype: str | torch.dtype | None = None,
+        dance_first: bool | None = None,
         **sampling: Any,
     ) -> Generation:
         """Run a task on raw media.
@@ -251,6 +253,9 @@ class Pipeline:
                 `defaults.hop`, overlap = window - hop.
             dtype: "fp32" (default), "bf16" or "fp16": the DiT runs under autocast at that precision
                 (`mmgen.pipeline.precision`; speed and quality in docs/inference.md).
+            dance_first: for a DiT that draws video from pose maps, a task that generates the whole
+                video without a given dance first generates the dance, then the video from it
+                (`mmgen.pipeline.dance_first`). None: whenever that applies; False: one pass.
         """
         # 1. Check inputs
         given, dtype = steps.check_inputs(
@@ -260,6 +265,18 @@ class Pipeline:
         condition_inputs = steps.condition_inputs(self, caption, melody, melody_rate, image, quality)
         # 2. Resolve the task
         task_obj = steps.resolve_task(self, task, given, task_kwargs)
+        stages = dance_first_stages(self, task_obj) if dance_first is not False else None
+        if stages is not None:
+            args = {
+                "seconds": seconds, "settings": settings, "caption": caption, "melody": melody,
+                "melody_rate": melody_rate, "image": image, "quality": quality, "seed": seed,
+                "batch_size": batch_size, "long_form": long_form, "progress": progress, "hop": hop,
+                "overlap": overlap, "dtype": dtype, "dance_first": False, **sampling,
+            }
+            first = self.generate(stages[0], {m: v for m, v in given.items() if m in stages[0].modalities}, **args)
+            made = raw_outputs(self, first, stages[0].modalities)
+            second = self.generate(stages[1], made, **{**args, "batch_size": first.batch_size})
+            return merge_passes(first, second, task_obj, tuple(sorted(given)))
         # 3. Prepare the raw inputs
         raw, batch = steps.prepare_inputs(self, given, batch_size)
         # 4. Clip length, windows
