@@ -173,3 +173,16 @@ def test_apply_null_text_swaps_rows():
     assert mixed.prefix[:, 0, 0].tolist() == [1, 5, 1]
     with pytest.raises(ValueError, match="null Cond lacks"):
         apply_null_text(cond, Cond(context=torch.zeros(1, 2, 4)), torch.tensor([True, False, False]))
+
+
+def test_all_but_one_leaves_exactly_one_whole_modality_to_generate():
+    specs = {**SPECS, "video": ModalitySpec(channels=2, rate_hz=4.0, spatial=(2, 2))}
+    x0 = {**batch(), "video": torch.zeros(N, 8, 2, 2, 2)}
+    cfg = MoNLConfig(p_clean=1.0, p_drop=0.0, clean_kinds=("all_but_one",))
+    levels = sample_levels(x0, specs, cfg, torch.Generator().manual_seed(7)).levels
+    clean = torch.stack([(levels[m] == 0).all(1) for m in sorted(levels)], 1)  # [N, 3] whole modality clean
+    noisy = torch.stack([(levels[m] > 0).all(1) for m in sorted(levels)], 1)
+    assert bool((clean ^ noisy).all()) and bool((noisy.sum(1) == 1).all())  # one generated, the rest given
+    share = noisy.float().mean(0)  # which one: uniform
+    assert bool(((share - 1 / 3).abs() < 0.05).all()), share
+    assert MoNLConfig().clean_kinds == ("modality", "prefix", "ends", "random")  # the default is unchanged

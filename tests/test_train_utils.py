@@ -77,3 +77,34 @@ def test_dit_validation_scores_the_ema_weights_that_ship_and_the_training_weight
     without_ema.log, without_ema.log_dict = module.log, module.log_dict
     without_ema.validation_step(batch, 3)
     assert "val/loss" in logged and not any(k.startswith("val/raw") for k in logged)
+
+
+def test_lr_scales_give_named_parts_their_own_learning_rate():
+    from types import SimpleNamespace
+
+    from mmgen.dit.model import MultimodalDiT
+    from mmgen.train.dit_module import DiTModule
+
+    specs = {"audio": {"channels": 4, "rate_hz": 7.5}, "video": {"channels": 3, "rate_hz": 7.5, "spatial": [4, 4]}}
+
+    def module(**kw):
+        dit = MultimodalDiT(modalities=specs, d_model=32, depth=1, num_heads=2, patch_size=2, aligned_rate_hz=15.0,
+                            map_channels=3, map_size=8)  # fmt: skip
+        m = DiTModule(dit, lr=1e-3, **kw)
+        m.trainer = SimpleNamespace(max_steps=100)  # what configure_optimizers reads of the trainer
+        return m
+
+    m = module(lr_scales={"model.maps.": 3.0, "model.maps.head.": 10.0})
+    optimizer = m.configure_optimizers()["optimizer"]
+    lr_of = {id(p): g["initial_lr"] for g in optimizer.param_groups for p in g["params"]}  # before warmup
+    named = dict(m.named_parameters())
+    assert lr_of[id(named["model.maps.proj.weight"])] == pytest.approx(3e-3)
+    assert lr_of[id(named["model.maps.head.up.weight"])] == pytest.approx(1e-2)  # the longer prefix wins
+    assert lr_of[id(named["model.in_proj.audio.weight"])] == pytest.approx(1e-3)
+    assert not any(n.startswith("ema.") and id(p) in lr_of for n, p in named.items())
+    plain = module().configure_optimizers()["optimizer"]
+    assert len(plain.param_groups) == 2 and all(g["initial_lr"] == 1e-3 for g in plain.param_groups)  # as before lr_scales
+    with pytest.raises(ValueError, match="no parameter starts with it"):
+        module(lr_scales={"model.mapz.": 3.0})
+    with pytest.raises(ValueError, match="positive factor"):
+        module(lr_scales={"model.maps.": 0.0})

@@ -13,6 +13,7 @@ tasks are seen in training; the kind is drawn from `clean_kinds` among those the
 allows, uniformly or with `clean_kind_weights` (e.g. to train more of the tasks a model serves):
 
     modality  one whole modality clean              (dance2music, audio2video; needs M >= 2)
+    all_but_one  every modality clean but one       (video from the given dance and music; M >= 2)
     prefix    segments [0, k) clean, k in [1, S-1]  (continuation; S >= 2)
     ends      [0, g0) and [g1, S) clean, gap >= 1   (interpolation; S >= 3)
     random    each segment clean w.p. 1/2, at least one clean and one noisy  (inpainting; S >= 2)
@@ -40,7 +41,8 @@ from mmgen.core.timeline import ModalitySpec, num_segments, segment_ids
 from mmgen.diffusion.process import check_unit_interval
 
 VARIANTS = ("vanilla", "per_modality", "per_segment", "per_modality_segment")
-CLEAN_KINDS = ("modality", "prefix", "ends", "random")
+CLEAN_KINDS = ("modality", "prefix", "ends", "random", "all_but_one")
+DEFAULT_CLEAN_KINDS = CLEAN_KINDS[:4]  # all_but_one joined later; the default keeps earlier runs' draws
 _MIN_LEVEL = 1e-6
 
 
@@ -100,7 +102,7 @@ class MoNLConfig:
     p_per_segment: float = 0.25
     p_per_modality_segment: float = 0.25
     p_clean: float = 0.3
-    clean_kinds: tuple[str, ...] = CLEAN_KINDS
+    clean_kinds: tuple[str, ...] = DEFAULT_CLEAN_KINDS
     clean_kind_weights: tuple[float, ...] | None = None
     p_drop: float = 0.1
     p_drop_text: float = 0.1
@@ -161,9 +163,10 @@ def _clean_masks(  # type: ignore[no-untyped-def]
     u = torch.rand(batch, 6, generator=generator, device=device)  # one column per random choice
     masks = []
     for kind in kinds:
-        if kind == "modality":
+        if kind in ("modality", "all_but_one"):  # the one clean / the one generated modality
             pick = (u[:, 0] * m_count).long().clamp(max=m_count - 1)
-            masks.append((mod == pick.view(-1, 1, 1)).expand(batch, m_count, s_count))
+            one = mod == pick.view(-1, 1, 1)
+            masks.append((one if kind == "modality" else ~one).expand(batch, m_count, s_count))
         elif kind == "prefix":
             k = 1 + (u[:, 1] * (s_count - 1)).long().clamp(max=s_count - 2)  # [1, S-1]
             masks.append((seg < k.view(-1, 1, 1)).expand(batch, m_count, s_count))
@@ -232,7 +235,10 @@ def sample_levels(
     )  # [4, B, M, S]
     t = options[variant, torch.arange(batch, device=device)]  # [B, M, S]
 
-    allowed = {"modality": m_count >= 2, "prefix": s_count >= 2, "ends": s_count >= 3, "random": s_count >= 2}
+    allowed = {
+        "modality": m_count >= 2, "all_but_one": m_count >= 2, "prefix": s_count >= 2, "ends": s_count >= 3,
+        "random": s_count >= 2,
+    }
     weight_of = dict(zip(config.clean_kinds, config.clean_kind_weights or [1.0] * len(config.clean_kinds)))
     kinds = [k for k in config.clean_kinds if allowed[k] and weight_of[k] > 0]
     if kinds and config.p_clean > 0:

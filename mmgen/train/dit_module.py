@@ -42,6 +42,9 @@ class DiTModule(L.LightningModule):
         condition: optional condition encoder; its raw inputs are read from the batch keys it
             declares (e.g. "caption"); rows MoNL marks `text_null` get its null embedding.
         lr, weight_decay, betas: AdamW.
+        lr_scales: {parameter-name prefix: factor}: those parameters learn at lr x factor (e.g.
+            `{"model.maps.": 3.0}`: a new part starting at zero catches up while the pretrained
+            model keeps its learning rate); a parameter takes its longest matching prefix.
         warmup_steps, total_steps, min_lr_ratio: warmup + cosine schedule (total_steps defaults to
             the trainer's max_steps).
         ema_decay: EMA of the weights (None disables); sampling and `save_pretrained` use the EMA.
@@ -94,6 +97,7 @@ class DiTModule(L.LightningModule):
         overwrite_export: bool = False,
         nan_check_every: int = 50,
         group_drop: Mapping[str, float] | None = None,
+        lr_scales: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "condition"])
@@ -118,6 +122,12 @@ class DiTModule(L.LightningModule):
         bad = {g: p for g, p in (group_drop or {}).items() if not 0.0 <= float(p) <= 1.0}
         if bad:
             raise ValueError(f"group_drop probabilities must be in [0, 1], got {bad}")
+        names = [n for n, _ in self.named_parameters()]
+        for prefix, factor in (lr_scales or {}).items():
+            if not float(factor) > 0:
+                raise ValueError(f"lr_scales[{prefix!r}] must be a positive factor, got {factor!r}")
+            if not any(n.startswith(prefix) for n in names):
+                raise ValueError(f"lr_scales names {prefix!r}, but no parameter starts with it (e.g. 'model.maps.')")
         self.model.check_levels = False  # no host sync per step; levels come from sample_levels
         self.ema = EMA(model, ema_decay) if ema_decay is not None else None  # a copy: checks off too
 
@@ -236,13 +246,20 @@ class DiTModule(L.LightningModule):
 
     # ----------------------------------------------------------- optimizers
     def configure_optimizers(self) -> dict[str, Any]:
-        decay, no_decay = [], []
+        scales = dict(self.hparams.lr_scales or {})
+        # the two unscaled groups first, always: checkpoints of runs without lr_scales resume as before
+        groups: dict[tuple[bool, float], list[torch.nn.Parameter]] = {(True, 1.0): [], (False, 1.0): []}
         for name, p in self.named_parameters():
             if not p.requires_grad or name.startswith("ema."):
                 continue
-            (no_decay if p.ndim < 2 or "embed" in name else decay).append(p)
+            prefix = max((k for k in scales if name.startswith(k)), key=len, default=None)
+            decays = not (p.ndim < 2 or "embed" in name)
+            groups.setdefault((decays, float(scales[prefix]) if prefix else 1.0), []).append(p)
         optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            [
+                {"params": ps, "weight_decay": self.hparams.weight_decay if decays else 0.0, "lr": self.hparams.lr * f}
+                for (decays, f), ps in groups.items()
+            ],
             lr=self.hparams.lr, betas=tuple(self.hparams.betas),
         )
         total = self.hparams.total_steps or (self.trainer.max_steps if self.trainer.max_steps > 0 else 10_000)
