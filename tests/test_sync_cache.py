@@ -56,3 +56,29 @@ def test_a_modality_only_the_conditioner_reads_comes_from_the_file(setup):
     for i, item in enumerate(cache.items):
         torch.testing.assert_close(cache.item_features(i)["sync"][0], on_the_fly(cond, data, item["id"]), rtol=0, atol=1e-6)
     assert np.isfinite(cache[0]["latents"]["audio"].numpy()).all()
+
+
+def test_cached_pose_maps_are_cut_with_the_latent_window(setup):
+    """Maps are time-aligned: a training window must carry the maps of its own seconds."""
+    from mmgen.conditioning.pose_map import PoseMapConditioner
+    from mmgen.io.export import load_motion_npz
+    from mmgen.modalities.media import MotionModality
+    from mmgen.modalities.motion import MotionVAE
+
+    tmp, data, _ = setup
+    pose = PoseMapConditioner(size=8)
+    torch.manual_seed(0)
+    root = cache_manifest(data, {"motion": MotionModality(MotionVAE.tiny())}, tmp / "pose_cache",
+                          conditioners={"pose": pose}, progress=False)  # fmt: skip
+    cache = LatentCache(root)
+    assert cache.feature_info["pose"]["rate_hz"] == 15.0 and cache.feature_info["pose"]["target"] == "map"
+    whole = cache.item_features(0)["pose"][0]  # [60, 192]: 4 s at 15 Hz
+    motion = load_motion_npz(data / "clips" / f"{cache.items[0]['id']}.npz")
+    torch.testing.assert_close(whole, pose.encode({"motion": [motion["joints"]], "motion_fps": motion["fps"]}).values[0])
+    torch.manual_seed(3)
+    windows = LatentWindows(cache, seconds=2.0, random=True)
+    starts = set()
+    for _ in range(8):
+        maps = windows[0]["features"]["pose"][0]  # [30, 192]
+        starts.add(next(s for s in range(0, 31) if torch.equal(maps, whole[s : s + 30])))  # where in the clip
+    assert len(starts) > 1  # random windows, each with the maps of its own seconds

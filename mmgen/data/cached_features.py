@@ -6,7 +6,7 @@
                     └─ shard tensors "<id>/feature.<name>.values" [L, F], "<id>/feature.<name>.mask" [L]
 
 The cache manifest records per feature name the encoder's fingerprint, its width F, and, for
-time-aligned features (target "aligned"), the frame rate: aligned features are cut into the same
+time-aligned features (target "aligned" or "map"), the frame rate: aligned features are cut into the same
 windows as the latents; other features (text, a global embedding) go whole with every window.
 A conditioner vouches for its frozen part with `feature_fingerprint()` when it has one (the video
 sync encoder hashes its weights); otherwise its config without `dim` is hashed (the projection
@@ -45,8 +45,9 @@ def feature_fingerprint(conditioner: Any) -> str:
 
 
 def feature_rate(conditioner: Any) -> float | None:
-    """Frames per second of an aligned conditioner's features; None for features with no time axis."""
-    return float(conditioner.rate_hz) if getattr(conditioner, "target", None) == "aligned" else None
+    """Frames per second of a time-aligned conditioner's features (an "aligned" stream or "map"
+    pictures); None for features with no time axis."""
+    return float(conditioner.rate_hz) if getattr(conditioner, "target", None) in ("aligned", "map") else None
 
 
 def tensor_keys(name: str) -> tuple[str, str]:
