@@ -16,6 +16,7 @@ BASES = {
     "dit_sync.yaml": ("dit.yaml", "dit_task.yaml"),
     "dit_video.yaml": ("dit.yaml", "dit_task.yaml", "dit_sync.yaml"),
     "dit_wide.yaml": ("dit.yaml", "dit_task.yaml", "dit_sync.yaml"),
+    "dit_pose.yaml": ("dit.yaml", "dit_task.yaml", "dit_sync.yaml", "dit_wide.yaml"),
     "vae_motion_decoder.yaml": ("vae_motion.yaml",),
     "vae_video_decoder.yaml": ("vae_video.yaml",),
 }

@@ -3,7 +3,8 @@
 `tests/data/toydance_dit_golden.safetensors` holds the model's outputs on fixed inputs (and, since
 the checkpoint has a time-aligned stream, a fixed stream), written by
 `python tests/test_dit_golden.py --write` when the checkpoint was retrained on 2026-12-07 and
-again when its wide video head and per-patch partner streams were trained (stage dit_wide). The
+again when its wide video head and per-patch partner streams were trained (stage dit_wide) and
+when it learned to draw the video from pose maps (stage dit_pose; fixed random maps). The
 first golden file pinned the first checkpoint through the conditioning-ways change
 (bit-identical) and the fused modulation (float rounding); the test allows rounding (1e-5 of
 the output scale).
@@ -48,7 +49,13 @@ def outputs() -> dict[str, torch.Tensor]:
     cond = None
     if model.aligned_dim is not None:  # 2 s of stream at the aligned rate
         g = torch.Generator().manual_seed(7)
-        cond = Cond(aligned=torch.randn(2, round(2.0 * model.aligned.rate_hz), model.aligned_dim, generator=g))
+        frames = round(2.0 * model.aligned.rate_hz)
+        maps = {}
+        if model.maps is not None:  # pictures in [0, 1]; the second example's second second absent
+            mask = torch.ones(2, frames, dtype=torch.bool)
+            mask[1, frames // 2 :] = False
+            maps = {"maps": torch.rand(2, frames, model.input_dims()["maps"], generator=g), "maps_mask": mask}
+        cond = Cond(aligned=torch.randn(2, frames, model.aligned_dim, generator=g), **maps)
     with torch.no_grad():
         return model(x, t, cond)
 

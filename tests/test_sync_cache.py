@@ -80,5 +80,5 @@ def test_cached_pose_maps_are_cut_with_the_latent_window(setup):
     starts = set()
     for _ in range(8):
         maps = windows[0]["features"]["pose"][0]  # [30, 192]
-        starts.add(next(s for s in range(0, 31) if torch.equal(maps, whole[s : s + 30])))  # where in the clip
+        starts.add(next(s for s in range(31) if torch.equal(maps, whole[s : s + 30])))  # where in the clip
     assert len(starts) > 1  # random windows, each with the maps of its own seconds

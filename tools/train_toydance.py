@@ -1,6 +1,6 @@
 """Train the shipped ToyDance checkpoint from scratch on CPU: data -> VAEs, vocoder, sync encoder ->
-latent cache (+ sync features) -> DiT -> DiT tune -> DiT task -> DiT with the sync stream -> DiT
-with the wide video head.
+latent cache (+ sync features, pose maps) -> DiT -> DiT tune -> DiT task -> DiT with the sync
+stream -> DiT with the wide video head -> DiT with pose maps.
 
 The motion and video VAEs train twice: whole (vae_motion, vae_video), then their decoders alone
 (vae_motion_decoder, vae_video_decoder), which leaves the latents as they were and rebuilds joints
@@ -10,7 +10,8 @@ and as a new run from dit_tune's EMA weights on mostly conditional examples (dit
 fourth time from dit_task's weights with the video sync stream added (dit_sync; the sync encoder
 is pre-trained on its own by contrastive audio-visual sync, stage sync), and a fifth time from
 dit_sync's weights with a wide read-out for the video tokens and per-patch partner streams
-(dit_wide; docs/experiments.md).
+(dit_wide; docs/experiments.md), and a sixth time from dit_wide's weights with the video drawn
+from pose maps of the given dance (dit_pose; docs/pose_maps.md).
 
     python tools/train_toydance.py                       # every stage (minutes: checkpoints/toydance/README.md)
     python tools/train_toydance.py --stages dit,assemble # resume from a stage
@@ -52,10 +53,11 @@ FIT_STAGES = {
     "dit_task": (("dit.yaml", "dit_task.yaml"), 3000),  # a new run from dit_tune's export
     "dit_sync": (("dit.yaml", "dit_task.yaml", "dit_sync.yaml"), 3000),  # from dit_task's export
     "dit_wide": (("dit.yaml", "dit_task.yaml", "dit_sync.yaml", "dit_wide.yaml"), 3000),  # from dit_sync's export
+    "dit_pose": (("dit.yaml", "dit_task.yaml", "dit_sync.yaml", "dit_wide.yaml", "dit_pose.yaml"), 2000),  # from dit_wide's
 }
 # stage -> the stage whose newest Lightning checkpoint it resumes (same run, new settings)
 RESUMES = {"dit_tune": "dit"}
-DIT_STAGES = ("dit", "dit_tune", "dit_task", "dit_sync", "dit_wide")  # they read the latent cache
+DIT_STAGES = ("dit", "dit_tune", "dit_task", "dit_sync", "dit_wide", "dit_pose")  # they read the latent cache
 TRAINING_STAGES = (
     "data", "vae_audio", "vocoder", "vae_motion", "vae_motion_decoder", "vae_video", "vae_video_decoder", "sync",
     "cache",
@@ -217,7 +219,7 @@ def run_stage(stage: str, args: argparse.Namespace) -> None:
         mmgen(
             "cache", "--data", str(WORK / "data"), "--out", str(WORK / "cache"),
             "--vae", f"audio={CHECKPOINT / 'audio'}", "--vae", f"motion={CHECKPOINT / 'motion'}",
-            "--vae", f"video={CHECKPOINT / 'video'}", "--condition", str(CONFIGS / "dit_sync.yaml"), "--overwrite",
+            "--vae", f"video={CHECKPOINT / 'video'}", "--condition", str(CONFIGS / "dit_pose.yaml"), "--overwrite",
         )
     elif stage == "assemble":
         assemble()

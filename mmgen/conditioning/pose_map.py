@@ -10,9 +10,9 @@ Why a picture and not the dance's latents: on held-out ToyDance clips a network 
 latents around a video latent frame to that frame reaches 0.21 (mean frame 0.51; 240 training
 clips) and the DiT given the true dance 0.195: where each limb lands in the frame is a projection
 the DiT has to learn, and 240-960 clips do not teach it. A conv net from these maps (plus the
-background colour the music's style gives) reaches 0.046 on the same held-out clips: the
+background colour the music's style gives) reaches 0.039 on the same held-out clips: the
 projection is done here, exactly, and what is left to learn is local and shared over the frame
-(AnimateAnyone's pose guider, for a DiT). docs/sync_stream.md has the numbers.
+(AnimateAnyone's pose guider, for a DiT). docs/pose_maps.md has the numbers.
 
 The view is the one ToyDance videos and `mmgen.io.render` use: fitted to the whole clip (one
 scale and centre), so a long clip's maps keep one framing across its sampling windows.

@@ -14,10 +14,10 @@
 Why a conv net: what a video patch should show is decided by the maps' pixels over the same
 place, and the same rule holds at every place; a net shared over positions learns it once
 (mmgen.conditioning.pose_map has the probe). Why also at the output: added at the input only,
-the maps reach the prediction through every block, and on ToyDance 1250 steps moved the x0 error
-of a video given its dance at level 1 by 0.003 (docs/pose_maps.md); beside the final hidden state
-they are one MLP away from it, as in the probe. Starting at zero, the map input joins a trained DiT
-as an exact no-op (`init_new: [maps.]`).
+the maps reach the prediction through every block; beside the final hidden state they are one
+MLP away from it, as in the probe. (The shipped run has both; the runs that compared them trained
+on misaligned maps, so docs/experiments.md does not credit either alone.) Starting at zero, the
+map input joins a trained DiT as an exact no-op (`init_new: [maps.]`).
 """
 
 from __future__ import annotations
