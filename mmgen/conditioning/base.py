@@ -52,6 +52,7 @@ from mmgen.core.fileio import atomic_path
 from mmgen.core.pretrained import PretrainedMixin
 
 TARGETS = ("context", "prefix", "global", "aligned", "map")
+TIME_AXIS_TARGETS = ("aligned", "map")  # ways whose features are frames on the time axis (cut per window)
 
 
 @dataclass(frozen=True)

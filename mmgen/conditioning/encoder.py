@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmgen.conditioning.base import Conditioner, Features
+from mmgen.conditioning.base import TIME_AXIS_TARGETS, Conditioner, Features
 from mmgen.core.cond import Cond, GroupedCond
 from mmgen.core.pretrained import PretrainedMixin
 from mmgen.dit.streams import resample_stream, stream_frames
@@ -119,7 +119,7 @@ class ConditionEncoder(PretrainedMixin, nn.Module):
                 raise ValueError(
                     f"ConditionEncoder: {name!r} has dim {c.dim}, the {c.target} width is {want} ({_WIDTH_OF[c.target]})"
                 )
-            if c.target in ("aligned", "map"):
+            if c.target in TIME_AXIS_TARGETS:
                 if not (isinstance(c.rate_hz, (int, float)) and c.rate_hz > 0):
                     raise ValueError(
                         f"ConditionEncoder: {c.target} conditioner {name!r} has no positive rate_hz"

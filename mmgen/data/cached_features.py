@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import yaml
 
-from mmgen.conditioning.base import Features
+from mmgen.conditioning.base import TIME_AXIS_TARGETS, Features
 
 PREFIX = "feature."
 
@@ -47,7 +47,7 @@ def feature_fingerprint(conditioner: Any) -> str:
 def feature_rate(conditioner: Any) -> float | None:
     """Frames per second of a time-aligned conditioner's features (an "aligned" stream or "map"
     pictures); None for features with no time axis."""
-    return float(conditioner.rate_hz) if getattr(conditioner, "target", None) in ("aligned", "map") else None
+    return float(conditioner.rate_hz) if getattr(conditioner, "target", None) in TIME_AXIS_TARGETS else None
 
 
 def tensor_keys(name: str) -> tuple[str, str]:

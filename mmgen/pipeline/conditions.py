@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmgen.conditioning.base import Features
+from mmgen.conditioning.base import TIME_AXIS_TARGETS, Features
 from mmgen.conditioning.clip_image import CLIPImageConditioner
 from mmgen.conditioning.encoder import ConditionEncoder
 from mmgen.conditioning.melody import MelodyConditioner
@@ -216,7 +216,7 @@ class WindowConditions:
         }
         self.features.update(stream_features(encoder, modalities, raw, start, batch, self.seconds))
         rate = encoder.aligned_rate_hz
-        has_stream = any(c.target in ("aligned", "map") for c in encoder.conditioners.values())
+        has_stream = any(c.target in TIME_AXIS_TARGETS for c in encoder.conditioners.values())
         self.aligned_frames = stream_frames(self.seconds, rate) if has_stream and rate else None
 
     def window(self, start: float, end: float) -> GroupedCond:

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from mmgen.conditioning.base import Features
+from mmgen.conditioning.base import TIME_AXIS_TARGETS, Features
 from mmgen.conditioning.encoder import ConditionEncoder
 from mmgen.dit.streams import stream_frames, stream_given_mask
 from mmgen.modalities.media import MediaModality
@@ -29,7 +29,7 @@ def modality_streams(condition: ConditionEncoder, modalities: Mapping[str, Media
     return {
         name: c.group
         for name, c in condition.conditioners.items()
-        if c.target in ("aligned", "map") and c.group in modalities
+        if c.target in TIME_AXIS_TARGETS and c.group in modalities
     }
 
 

@@ -17,6 +17,7 @@ import lightning as L
 import torch
 
 from mmgen.conditioning import ConditionEncoder, Features
+from mmgen.conditioning.base import TIME_AXIS_TARGETS
 from mmgen.core.cond import Cond
 from mmgen.core.pretrained import load_weights
 from mmgen.data.cached_features import as_features, feature_fingerprint
@@ -171,7 +172,7 @@ class DiTModule(L.LightningModule):
         out = dict(features)
         for name, c in self.condition.conditioners.items():
             group = getattr(c, "group", None)
-            if getattr(c, "target", None) not in ("aligned", "map") or group not in self.model.specs:
+            if getattr(c, "target", None) not in TIME_AXIS_TARGETS or group not in self.model.specs:
                 continue
             f = out[name] if name in out else c.encode(batch, self.device)
             f = f.to(self.device)
