@@ -106,6 +106,17 @@ def get_values(batch: Mapping[str, Any], key: str, owner: str) -> Any:
     return batch[key]
 
 
+def pad_ragged(items: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames of B clips, [S_i, F] each -> values [B, max S_i, F] (zero-padded), mask [B, max S_i]
+    (True on each clip's own frames)."""
+    length = max(v.shape[0] for v in items)
+    values = torch.zeros(len(items), length, items[0].shape[-1])
+    mask = torch.zeros(len(items), length, dtype=torch.bool)
+    for i, v in enumerate(items):
+        values[i, : v.shape[0]], mask[i, : v.shape[0]] = v, True
+    return values, mask
+
+
 def clips_and_rates(
     batch: Mapping[str, Any], key: str, fps_key: str, fps: float, owner: str, layout: str
 ) -> tuple[list[Any], list[float]]:

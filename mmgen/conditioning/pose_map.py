@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmgen.conditioning.base import Conditioner, Features, clips_and_rates
+from mmgen.conditioning.base import Conditioner, Features, clips_and_rates, pad_ragged
 from mmgen.core.skeleton import get_skeleton
 from mmgen.io.render import render_stick_figure
 
@@ -93,11 +93,7 @@ class PoseMapConditioner(Conditioner):
             if not np.isfinite(joints).all():
                 raise ValueError(f"{owner}: clip {i} of batch[{self.key!r}] holds NaN or infinite joints")
             maps.append(self.maps(joints, fps).flatten(1))  # [S_i, 3 * size * size]
-        length = max(m.shape[0] for m in maps)
-        values = torch.zeros(len(maps), length, self.dim)
-        mask = torch.zeros(len(maps), length, dtype=torch.bool)
-        for i, m in enumerate(maps):
-            values[i, : len(m)], mask[i, : len(m)] = m, True
+        values, mask = pad_ragged(maps)
         device = device or self.device
         return Features(values.to(device), mask.to(device))
 

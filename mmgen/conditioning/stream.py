@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmgen.conditioning.base import Conditioner, Features, get_values
+from mmgen.conditioning.base import Conditioner, Features, get_values, pad_ragged
 
 
 class FeatureStreamConditioner(Conditioner):
@@ -60,13 +60,10 @@ class FeatureStreamConditioner(Conditioner):
         raw = get_values(batch, self.key, type(self).__name__)
         if isinstance(raw, Sequence) and not isinstance(raw, str) and len(raw) and np.ndim(raw[0]) == 2:
             items = [torch.as_tensor(np.asarray(v), dtype=torch.float32) for v in raw]  # ragged list
-            length = max(v.shape[0] for v in items)
-            values = torch.zeros(len(items), length, items[0].shape[-1])
-            mask = torch.zeros(len(items), length, dtype=torch.bool)
             for i, v in enumerate(items):
                 if v.ndim != 2 or v.shape[-1] != items[0].shape[-1]:
                     raise ValueError(f"{owner}: item {i} must be [S, F] like item 0, got {tuple(v.shape)}")
-                values[i, : v.shape[0]], mask[i, : v.shape[0]] = v, True
+            values, mask = pad_ragged(items)
         else:
             values = torch.as_tensor(raw if isinstance(raw, torch.Tensor) else np.asarray(raw)).float()
             mask = torch.ones(values.shape[:2], dtype=torch.bool) if values.ndim == 3 else None
