@@ -3,6 +3,8 @@ tasks that generate the whole video without one."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -121,3 +123,24 @@ def test_the_cli_films_the_dance_it_makes_unless_asked_for_one_pass(pipe, clip, 
     one = sorted(p.name for p in (tmp_path / "one").iterdir() if not p.name.startswith("."))
     assert "sample.npz" in two and "sample.mp4" in two  # the dance it filmed comes with the video
     assert "sample.npz" not in one and "sample.mp4" in one
+
+
+def test_dance_first_hands_every_keyword_of_generate_to_both_passes(pipe, clip, monkeypatch):
+    """A keyword added to `generate` must reach both passes without touching the dance-first code."""
+    passes: list[dict] = []
+    generate_fn = Pipeline.generate
+
+    def spy(self, task, given=None, **kw):
+        if kw.get("dance_first") is False:
+            passes.append(kw)
+        return generate_fn(self, task, given, **kw)
+
+    monkeypatch.setattr(Pipeline, "generate", spy)
+    pipe.generate("audio2video", {"audio": clip.audio}, seed=5, progress=False, hop=1.5, dtype="fp32", steps=1)
+    assert len(passes) == 2
+    per_pass = {"self", "task", "given", "task_kwargs", "sampling"}  # set for each pass itself
+    own = set(inspect.signature(generate_fn).parameters) - per_pass
+    for kw in passes:
+        assert own <= set(kw) and kw["seed"] == 5 and kw["hop"] == 1.5 and kw["steps"] == 1
+        assert kw["dtype"] == "fp32" and kw["progress"] is False and kw["dance_first"] is False
+    assert passes[1]["batch_size"] == 1  # pass 2 draws one video per dance of pass 1

@@ -56,6 +56,10 @@ from mmgen.pipeline.media import resolve_task
 
 logger = logging.getLogger(__name__)
 
+#: arguments of `Pipeline.generate` that "dance first" sets per pass instead of passing them on
+#: (each pass gets its own Task, inputs and sampling keywords)
+_NOT_PASSED_ON = frozenset({"self", "task", "given", "task_kwargs", "sampling"})
+
 
 @contextlib.contextmanager
 def _inference(modules: Sequence[torch.nn.Module], dit: MultimodalDiT) -> Iterator[None]:
@@ -257,6 +261,9 @@ class Pipeline:
                 video without a given dance first generates the dance, then the video from it
                 (`mmgen.pipeline.dance_first`). None: whenever that applies; False: one pass.
         """
+        # the call's own keywords, taken before anything below rebinds them: "dance first" hands
+        # every one of them to both passes (a keyword added to the signature is passed on too)
+        call = {k: v for k, v in locals().items() if k not in _NOT_PASSED_ON}
         # 1. Check inputs
         given, dtype = steps.check_inputs(
             self, given, sampling, dtype, seconds=seconds, caption=caption, seed=seed, batch_size=batch_size,
@@ -267,12 +274,7 @@ class Pipeline:
         task_obj = steps.resolve_task(self, task, given, task_kwargs)
         stages = dance_first_stages(self, task_obj) if dance_first is not False else None
         if stages is not None:
-            args = {
-                "seconds": seconds, "settings": settings, "caption": caption, "melody": melody,
-                "melody_rate": melody_rate, "image": image, "quality": quality, "seed": seed,
-                "batch_size": batch_size, "long_form": long_form, "progress": progress, "hop": hop,
-                "overlap": overlap, "dtype": dtype, "dance_first": False, **sampling,
-            }
+            args = {**call, "dance_first": False, **sampling}
             first = self.generate(stages[0], {m: v for m, v in given.items() if m in stages[0].modalities}, **args)
             made = raw_outputs(self, first, stages[0].modalities)
             second = self.generate(stages[1], made, **{**args, "batch_size": first.batch_size})
