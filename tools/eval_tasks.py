@@ -56,6 +56,15 @@ def clips_of(first_seed: int, count: int, seconds: float) -> list:
     ]
 
 
+def media_of(clips: list, seconds: float) -> dict[str, np.ndarray]:
+    """The clips' first `seconds` of joints, audio and frames, stacked per modality."""
+    return {
+        "motion": np.stack([c.joints[: round(seconds * c.fps)] for c in clips]),
+        "audio": np.stack([c.audio[: round(seconds * c.sample_rate)] for c in clips]),
+        "video": np.stack([c.video[: round(seconds * c.video_fps)] for c in clips]),
+    }
+
+
 def score_set(
     pipe: Pipeline,
     clips: list,
@@ -67,11 +76,7 @@ def score_set(
     sampling: dict,
     cross: CrossGuidance,
 ) -> list:
-    stack = {
-        "motion": np.stack([c.joints[: round(seconds * c.fps)] for c in clips]),
-        "audio": np.stack([c.audio[: round(seconds * c.sample_rate)] for c in clips]),
-        "video": np.stack([c.video[: round(seconds * c.video_fps)] for c in clips]),
-    }
+    stack = media_of(clips, seconds)
     perm = shuffled_pairs(clips)
     rows = []
     for task in tasks:

@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from eval_tasks import SETS, clips_of
+from eval_tasks import SETS, clips_of, media_of
 
 from mmgen.data.toydance import generate_clip
 from mmgen.data.toydance.io import clip_plan
@@ -43,11 +43,7 @@ def main() -> int:
         clips = [generate_clip(seed, 8.0, style=style) for seed, style in plans]
     else:
         clips = [c for first in SETS for c in clips_of(first, args.clips, SECONDS)]
-    given = {
-        "motion": np.stack([c.joints[: round(SECONDS * c.fps)] for c in clips]),
-        "audio": np.stack([c.audio[: round(SECONDS * c.sample_rate)] for c in clips]),
-        "video": np.stack([c.video[: round(SECONDS * c.video_fps)] for c in clips]),
-    }
+    given = media_of(clips, SECONDS)
     dances, mask = [], None
     for seed in seeds:
         gen = pipe.generate("interpolate", given, seconds=SECONDS, seed=seed, progress=False,
